@@ -1,0 +1,252 @@
+"""Configuration: TOML file -> frozen, typed settings, with clear errors.
+
+Search order: ``--config``, ``$GOCONSOLE_CONFIG``, ``./config.toml``, then the user config
+directory. Unknown keys and wrong types are errors naming the file, the key and what is allowed.
+Secrets never live in the file: passwords come from the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import platformdirs
+
+from console.core.errors import ConfigError
+
+APP_NAME = "goconsole"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """One PostgreSQL cluster the console manages (connect directly, not through PgBouncer)."""
+
+    dsn: str = ""
+    user_env: str = "DB_USER"
+    password_env: str = "DB_PASSWORD"
+    app_role: str = "gocommerce_app"
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    connect_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    """Tenant lifecycle behaviour."""
+
+    drain_timeout: float = 30.0
+    lock_timeout: float = 5.0
+    provision_concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    """Backups (seed Appendix B)."""
+
+    dir: str = ""
+    pg_bin_dir: str = ""
+    compression: bool = True
+    encryption: bool = True
+    validation: bool = True
+    full_retention_days: int = 30
+    incremental_retention_days: int = 7
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """Cron expressions (5 fields, minute first) for the embedded scheduler."""
+
+    full_backup: str = "0 2 * * *"
+    incremental_backup: str = "0 */4 * * *"
+    retention_prune: str = "30 3 * * *"
+    schema_stats: str = "0 * * * *"
+    health_check: str = "* * * * *"
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """Thresholds for health checks: warn at the first value, critical at the second."""
+
+    replication_lag_warn_s: float = 10.0
+    replication_lag_crit_s: float = 60.0
+    connections_warn_pct: float = 80.0
+    connections_crit_pct: float = 95.0
+    pool_wait_warn_ms: float = 100.0
+    pool_wait_crit_ms: float = 1000.0
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    """Terminal UI."""
+
+    refresh_interval: float = 2.0
+    theme: str = "gocommerce-dark"
+    environment: str = "development"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the console reads from its configuration."""
+
+    default_cluster: str = "primary"
+    read_only: bool = False
+    clusters: dict[str, ClusterSettings] = field(
+        default_factory=lambda: {"primary": ClusterSettings()}
+    )
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    backup: BackupSettings = BackupSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    health: HealthSettings = HealthSettings()
+    ui: UiSettings = UiSettings()
+    source: str = "(defaults)"
+
+    def cluster(self, name: str | None = None) -> ClusterSettings:
+        """The named cluster (default: ``default_cluster``)."""
+        wanted = name or self.default_cluster
+        try:
+            return self.clusters[wanted]
+        except KeyError:
+            allowed = ", ".join(sorted(self.clusters)) or "(none configured)"
+            raise ConfigError(f"unknown cluster {wanted!r}; configured: {allowed}") from None
+
+    def backup_dir(self) -> Path:
+        """Where backups and offboarding exports go."""
+        if self.backup.dir:
+            return Path(self.backup.dir).expanduser()
+        return platformdirs.user_data_path(APP_NAME) / "backups"
+
+
+def find_config_file(explicit: str | None, cwd: Path | None = None) -> Path | None:
+    """The config file to read, by the documented search order, or None."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        return path
+    env = os.environ.get("GOCONSOLE_CONFIG")
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"$GOCONSOLE_CONFIG names {path}, which does not exist")
+        return path
+    for candidate in (
+        (cwd or Path.cwd()) / "config.toml",
+        platformdirs.user_config_path(APP_NAME) / "config.toml",
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(explicit: str | None = None, cwd: Path | None = None) -> Settings:
+    """Find and parse the configuration; defaults when there is no file."""
+    path = find_config_file(explicit, cwd)
+    if path is None:
+        return Settings()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_settings(raw, str(path))
+
+
+def parse_settings(raw: dict[str, Any], source: str) -> Settings:
+    """Build Settings from a parsed TOML document; errors name ``source`` and the key."""
+    clusters_raw = raw.pop("clusters", None)
+    settings = _build(Settings, raw, source, "")
+    if clusters_raw is not None:
+        if not isinstance(clusters_raw, dict) or not clusters_raw:
+            raise ConfigError(f"{source}: [clusters] must hold at least one [clusters.NAME] table")
+        clusters = {
+            name: _build(
+                ClusterSettings,
+                _table(value, source, f"clusters.{name}"),
+                source,
+                f"clusters.{name}.",
+            )
+            for name, value in clusters_raw.items()
+        }
+        settings = dataclasses.replace(settings, clusters=clusters)
+    settings = dataclasses.replace(settings, source=source)
+    settings.cluster()  # default_cluster must name a configured cluster
+    _check_ranges(settings, source)
+    return settings
+
+
+def _table(value: object, source: str, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: {key} must be a table")
+    return value
+
+
+_SKIP = {"clusters", "source"}
+
+
+def _build(cls: type[T], raw: dict[str, Any], source: str, prefix: str) -> T:
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in _SKIP}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            allowed = ", ".join(sorted(fields))
+            raise ConfigError(f"{source}: unknown key {prefix}{key}; allowed here: {allowed}")
+        expected = hints[key]
+        if dataclasses.is_dataclass(expected):
+            values[key] = _build(
+                expected,  # type: ignore[arg-type]
+                _table(value, source, prefix + key),
+                source,
+                f"{prefix}{key}.",
+            )
+        else:
+            values[key] = _coerce(value, expected, source, prefix + key)
+    return cls(**values)
+
+
+def _coerce(value: object, expected: object, source: str, key: str) -> object:
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(expected, type) and type(value) is expected:
+        return value
+    name = expected.__name__ if isinstance(expected, type | types.GenericAlias) else str(expected)
+    word = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
+    raise ConfigError(
+        f"{source}: {key} must be {word.get(name, name)}, got {type(value).__name__} {value!r}"
+    )
+
+
+def _check_ranges(settings: Settings, source: str) -> None:
+    for name, cluster in settings.clusters.items():
+        if not 1 <= cluster.pool_min_size <= cluster.pool_max_size:
+            raise ConfigError(
+                f"{source}: clusters.{name}: need 1 <= pool_min_size <= pool_max_size, "
+                f"got {cluster.pool_min_size} and {cluster.pool_max_size}"
+            )
+        if cluster.connect_timeout <= 0:
+            raise ConfigError(f"{source}: clusters.{name}.connect_timeout must be > 0")
+    positive = {
+        "lifecycle.drain_timeout": settings.lifecycle.drain_timeout,
+        "lifecycle.lock_timeout": settings.lifecycle.lock_timeout,
+        "lifecycle.provision_concurrency": settings.lifecycle.provision_concurrency,
+        "ui.refresh_interval": settings.ui.refresh_interval,
+        "backup.full_retention_days": settings.backup.full_retention_days,
+        "backup.incremental_retention_days": settings.backup.incremental_retention_days,
+    }
+    for key, number in positive.items():
+        if number <= 0:
+            raise ConfigError(f"{source}: {key} must be greater than 0, got {number}")
+    for key, expr in dataclasses.asdict(settings.schedule).items():
+        if len(expr.split()) != 5:
+            raise ConfigError(
+                f"{source}: schedule.{key} must be a 5-field cron expression "
+                f"(minute hour day month weekday), got {expr!r}"
+            )

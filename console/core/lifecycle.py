@@ -1,0 +1,420 @@
+"""Tenant lifecycle: provision, deactivate, reactivate, offboard (architecture §4).
+
+Every operation runs through :class:`OperationRunner` (validation, read-only guard, advisory
+lock, audit, events). States: INITIALIZING -> ACTIVE <-> (DEACTIVATING ->) INACTIVE;
+ACTIVE/INACTIVE -> OFFBOARDING -> ARCHIVED. A half-built tenant is never ACTIVE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from console.core.backups import BackupRecord, BackupStore, sha256_of
+from console.core.db import Database
+from console.core.errors import InvalidInput, InvalidState, OperationFailed
+from console.core.events import EventSink, discard
+from console.core.identifiers import schema_for
+from console.core.operations import Operation, OperationRunner
+from console.core.registry import Registry, Tenant, TenantStatus
+from console.core.schema_tree import AlembicRunner, head_revision
+from console.core.template import TemplateDDL, TemplateSchema
+from console.core.tenant_schema import (
+    drop_schema,
+    grant_access,
+    revoke_usage,
+    schema_revision,
+    seed_initial_data,
+    verify_access,
+)
+
+_DRAIN_POLL_S = 0.1
+_RESUMABLE = {TenantStatus.INITIALIZING, TenantStatus.FAILED}
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """A backend holding locks on a tenant's relations."""
+
+    pid: int
+    user: str
+    application: str
+    client: str
+    state: str
+    since: str
+
+    def describe(self) -> str:
+        """One line for error messages."""
+        return (
+            f"pid {self.pid} ({self.user}, {self.application or 'no app name'}, "
+            f"{self.client}, {self.state} since {self.since})"
+        )
+
+
+@dataclass
+class OffboardReport:
+    """What an offboarding left behind and where."""
+
+    tenant: str
+    backup: BackupRecord | None
+    audit_export: Path
+    audit_sha256: str
+    audit_entries: int
+    durations_ms: dict[str, float] = field(default_factory=dict)
+    report_path: Path | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "tenant": self.tenant,
+            "backup": self.backup.as_json() if self.backup else None,
+            "audit_export": {
+                "path": str(self.audit_export),
+                "sha256": self.audit_sha256,
+                "entries": self.audit_entries,
+            },
+            "durations_ms": self.durations_ms,
+            "report": str(self.report_path) if self.report_path else None,
+        }
+
+    def as_text(self) -> str:
+        """Human-readable report."""
+        lines = [f"Offboarding report for tenant {self.tenant}"]
+        if self.backup:
+            lines += [
+                f"  backup      {self.backup.location}",
+                f"    size      {self.backup.bytes:,} bytes",
+                f"    sha256    {self.backup.sha256}",
+                f"    verified  {'yes' if self.backup.verified else 'no'}",
+            ]
+        else:
+            lines.append("  backup      (taken by an earlier, interrupted run)")
+        lines += [
+            f"  audit log   {self.audit_export} ({self.audit_entries} entries)",
+            f"    sha256    {self.audit_sha256}",
+            "  durations   " + ", ".join(f"{k} {v:.0f} ms" for k, v in self.durations_ms.items()),
+        ]
+        if self.report_path:
+            lines.append(f"  report      {self.report_path}")
+        return "\n".join(lines)
+
+
+class Lifecycle:
+    """Provision, deactivate, reactivate and offboard tenants on one cluster."""
+
+    def __init__(
+        self,
+        db: Database,
+        runner: OperationRunner,
+        registry: Registry,
+        backups: BackupStore,
+        template: TemplateSchema,
+        alembic: AlembicRunner,
+        app_role: str,
+        cluster: str,
+    ) -> None:
+        self._db = db
+        self._runner = runner
+        self._registry = registry
+        self._backups = backups
+        self._template = template
+        self._alembic = alembic
+        self._app_role = app_role
+        self._cluster = cluster
+
+    # -- provision -----------------------------------------------------------------------
+
+    async def provision(
+        self,
+        key: str,
+        display_name: str | None = None,
+        sink: EventSink = discard,
+        use_template: bool = True,
+    ) -> Tenant:
+        """Create (or finish creating) tenant ``key``; returns the ACTIVE tenant."""
+        name = (display_name or key).strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("display name must be 1-200 characters")
+        async with self._runner.run("provision", key, sink) as op:
+            schema = schema_for(key)
+            async with self._db.acquire() as conn:
+                existing = await self._registry.get(conn, key)
+            if existing is not None and existing.status not in _RESUMABLE:
+                raise InvalidInput(
+                    f"tenant key {key!r} is already in use (status {existing.status}); "
+                    "choose another key"
+                )
+            try:
+                return await self._provision_steps(op, key, schema, name, existing, use_template)
+            except Exception:
+                if op.tenant_id is not None:
+                    async with self._db.acquire() as conn:
+                        await conn.execute(
+                            "UPDATE public.tenants SET status = 'FAILED' "
+                            "WHERE id = $1 AND status = 'INITIALIZING'",
+                            op.tenant_id,
+                        )
+                raise
+
+    async def _provision_steps(
+        self,
+        op: Operation,
+        key: str,
+        schema: str,
+        name: str,
+        existing: Tenant | None,
+        use_template: bool,
+    ) -> Tenant:
+        async with op.step("register", "registering the tenant as INITIALIZING") as step:
+            async with self._db.acquire() as conn:
+                if existing is None:
+                    try:
+                        tenant = await self._registry.insert(conn, key, schema, name, self._cluster)
+                    except asyncpg.UniqueViolationError:
+                        raise InvalidInput(f"tenant key {key!r} is already in use") from None
+                else:
+                    tenant = await self._registry.transition(
+                        conn, existing, TenantStatus.INITIALIZING, _RESUMABLE
+                    )
+                    step.details["resumed_from"] = existing.status.value
+                    op.info(f"resuming a provision left in {existing.status}")
+            op.tenant_id = tenant.id
+            step.details.update(schema=schema, display_name=name)
+
+        async with op.step("schema", f"building schema {schema}") as step:
+            step.details.update(await self._build_schema(op, tenant, use_template))
+
+        async with op.step("init_data", "granting access and seeding initial data") as step:
+            async with self._db.acquire() as conn, conn.transaction():
+                step.details["tables_granted"] = await grant_access(conn, schema, self._app_role)
+                await seed_initial_data(conn, schema, tenant.id)
+
+        async with op.step("verify", f"verifying access as {self._app_role}") as step:
+            async with self._db.acquire() as conn:
+                step.details.update(await verify_access(conn, schema, tenant.id, self._app_role))
+
+        async with op.step("activate", "marking the tenant ACTIVE"), self._db.acquire() as conn:
+            return await self._registry.transition(
+                conn, tenant, TenantStatus.ACTIVE, {TenantStatus.INITIALIZING}
+            )
+
+    async def _build_schema(
+        self, op: Operation, tenant: Tenant, use_template: bool
+    ) -> dict[str, Any]:
+        head = head_revision("tenant")
+        schema = tenant.schema_name
+        async with self._db.acquire() as conn:
+            exists, revision = await schema_revision(conn, schema)
+            if exists and revision == head:
+                op.info(f"schema {schema} is already at {head} (built by an earlier run)")
+                return {"method": "existing", "revision": head}
+            if exists:
+                op.info(f"dropping leftover schema {schema} (revision {revision})")
+                await drop_schema(conn, schema)
+            ddl: TemplateDDL | str = (
+                await self._template.ddl(conn) if use_template else "alembic path requested"
+            )
+            if isinstance(ddl, TemplateDDL):
+                await self._template.clone(conn, ddl, schema, tenant.id)
+                return {"method": "clone", "revision": ddl.revision}
+        if use_template:
+            op.info(f"falling back to alembic: {ddl}")
+        await asyncio.to_thread(self._alembic.upgrade_tenant, schema, str(tenant.id))
+        return {"method": "alembic", "revision": head, "reason": ddl}
+
+    # -- deactivate / reactivate ------------------------------------------------------------
+
+    async def deactivate(
+        self, key: str, timeout: float, force: bool = False, sink: EventSink = discard
+    ) -> Tenant:
+        """Final backup, block the app role, drain lock holders, then INACTIVE."""
+        _check_timeout(timeout)
+        async with self._runner.run("deactivate", key, sink) as op:
+            tenant = await self._require(op, key, {TenantStatus.ACTIVE, TenantStatus.DEACTIVATING})
+            if tenant.status is TenantStatus.ACTIVE:
+                async with op.step("backup", "final backup") as step:
+                    backup = await self._backups.full_backup(tenant, reason="deactivate")
+                    step.details.update(backup.as_json())
+            blocked = await self._block(op, tenant, TenantStatus.DEACTIVATING)
+            try:
+                await self._drain(op, blocked, timeout, force)
+            except Exception:
+                await self._unblock(op, blocked, TenantStatus.ACTIVE)
+                raise
+            async with op.step("finalize", "marking the tenant INACTIVE"):
+                async with self._db.acquire() as conn:
+                    return await self._registry.transition(
+                        conn, blocked, TenantStatus.INACTIVE, {TenantStatus.DEACTIVATING}
+                    )
+
+    async def reactivate(self, key: str, sink: EventSink = discard) -> Tenant:
+        """Grant the application role access again and mark the tenant ACTIVE."""
+        async with self._runner.run("reactivate", key, sink) as op:
+            tenant = await self._require(op, key, {TenantStatus.INACTIVE})
+            async with op.step("grant", f"granting {self._app_role} access again") as step:
+                async with self._db.acquire() as conn, conn.transaction():
+                    step.details["tables_granted"] = await grant_access(
+                        conn, tenant.schema_name, self._app_role
+                    )
+                    return await self._registry.transition(
+                        conn, tenant, TenantStatus.ACTIVE, {TenantStatus.INACTIVE}
+                    )
+
+    # -- offboard ----------------------------------------------------------------------------
+
+    async def offboard(
+        self, key: str, timeout: float, force: bool = False, sink: EventSink = discard
+    ) -> OffboardReport:
+        """Verified backup, block, drain, export the audit log, drop the schema, ARCHIVED."""
+        _check_timeout(timeout)
+        allowed = {TenantStatus.ACTIVE, TenantStatus.INACTIVE, TenantStatus.OFFBOARDING}
+        async with self._runner.run("offboard", key, sink) as op:
+            tenant = await self._require(op, key, allowed)
+            durations: dict[str, float] = {}
+            async with self._db.acquire() as conn:
+                schema_exists, _ = await schema_revision(conn, tenant.schema_name)
+            backup: BackupRecord | None = None
+            if schema_exists:
+                async with op.step("backup", "backup, then verify it") as step:
+                    started = time.perf_counter()
+                    backup = await self._backups.full_backup(tenant, reason="offboard")
+                    backup = await self._backups.verify(backup)
+                    durations["backup"] = _ms(started)
+                    step.details.update(backup.as_json())
+                previous = tenant.status
+                blocked = await self._block(op, tenant, TenantStatus.OFFBOARDING)
+                try:
+                    started = time.perf_counter()
+                    await self._drain(op, blocked, timeout, force)
+                    durations["drain"] = _ms(started)
+                except Exception:
+                    if previous is not TenantStatus.OFFBOARDING:
+                        await self._unblock(op, blocked, previous)
+                    raise
+                tenant = blocked
+            async with op.step("export_audit", "exporting the audit log") as step:
+                started = time.perf_counter()
+                async with self._db.acquire() as conn:
+                    path, digest = await self._backups.export_audit(conn, tenant)
+                entries = len(json.loads(path.read_text())["entries"])
+                durations["export_audit"] = _ms(started)
+                step.details.update(path=str(path), sha256=digest, entries=entries)
+            if schema_exists:
+                async with op.step("drop", f"dropping schema {tenant.schema_name}"):
+                    started = time.perf_counter()
+                    async with self._db.acquire() as conn, conn.transaction():
+                        await conn.execute(
+                            "SELECT set_config('lock_timeout', $1, true)", f"{int(timeout * 1000)}"
+                        )
+                        await drop_schema(conn, tenant.schema_name)
+                    durations["drop"] = _ms(started)
+            report = OffboardReport(key, backup, path, digest, entries, durations)
+            async with op.step("archive", "marking the tenant ARCHIVED") as step:
+                report.report_path = self._backups.tenant_dir(key) / f"{path.stem[:-6]}-offboard"
+                report.report_path.with_suffix(".json").write_text(
+                    json.dumps(report.as_json(), indent=2)
+                )
+                report.report_path.with_suffix(".txt").write_text(report.as_text() + "\n")
+                step.details["report"] = str(report.report_path) + ".json"
+                step.details["report_sha256"] = sha256_of(report.report_path.with_suffix(".json"))
+                async with self._db.acquire() as conn:
+                    await self._registry.transition(
+                        conn, tenant, TenantStatus.ARCHIVED, {TenantStatus.OFFBOARDING}
+                    )
+            return report
+
+    # -- shared steps ------------------------------------------------------------------------
+
+    async def _require(self, op: Operation, key: str, allowed: set[TenantStatus]) -> Tenant:
+        async with self._db.acquire() as conn:
+            tenant = await self._registry.require(conn, key)
+        op.tenant_id = tenant.id
+        if tenant.status not in allowed:
+            wanted = " or ".join(sorted(s.value for s in allowed))
+            raise InvalidState(f"tenant {key!r} is {tenant.status}; {op.name} needs {wanted}")
+        return tenant
+
+    async def _block(self, op: Operation, tenant: Tenant, to: TenantStatus) -> Tenant:
+        async with op.step("block", f"{to}: revoking {self._app_role}'s access"):
+            async with self._db.acquire() as conn, conn.transaction():
+                moved = await self._registry.transition(conn, tenant, to, {tenant.status, to})
+                await revoke_usage(conn, tenant.schema_name, self._app_role)
+                return moved
+
+    async def _unblock(self, op: Operation, tenant: Tenant, back_to: TenantStatus) -> None:
+        async with op.step("rollback", f"restoring access; tenant back to {back_to}"):
+            async with self._db.acquire() as conn, conn.transaction():
+                if back_to is TenantStatus.ACTIVE:
+                    await grant_access(conn, tenant.schema_name, self._app_role)
+                await self._registry.transition(conn, tenant, back_to, {tenant.status})
+
+    async def _drain(self, op: Operation, tenant: Tenant, timeout: float, force: bool) -> None:
+        async with op.step("drain", f"waiting up to {timeout:g}s for lock holders") as step:
+            deadline = time.monotonic() + timeout
+            async with self._db.acquire() as conn:
+                blockers = await self.blockers(conn, tenant.schema_name)
+                while blockers and time.monotonic() < deadline:
+                    await asyncio.sleep(_DRAIN_POLL_S)
+                    blockers = await self.blockers(conn, tenant.schema_name)
+                if blockers and force:
+                    for blocker in blockers:
+                        op.info(f"terminating {blocker.describe()}")
+                        await conn.execute("SELECT pg_terminate_backend($1)", blocker.pid)
+                    step.details["terminated"] = [b.pid for b in blockers]
+                    grace = time.monotonic() + 5.0
+                    while blockers and time.monotonic() < grace:
+                        await asyncio.sleep(_DRAIN_POLL_S)
+                        blockers = await self.blockers(conn, tenant.schema_name)
+                if blockers:
+                    listing = "; ".join(b.describe() for b in blockers)
+                    raise OperationFailed(
+                        f"{len(blockers)} backend(s) still hold locks on {tenant.schema_name} "
+                        f"after {timeout:g}s: {listing} — rerun with --force to terminate them "
+                        "or with a longer --timeout"
+                    )
+
+    async def blockers(self, conn: asyncpg.Connection, schema: str) -> list[Blocker]:
+        """Other backends holding locks on relations of ``schema`` (excluding this console)."""
+        rows = await conn.fetch(
+            """
+            SELECT DISTINCT a.pid, coalesce(a.usename::text, '') AS usename,
+                   coalesce(a.application_name, '') AS app,
+                   coalesce(host(a.client_addr), 'local socket') AS client,
+                   coalesce(a.state, '') AS state,
+                   coalesce(a.xact_start, a.state_change, a.backend_start) AS since
+            FROM pg_locks l
+            JOIN pg_class c ON c.oid = l.relation
+            JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
+              AND l.pid <> pg_backend_pid()
+            ORDER BY a.pid
+            """,
+            schema,
+        )
+        return [
+            Blocker(
+                r["pid"],
+                r["usename"],
+                r["app"],
+                r["client"],
+                r["state"],
+                r["since"].strftime("%H:%M:%S") if r["since"] else "?",
+            )
+            for r in rows
+        ]
+
+
+def _check_timeout(timeout: float) -> None:
+    if not 0 <= timeout <= 86400:
+        raise InvalidInput(f"--timeout must be between 0 and 86400 seconds, got {timeout:g}")
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

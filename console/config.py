@@ -233,6 +233,14 @@ def _check_ranges(settings: Settings, source: str) -> None:
             )
         if cluster.connect_timeout <= 0:
             raise ConfigError(f"{source}: clusters.{name}.connect_timeout must be > 0")
+    concurrency = settings.lifecycle.provision_concurrency
+    for name, cluster in settings.clusters.items():
+        if 2 * concurrency > cluster.pool_max_size:
+            raise ConfigError(
+                f"{source}: lifecycle.provision_concurrency ({concurrency}) needs "
+                f"clusters.{name}.pool_max_size >= {2 * concurrency} "
+                "(each operation holds a lock connection and a work connection)"
+            )
     positive = {
         "lifecycle.drain_timeout": settings.lifecycle.drain_timeout,
         "lifecycle.lock_timeout": settings.lifecycle.lock_timeout,

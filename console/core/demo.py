@@ -195,16 +195,19 @@ async def _wait_for_stop() -> None:
 
 
 async def seed(service: ConsoleService, count: int, sink: EventSink) -> None:
-    """Provision the demo tenants that do not exist yet, fill them, and put a few of the new
-    ones into other states (one INACTIVE, one ARCHIVED)."""
+    """Provision the demo tenants that do not exist yet (``provision_concurrency`` at a time),
+    fill them, and put two of the new ones into other states (INACTIVE, ARCHIVED)."""
     existing = {t.key for t in await service.tenants()}
-    created: list[Tenant] = []
-    for key, name in demo_tenants(count):
-        if key in existing:
-            continue
-        tenant = await service.provision(key, name, sink)
-        await fill_tenant(service, tenant, random.Random(key))
-        created.append(tenant)
+    missing = [(key, name) for key, name in demo_tenants(count) if key not in existing]
+    gate = asyncio.Semaphore(service.settings.lifecycle.provision_concurrency)
+
+    async def create(key: str, name: str) -> Tenant:
+        async with gate:
+            tenant = await service.provision(key, name, sink)
+            await fill_tenant(service, tenant, random.Random(key))
+            return tenant
+
+    created = await asyncio.gather(*(create(key, name) for key, name in missing))
     if len(created) >= 5:
         await service.deactivate(created[-2].key, timeout=5, sink=sink)
         await service.offboard(created[-1].key, timeout=5, sink=sink)

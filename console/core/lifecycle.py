@@ -118,6 +118,7 @@ class Lifecycle:
         alembic: AlembicRunner,
         app_role: str,
         cluster: str,
+        lock_timeout: float,
     ) -> None:
         self._db = db
         self._runner = runner
@@ -127,6 +128,7 @@ class Lifecycle:
         self._alembic = alembic
         self._app_role = app_role
         self._cluster = cluster
+        self._lock_timeout_ms = str(int(lock_timeout * 1000))
 
     # -- provision -----------------------------------------------------------------------
 
@@ -310,7 +312,7 @@ class Lifecycle:
                     started = time.perf_counter()
                     async with self._db.acquire() as conn, conn.transaction():
                         await conn.execute(
-                            "SELECT set_config('lock_timeout', $1, true)", f"{int(timeout * 1000)}"
+                            "SELECT set_config('lock_timeout', $1, true)", self._lock_timeout_ms
                         )
                         await drop_schema(conn, tenant.schema_name)
                     durations["drop"] = _ms(started)

@@ -59,6 +59,7 @@ class ConsoleService:
             self.alembic,
             self.app_role,
             self.cluster_name,
+            settings.lifecycle.lock_timeout,
         )
 
     async def __aenter__(self) -> ConsoleService:

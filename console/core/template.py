@@ -18,7 +18,7 @@ from console.core.errors import OperationFailed
 from console.core.identifiers import TEMPLATE_SCHEMA, qualified, quote_ident
 from console.core.pgserver import PgBinaries
 from console.core.schema_tree import VERSION_TABLE, AlembicRunner, head_revision
-from console.core.tenant_schema import schema_revision
+from console.core.tenant_schema import drop_schema, schema_revision
 
 # The template's policies name this id; clones get their own tenant id instead.
 TEMPLATE_TENANT_ID = uuid.UUID(int=0)
@@ -66,10 +66,16 @@ class TemplateSchema:
         self._lock = asyncio.Lock()
 
     async def ensure(self, conn: asyncpg.Connection) -> str:
-        """Create the template or bring it to head; return its revision."""
+        """Create the template or rebuild it at head; return its revision.
+
+        The template is only a cache of DDL: one at another revision (possibly one this version
+        does not know, which alembic could not upgrade from) is dropped and built afresh.
+        """
         head = head_revision("tenant")
-        _, revision = await schema_revision(conn, TEMPLATE_SCHEMA)
+        exists, revision = await schema_revision(conn, TEMPLATE_SCHEMA)
         if revision != head:
+            if exists:
+                await drop_schema(conn, TEMPLATE_SCHEMA)
             await asyncio.to_thread(
                 self._alembic.upgrade_tenant, TEMPLATE_SCHEMA, str(TEMPLATE_TENANT_ID)
             )

@@ -1,0 +1,258 @@
+"""The headless CLI, run as a real subprocess against a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+
+def run_cli(
+    *args: str, dsn: str | None, backup_dir: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m console [--dsn DSN] ARGS`` with backups going to ``backup_dir``."""
+    config = backup_dir.parent / "cli-config.toml"
+    if not config.exists():
+        config.write_text(f'[backup]\ndir = "{backup_dir}"\n')
+    prefix = ["--config", str(config)] + (["--dsn", dsn] if dsn else [])
+    return subprocess.run(
+        [sys.executable, "-m", "console", *prefix, *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The stderr of a failed command: exactly one line, starting with the program name."""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("goconsole: error: ")
+    return lines[0]
+
+
+@pytest.fixture
+def cli(database_dsn: str, tmp_path: Path):
+    backups = tmp_path / "backups"
+
+    def call(*args: str, dsn: str | None = database_dsn, **kw: object):
+        return run_cli(*args, dsn=dsn, backup_dir=backups, **kw)
+
+    return call
+
+
+async def status_of(dsn: str, key: str) -> str | None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        value: str | None = await conn.fetchval(
+            "SELECT status::text FROM public.tenants WHERE key = $1", key
+        )
+        return value
+    finally:
+        await conn.close()
+
+
+async def test_init_provision_list_show_audit(cli, database_dsn: str) -> None:
+    first = cli("init")
+    assert first.returncode == 0, first.stderr
+    assert "gocommerce_app created" in first.stdout
+    again = cli("init")
+    assert again.returncode == 0, again.stderr
+    assert "gocommerce_app verified" in again.stdout
+
+    made = cli("tenants", "provision", "acme", "--name", "Acme Corp")
+    assert made.returncode == 0, made.stderr
+    assert "tenant acme is ACTIVE" in made.stdout
+    assert "✓ verify" in made.stderr and "[clone]" in made.stderr
+
+    listed = cli("tenants", "list", "--json")
+    assert listed.returncode == 0
+    rows = json.loads(listed.stdout)
+    assert [(r["key"], r["status"], r["display_name"]) for r in rows] == [
+        ("acme", "ACTIVE", "Acme Corp")
+    ]
+    assert json.loads(cli("tenants", "list", "--status", "inactive", "--json").stdout) == []
+
+    shown = json.loads(cli("tenants", "show", "acme", "--json").stdout)
+    tables = {t["table"]: t for t in shown["tables"]}
+    assert set(tables) == {
+        "categories",
+        "products",
+        "customers",
+        "orders",
+        "order_items",
+        "deletion_log",
+    }
+    assert all(t["rls_enabled"] and t["rls_forced"] and t["policies"] == 1 for t in tables.values())
+    assert shown["revision"] == "0001_tenant_base"
+
+    text = cli("tenants", "show", "acme")
+    assert "tenant_acme" in text.stdout and "customers" in text.stdout
+
+    audit = json.loads(cli("audit", "acme", "--json").stdout)
+    assert [a["action_type"] for a in audit][:5] == [
+        "provision.activate",
+        "provision.verify",
+        "provision.init_data",
+        "provision.schema",
+        "provision.register",
+    ]
+    assert json.loads(cli("audit", "--limit", "2", "--json").stdout).__len__() == 2
+
+
+async def test_bad_input_is_one_line_exit_2_and_changes_nothing(cli, database_dsn: str) -> None:
+    assert cli("init").returncode == 0
+    for key in ("Acme", "a;drop table x", "ünï", "a" * 57, "public", "", "9lives"):
+        result = cli("tenants", "provision", key)
+        assert result.returncode == 2, (key, result.stderr)
+        assert "tenant key" in one_error_line(result)
+    assert cli("tenants", "provision", "acme").returncode == 0
+    dup = cli("tenants", "provision", "acme")
+    assert dup.returncode == 2
+    assert "already in use" in one_error_line(dup)
+
+    cases = [
+        (("tenants", "list", "--status", "sleeping"), "unknown status 'sleeping'"),
+        (("audit", "--limit", "0"), "--limit must be between"),
+        (("tenants", "offboard", "acme"), "pass --yes"),
+        (("tenants", "deactivate", "acme", "--timeout", "-1", "--yes"), "--timeout"),
+        (("tenants", "frobnicate"), "invalid choice"),
+        (("tenants", "show", "nobody"), "no tenant with key 'nobody'"),
+        (("tenants", "reactivate", "acme"), None),
+    ]
+    for args, needle in cases:
+        result = cli(*args)
+        line = one_error_line(result)
+        if needle is None:  # reactivating an ACTIVE tenant: refused state, exit 1
+            assert result.returncode == 1 and "needs INACTIVE" in line
+        else:
+            assert result.returncode == 2, (args, result.stderr)
+            assert needle in line, line
+    assert await status_of(database_dsn, "acme") == "ACTIVE"
+    assert await status_of(database_dsn, "nobody") is None
+
+
+async def test_read_only_refuses_every_mutation(cli, database_dsn: str) -> None:
+    assert cli("init").returncode == 0
+    assert cli("tenants", "provision", "acme").returncode == 0
+    before = json.loads(cli("audit", "--json", "--limit", "1000").stdout)
+    for args in (
+        ("tenants", "provision", "beta"),
+        ("tenants", "deactivate", "acme", "--yes"),
+        ("tenants", "offboard", "acme"),
+        ("init",),
+    ):
+        result = cli("--read-only", *args)
+        assert result.returncode == 2, result.stderr
+        assert "read-only mode" in one_error_line(result)
+    assert len(json.loads(cli("audit", "--json", "--limit", "1000").stdout)) == len(before)
+    assert await status_of(database_dsn, "beta") is None
+
+
+async def test_deactivate_reactivate_offboard_roundtrip(cli, database_dsn: str) -> None:
+    assert cli("init").returncode == 0
+    assert cli("tenants", "provision", "acme").returncode == 0
+    down = cli("tenants", "deactivate", "acme", "--yes", "--timeout", "2")
+    assert down.returncode == 0, down.stderr
+    assert "tenant acme is INACTIVE" in down.stdout
+    assert cli("tenants", "reactivate", "acme").stdout.strip() == "tenant acme is ACTIVE"
+    off = cli("tenants", "offboard", "acme", "--yes", "--json")
+    assert off.returncode == 0, off.stderr
+    report = json.loads(off.stdout)
+    dump = Path(report["backup"]["location"])
+    assert dump.is_file() and report["backup"]["verified"] is True
+    assert Path(report["audit_export"]["path"]).is_file()
+    assert Path(report["report"]).with_suffix(".txt").is_file()
+    assert await status_of(database_dsn, "acme") == "ARCHIVED"
+
+
+async def test_unreachable_cluster_and_bad_config(cli, tmp_path: Path) -> None:
+    down = cli("tenants", "list", dsn="postgresql://postgres@127.0.0.1:1/nowhere")
+    assert down.returncode == 1
+    line = one_error_line(down)
+    assert "cannot connect to postgres@127.0.0.1:1/nowhere" in line
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[clusters.primary]\ndsn = 5\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "console", "--config", str(bad), "tenants", "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    line = one_error_line(result)
+    assert str(bad) in line and "clusters.primary.dsn must be a string" in line
+
+    no_command = subprocess.run(
+        [sys.executable, "-m", "console"], capture_output=True, text=True, check=False
+    )
+    assert no_command.returncode == 2 and "no command" in one_error_line(no_command)
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "goconsole"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    assert "tenants" in result.stdout and "demo" in result.stdout
+
+
+def _interactive(args: list[str], answer: str, timeout: float = 60.0) -> tuple[int, str]:
+    """Run the CLI on a pseudo-terminal, type ``answer`` at the prompt; (exit code, output)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+    )
+    os.close(slave)
+    output = b""
+    answered = False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+            if not answered and b"to confirm" in output:
+                os.write(master, answer.encode() + b"\n")
+                answered = True
+        elif proc.poll() is not None:
+            break
+    code = proc.wait(timeout=30)
+    os.close(master)
+    return code, output.decode(errors="replace")
+
+
+async def test_interactive_confirmation_requires_the_typed_key(
+    cli, database_dsn: str, tmp_path: Path
+) -> None:
+    assert cli("init").returncode == 0
+    assert cli("tenants", "provision", "acme").returncode == 0
+    config = tmp_path / "cli-config.toml"
+    base = ["--config", str(config), "--dsn", database_dsn, "tenants", "offboard", "acme"]
+    code, output = _interactive(base, "acm")
+    assert code == 2, output
+    assert "confirmation did not match" in output
+    assert await status_of(database_dsn, "acme") == "ACTIVE"
+    code, output = _interactive(base, "acme")
+    assert code == 0, output
+    assert await status_of(database_dsn, "acme") == "ARCHIVED"

@@ -6,8 +6,11 @@ import json
 import os
 import pty
 import select
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -256,3 +259,75 @@ async def test_interactive_confirmation_requires_the_typed_key(
     code, output = _interactive(base, "acme")
     assert code == 0, output
     assert await status_of(database_dsn, "acme") == "ARCHIVED"
+
+
+async def test_libpq_environment_and_goconsole_dsn(cli, pg_cluster, database_dsn: str) -> None:
+    assert cli("init").returncode == 0
+    assert cli("tenants", "provision", "acme").returncode == 0
+    dbname = database_dsn.rsplit("/", 1)[1]
+    libpq = {
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(pg_cluster.port),
+        "PGUSER": "postgres",
+        "PGDATABASE": dbname,
+    }
+    via_env = cli("tenants", "list", "--json", dsn=None, env=libpq)
+    assert via_env.returncode == 0, via_env.stderr
+    assert [t["key"] for t in json.loads(via_env.stdout)] == ["acme"]
+    via_var = cli("tenants", "list", "--json", dsn=None, env={"GOCONSOLE_DSN": database_dsn})
+    assert [t["key"] for t in json.loads(via_var.stdout)] == ["acme"]
+    # With no DSN anywhere, a tenant backup still reaches the same cluster through PG* vars.
+    down = cli("tenants", "deactivate", "acme", "--yes", dsn=None, env=libpq)
+    assert down.returncode == 0, down.stderr
+
+
+def test_password_is_never_printed(cli) -> None:
+    result = cli(
+        "tenants",
+        "list",
+        dsn="postgresql://postgres:s3cret-pw@127.0.0.1:1/nowhere",
+        env={"DB_PASSWORD": "an0ther-secret"},
+    )
+    assert result.returncode == 1
+    assert "s3cret-pw" not in result.stderr + result.stdout
+    assert "an0ther-secret" not in result.stderr + result.stdout
+
+
+def test_demo_serves_until_interrupted_and_reuses_its_data_dir() -> None:
+    root = Path(tempfile.mkdtemp(prefix="goconsole-demo-test-"))
+    root.chmod(0o755)  # the server's OS user must reach the data dir
+    try:
+        _demo_twice(root / "demo")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _demo_twice(data_dir: Path) -> None:
+    args = [sys.executable, "-m", "console", "demo", "--no-ui", "--tenants", "6"]
+
+    def serve() -> str:
+        proc = subprocess.Popen(
+            [*args, "--data-dir", str(data_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Ctrl-C stops the server."):
+                break
+        assert (data_dir / "pgdata" / "postmaster.pid").exists()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert not (data_dir / "pgdata" / "postmaster.pid").exists()
+        return "".join(lines) + err
+
+    first = serve()
+    assert "tenants:      4 ACTIVE, 1 ARCHIVED, 1 INACTIVE" in first
+    assert "[provision acme_outdoors]" in first
+    second = serve()
+    assert "tenants:      4 ACTIVE, 1 ARCHIVED, 1 INACTIVE" in second
+    assert "[provision" not in second  # the persistent data dir was reused

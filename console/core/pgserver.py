@@ -148,6 +148,11 @@ class LocalCluster:
         if self.os_user is not None:
             shutil.chown(self.data_dir, self.os_user, self.os_user)
         self.data_dir.chmod(0o700)
+        if self.os_user is not None and not self._reachable():
+            raise OperationFailed(
+                f"the server runs as OS user {self.os_user!r}, which cannot reach "
+                f"{self.data_dir}: choose a data dir whose parent folders it may traverse"
+            )
         self._run(
             [
                 str(self.binaries.tool("initdb")),
@@ -161,6 +166,12 @@ class LocalCluster:
                 "--no-sync",
             ]
         )
+
+    def _reachable(self) -> bool:
+        probe = subprocess.run(
+            ["test", "-w", str(self.data_dir)], user=self.os_user, cwd="/", check=False
+        )
+        return probe.returncode == 0
 
     def running(self) -> bool:
         """Whether a postmaster for this data dir is up."""

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
 from console.config import Settings, load_settings
-from console.core.errors import ConsoleError, InvalidInput
+from console.core.errors import ConnectionFailed, ConsoleError, InvalidInput
 from console.core.events import Phase, StepEvent
 from console.core.identifiers import validate_tenant_key
 from console.core.registry import parse_status
@@ -27,6 +27,10 @@ _MARKS = {Phase.STARTED: "…", Phase.DONE: "✓", Phase.FAILED: "✗", Phase.IN
 
 class UsageError(InvalidInput):
     """argparse usage problems, reported like every other error."""
+
+
+class StartupFailed(InvalidInput):
+    """The console could not start (e.g. the cluster is unreachable): exit 2, no traceback."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
+    sub.add_parser("tui", help="open the terminal console (the default without a command)")
     sub.add_parser("init", help="create/upgrade the control schema, app role and template")
 
     tenants = sub.add_parser("tenants", help="tenant lifecycle").add_subparsers(
@@ -90,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise UsageError("no command given; try: goconsole --help")
+            args.command = "tui"
         settings = load_settings(args.config)
         return asyncio.run(dispatch(args, settings))
     except ConsoleError as exc:
@@ -140,15 +145,34 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "demo":
         from console.core.demo import run_demo
 
-        return await run_demo(settings, args.tenants, args.data_dir, not args.no_ui, print_event)
+        ui = None if args.no_ui else run_tui
+        return await run_demo(settings, args.tenants, args.data_dir, ui, print_event)
     _validate(args)
     service = ConsoleService(
         settings, cluster=args.cluster, dsn=args.dsn, read_only=args.read_only or None
     )
+    if args.command == "tui":
+        return await run_tui(service)
     command = _COMMANDS[(args.command, getattr(args, "action", None))]
     async with service:
         await command(service, args)
     return 0
+
+
+async def run_tui(service: ConsoleService) -> int:
+    """Open the terminal UI on ``service``; a cluster that cannot be reached exits 2."""
+    try:
+        await service.open()
+    except ConnectionFailed as exc:
+        raise StartupFailed(exc.message) from None
+    from console.ui.app import GoConsoleApp
+
+    try:
+        app = GoConsoleApp(service)
+        await app.run_async()
+    finally:
+        await service.close()
+    return app.return_code or 0
 
 
 def _validate(args: argparse.Namespace) -> None:

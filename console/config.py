@@ -105,6 +105,7 @@ class Settings:
     schedule: ScheduleSettings = ScheduleSettings()
     health: HealthSettings = HealthSettings()
     ui: UiSettings = UiSettings()
+    keys: dict[str, str] = field(default_factory=dict)
     source: str = "(defaults)"
 
     def cluster(self, name: str | None = None) -> ClusterSettings:
@@ -162,7 +163,17 @@ def load_settings(explicit: str | None = None, cwd: Path | None = None) -> Setti
 def parse_settings(raw: dict[str, Any], source: str) -> Settings:
     """Build Settings from a parsed TOML document; errors name ``source`` and the key."""
     clusters_raw = raw.pop("clusters", None)
+    keys_raw = raw.pop("keys", None)
     settings = _build(Settings, raw, source, "")
+    if keys_raw is not None:
+        keys = _table(keys_raw, source, "keys")
+        for binding_id, key in keys.items():
+            if not isinstance(key, str) or not key.strip():
+                raise ConfigError(
+                    f'{source}: keys.{binding_id} must be a key name such as "f2" or '
+                    f'"ctrl+t" (several separated by commas), got {key!r}'
+                )
+        settings = dataclasses.replace(settings, keys=dict(keys))
     if clusters_raw is not None:
         if not isinstance(clusters_raw, dict) or not clusters_raw:
             raise ConfigError(f"{source}: [clusters] must hold at least one [clusters.NAME] table")
@@ -177,7 +188,10 @@ def parse_settings(raw: dict[str, Any], source: str) -> Settings:
         }
         settings = dataclasses.replace(settings, clusters=clusters)
     settings = dataclasses.replace(settings, source=source)
-    settings.cluster()  # default_cluster must name a configured cluster
+    try:
+        settings.cluster()  # default_cluster must name a configured cluster
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: default_cluster: {exc}") from None
     _check_ranges(settings, source)
     return settings
 
@@ -188,7 +202,7 @@ def _table(value: object, source: str, key: str) -> dict[str, Any]:
     return value
 
 
-_SKIP = {"clusters", "source"}
+_SKIP = {"clusters", "keys", "source"}
 
 
 def _build(cls: type[T], raw: dict[str, Any], source: str, prefix: str) -> T:
@@ -258,3 +272,39 @@ def _check_ranges(settings: Settings, source: str) -> None:
                 f"{source}: schedule.{key} must be a 5-field cron expression "
                 f"(minute hour day month weekday), got {expr!r}"
             )
+        problem = _cron_problem(expr)
+        if problem:
+            raise ConfigError(f"{source}: schedule.{key}: {problem}, got {expr!r}")
+
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, {name: i for i, name in enumerate(_MONTHS, 1)}),
+    ("day of week", 0, 7, {name: i for i, name in enumerate(_DAYS)}),
+)
+
+
+def _cron_problem(expr: str) -> str | None:
+    """Why a 5-field cron expression is invalid (items: *, N, N-M, each with /STEP), or None."""
+    for text, (field_name, low, high, names) in zip(expr.split(), _CRON_FIELDS, strict=True):
+        for item in text.split(","):
+            base, slash, step = item.partition("/")
+            if slash and _cron_number(step) <= 0:
+                return f"the {field_name} field {text!r} has an invalid step"
+            if base == "*":
+                continue
+            bounds = [names.get(b.lower(), _cron_number(b)) for b in base.split("-")]
+            if len(bounds) > 2 or not all(low <= b <= high for b in bounds):
+                return f"the {field_name} field {text!r} must use values {low}-{high}"
+            if len(bounds) == 2 and bounds[0] > bounds[1]:
+                return f"the {field_name} field {text!r} has a descending range"
+    return None
+
+
+def _cron_number(text: str) -> int:
+    """A plain ASCII number, or -1."""
+    return int(text) if text.isascii() and text.isdigit() else -1

@@ -198,10 +198,15 @@ async def test_unreachable_cluster_and_bad_config(cli, tmp_path: Path) -> None:
     line = one_error_line(result)
     assert str(bad) in line and "clusters.primary.dsn must be a string" in line
 
+    # No command opens the console; an unreachable cluster exits 2 with one line, no traceback.
     no_command = subprocess.run(
-        [sys.executable, "-m", "console"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "console", "--dsn", "postgresql://postgres@127.0.0.1:1/x"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    assert no_command.returncode == 2 and "no command" in one_error_line(no_command)
+    assert no_command.returncode == 2
+    assert "cannot connect to postgres@127.0.0.1:1/x" in one_error_line(no_command)
 
 
 def test_console_script_is_installed() -> None:

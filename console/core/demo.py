@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -119,9 +120,14 @@ def _key_of(name: str) -> str:
 
 
 async def run_demo(
-    settings: Settings, tenants: int, data_dir: str | None, open_ui: bool, sink: EventSink
+    settings: Settings,
+    tenants: int,
+    data_dir: str | None,
+    open_ui: Callable[[ConsoleService], Awaitable[int]] | None,
+    sink: EventSink,
 ) -> int:
-    """Start (or attach to) the demo cluster, init, seed, then wait for Ctrl-C."""
+    """Start (or attach to) the demo cluster, init and seed it; then run ``open_ui`` on it,
+    or, without one, serve until Ctrl-C."""
     if not 1 <= tenants <= 100_000:
         raise OperationFailed(f"--tenants must be between 1 and 100000, got {tenants}")
     root = await asyncio.to_thread(_prepare_root, data_dir)
@@ -148,8 +154,8 @@ async def run_demo(
         print(f"connection:   {dsn}")
         print("tenants:      " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
         print(f"try:          goconsole --dsn {dsn} tenants list")
-        if open_ui:
-            print("(the terminal UI is not built yet; serving the cluster instead)")
+        if open_ui is not None:
+            return await open_ui(ConsoleService(demo_settings, dsn=dsn))
         if attached:
             print("attached to an already running demo server; it keeps running")
             return 0

@@ -20,7 +20,7 @@ from console.core.backups import BackupRecord, BackupStore, sha256_of
 from console.core.db import Database
 from console.core.errors import InvalidInput, InvalidState, OperationFailed
 from console.core.events import EventSink, discard
-from console.core.identifiers import schema_for
+from console.core.identifiers import schema_for, validate_tenant_key
 from console.core.operations import Operation, OperationRunner
 from console.core.registry import Registry, Tenant, TenantStatus
 from console.core.schema_tree import AlembicRunner, head_revision
@@ -140,6 +140,7 @@ class Lifecycle:
         use_template: bool = True,
     ) -> Tenant:
         """Create (or finish creating) tenant ``key``; returns the ACTIVE tenant."""
+        validate_tenant_key(key)  # before the display name, which defaults to the key
         name = (display_name or key).strip()
         if not name or len(name) > 200:
             raise InvalidInput("display name must be 1-200 characters")

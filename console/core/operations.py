@@ -165,6 +165,22 @@ class OperationRunner:
             f"(pid {row['pid']}{where}) since {since}; try again when it finishes"
         )
 
+    async def busy(self, conn: asyncpg.Connection) -> dict[str, str]:
+        """Every tenant whose lock is held now: key -> holder and since when."""
+        rows = await conn.fetch(
+            "SELECT t.key, a.pid, a.application_name, a.state_change "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "JOIN public.tenants t ON hashtext(t.key)::oid = l.objid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+            "AND l.classid = $1::int4::oid",
+            TENANT_LOCK_CLASS,
+        )
+        return {
+            r["key"]: f"{r['application_name'] or 'another session'} (pid {r['pid']}) "
+            f"since {r['state_change'].strftime('%H:%M:%S %Z')}"
+            for r in rows
+        }
+
     async def _record_failure(self, op: Operation, exc: BaseException) -> None:
         if isinstance(exc, InvalidInput) or not isinstance(exc, Exception):
             return  # refused before anything was attempted, or interrupted: nothing to record

@@ -198,13 +198,28 @@ class AuditLog:
         self, conn: asyncpg.Connection, key: str | None = None, limit: int = 50
     ) -> list[AuditEntry]:
         """Newest first; only ``key``'s entries when given."""
+        return await self.search(conn, key, None, None, limit)
+
+    async def search(
+        self,
+        conn: asyncpg.Connection,
+        key: str | None,
+        action: str | None,
+        actor: str | None,
+        limit: int,
+    ) -> list[AuditEntry]:
+        """Newest first, filtered by tenant key, action-type prefix and actor (each optional)."""
         rows = await conn.fetch(
             "SELECT a.*, t.key AS tenant_key FROM public.tenant_audit_log a "
             "LEFT JOIN public.tenants t ON t.id = a.tenant_id "
-            "WHERE $1::text IS NULL OR t.key = $1 "
+            "WHERE ($1::text IS NULL OR t.key = $1) "
+            "AND ($3::text IS NULL OR starts_with(a.action_type, $3)) "
+            "AND ($4::text IS NULL OR a.actor = $4) "
             "ORDER BY a.action_timestamp DESC, a.id LIMIT $2",
             key,
             limit,
+            action,
+            actor,
         )
         return [
             AuditEntry(

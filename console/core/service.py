@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -17,8 +19,19 @@ from console.core.operations import OperationRunner
 from console.core.pgserver import PgBinaries
 from console.core.registry import AuditEntry, AuditLog, Registry, Tenant, TenantStatus
 from console.core.schema_tree import VERSION_TABLE, AlembicRunner
+from console.core.stats import SchemaStats, schema_revisions, schema_stats
 from console.core.template import TemplateSchema
 from console.core.tenant_schema import schema_revision
+
+
+@dataclass(frozen=True)
+class TenantRow:
+    """A tenant as the tenants screen shows it."""
+
+    tenant: Tenant
+    stats: SchemaStats | None
+    revision: str | None
+    last_backup: datetime | None
 
 
 class ConsoleService:
@@ -63,8 +76,16 @@ class ConsoleService:
         )
 
     async def __aenter__(self) -> ConsoleService:
-        await self.db.open()
+        await self.open()
         return self
+
+    async def open(self) -> None:
+        """Open the connection pool (idempotent); ConnectionFailed names the DSN and cause."""
+        await self.db.open()
+
+    async def close(self) -> None:
+        """Close the connection pool (idempotent)."""
+        await self.db.close()
 
     async def __aexit__(
         self,
@@ -72,7 +93,7 @@ class ConsoleService:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.db.close()
+        await self.close()
 
     # -- mutations (all through OperationRunner) ------------------------------------------
 
@@ -165,6 +186,40 @@ class ConsoleService:
                 await self.registry.require(conn, key)
             return await self.audit_log.recent(conn, key, limit)
 
-    def backup_root(self) -> Path:
-        """Where backups go."""
-        return self.backups.root
+    async def overview(self, with_sizes: bool) -> list[TenantRow]:
+        """Every tenant with catalog stats, revision and last backup, from a fixed number of
+        queries whatever the tenant count. Sizes and revisions only when ``with_sizes``."""
+        async with self.db.acquire() as conn:
+            tenants = await self.registry.list(conn)
+            stats = await schema_stats(conn, with_sizes)
+            revisions = await schema_revisions(conn) if with_sizes else {}
+            latest = await conn.fetch(
+                "SELECT DISTINCT ON (tenant_id) tenant_id, finished_at FROM public.backups "
+                "WHERE status = 'succeeded' ORDER BY tenant_id, finished_at DESC"
+            )
+        backups: dict[uuid.UUID, datetime] = {r["tenant_id"]: r["finished_at"] for r in latest}
+        return [
+            TenantRow(t, stats.get(t.schema_name), revisions.get(t.schema_name), backups.get(t.id))
+            for t in tenants
+        ]
+
+    async def cluster_role(self) -> str:
+        """``primary`` or ``replica`` (from pg_is_in_recovery)."""
+        async with self.db.acquire() as conn:
+            return "replica" if await conn.fetchval("SELECT pg_is_in_recovery()") else "primary"
+
+    async def busy_tenants(self) -> dict[str, str]:
+        """Tenants whose advisory lock is held right now: key -> who and since when."""
+        async with self.db.acquire() as conn:
+            return await self.runner.busy(conn)
+
+    async def audit_filtered(
+        self,
+        key: str | None = None,
+        action: str | None = None,
+        actor: str | None = None,
+        limit: int = 500,
+    ) -> list[AuditEntry]:
+        """Audit entries newest first, filtered by tenant key, action prefix and actor."""
+        async with self.db.acquire() as conn:
+            return await self.audit_log.search(conn, key, action, actor, limit)

@@ -1,0 +1,1 @@
+"""The Textual front end. Receives core objects through constructors; holds no globals."""

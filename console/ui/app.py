@@ -1,0 +1,332 @@
+"""The Textual application: a shell of areas over one ConsoleService passed in by the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.signal import Signal
+
+from console.core.errors import ConsoleError
+from console.core.events import StepEvent
+from console.core.registry import TenantStatus
+from console.core.service import ConsoleService
+from console.ui.commands import ConsoleCommands
+from console.ui.screens.audit import AuditScreen
+from console.ui.screens.help import HelpScreen
+from console.ui.screens.placeholder import NotBuiltScreen
+from console.ui.screens.prompt import ConfirmKeyScreen, ConfirmQuitScreen
+from console.ui.screens.provision import ProvisionScreen
+from console.ui.screens.tenant_detail import ACTIONS_BY_STATUS, TenantDetailScreen
+from console.ui.screens.tenants import TenantsScreen
+from console.ui.themes import FALLBACK_THEME, load_themes, themes_dir
+from console.ui.tracker import OperationTracker, OpState, TrackedOperation
+from console.ui.widgets.header import ConsoleHeader
+
+Clock = Callable[[], datetime]
+# area -> (key, issue that builds it or 0, what to use meanwhile)
+AREAS: dict[str, tuple[str, int, str]] = {
+    "tenants": ("t", 0, ""),
+    "migrations": ("m", 4, "alembic per tenant; `goconsole tenants show KEY` shows revisions"),
+    "pools": ("p", 5, "psql to the PgBouncer admin console: SHOW POOLS;"),
+    "backups": ("b", 6, "`goconsole tenants show KEY` lists a tenant's backups"),
+    "health": ("h", 7, "`goconsole tenants list` and the PostgreSQL logs"),
+    "jobs": ("j", 8, "cron running goconsole commands"),
+    "audit": ("a", 0, ""),
+}
+MUTATIONS = {"provision", "tenant"}
+DESTRUCTIVE_STEPS = {
+    "deactivate": [
+        "take a final pg_dump backup of the schema (sha256 recorded)",
+        "mark the tenant DEACTIVATING and revoke the application role's access",
+        "wait for other sessions to release locks on its tables (fails after the drain timeout)",
+        "mark the tenant INACTIVE (reactivate restores access)",
+    ],
+    "offboard": [
+        "take a pg_dump backup and verify it (checksum, pg_restore --list)",
+        "mark the tenant OFFBOARDING, revoke access, wait for lock holders",
+        "export the tenant's audit log as JSON next to the backup",
+        "DROP the schema and all its data — this cannot be undone here",
+        "mark the tenant ARCHIVED and write the offboarding report",
+    ],
+}
+
+
+class GoConsoleApp(App[int]):
+    """goconsole's terminal UI."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "goconsole"
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(key, f"area('{area}')", area.capitalize(), id=f"area.{area}")
+            for area, (key, _, _) in AREAS.items()
+        ),
+        Binding("question_mark", "help", "Keys", id="app.help"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        service: ConsoleService,
+        *,
+        clock: Clock | None = None,
+        themes_folder: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.service = service
+        self.settings = service.settings
+        self.read_only = service.read_only
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.tracker = OperationTracker()
+        self.operation_signal: Signal[TrackedOperation] = Signal(self, "operation")
+        self.cluster_role = "…"
+        self._themes_folder = themes_folder or themes_dir()
+        self._refresh_errors: set[str] = set()
+
+    # -- start-up ----------------------------------------------------------------------------
+
+    async def on_mount(self) -> None:
+        self._load_themes()
+        self._apply_keymap()
+        await self.service.open()
+        self.cluster_role = await self.service.cluster_role()
+        for area, (_, issue, meanwhile) in AREAS.items():
+            self.add_mode(area, partial(self._area_screen, area, issue, meanwhile))
+        await self.switch_mode("tenants")
+
+    @staticmethod
+    def _area_screen(area: str, issue: int, meanwhile: str) -> Screen[None]:
+        if area == "tenants":
+            return TenantsScreen()
+        if area == "audit":
+            return AuditScreen()
+        return NotBuiltScreen(area, issue, meanwhile)
+
+    def _load_themes(self) -> None:
+        loaded = load_themes(self._themes_folder)
+        for theme in loaded.themes:
+            self.register_theme(theme)
+        for problem in loaded.problems:
+            self.notify(problem, title="Theme file ignored", severity="warning", timeout=10)
+        wanted = self.settings.ui.theme
+        if wanted in self.available_themes:
+            self.theme = wanted
+        else:
+            self.notify(
+                f"theme {wanted!r} is not available; using {FALLBACK_THEME}. Available: "
+                + ", ".join(sorted(self.available_themes)),
+                title="Theme",
+                severity="warning",
+                timeout=10,
+            )
+            self.theme = FALLBACK_THEME
+
+    def _apply_keymap(self) -> None:
+        known = {b.id for b in self._all_bindings() if b.id}
+        unknown = sorted(set(self.settings.keys) - known)
+        if unknown:
+            self.notify(
+                f"unknown binding id(s) in [keys]: {', '.join(unknown)} (see ? for ids)",
+                title="Key map",
+                severity="warning",
+                timeout=10,
+            )
+        self.set_keymap({k: v for k, v in self.settings.keys.items() if k in known})
+
+    def _all_bindings(self) -> list[Binding]:
+        screens: list[type[Screen[Any]]] = [
+            TenantsScreen,
+            TenantDetailScreen,
+            AuditScreen,
+            ProvisionScreen,
+            ConfirmKeyScreen,
+            HelpScreen,
+        ]
+        found = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        for screen in screens:
+            found += [b for b in screen.BINDINGS if isinstance(b, Binding)]
+        return found
+
+    def make_header(self) -> ConsoleHeader:
+        """A header for a screen (each screen composes its own)."""
+        header = ConsoleHeader(
+            self.service.cluster_name, self.settings.ui.environment, self.read_only, self.clock
+        )
+        header.call_after_refresh(header.set_role, self.cluster_role)
+        return header
+
+    # -- navigation ------------------------------------------------------------------------
+
+    def area_keys(self) -> dict[str, str]:
+        """Area name -> key."""
+        return {area: key for area, (key, _, _) in AREAS.items()}
+
+    async def action_area(self, area: str) -> None:
+        """Switch to a top-level area (each keeps its own screen stack)."""
+        await self.switch_mode(area)
+
+    def action_help(self) -> None:
+        """Show the keys that apply here."""
+        rows = [
+            (
+                self.get_key_display(b.binding),
+                b.binding.description or b.binding.action,
+                b.binding.id or "",
+            )
+            for b in self.active_bindings.values()
+        ]
+        self.push_screen(HelpScreen(sorted(set(rows))))
+
+    def open_tenant(self, key: str) -> None:
+        """Push the detail view of ``key`` (in the tenants area)."""
+        self.push_screen(TenantDetailScreen(key))
+
+    def focused_tenant(self) -> str | None:
+        """The tenant the operator is looking at, if any."""
+        screen = self.screen
+        if isinstance(screen, TenantDetailScreen):
+            return screen.key
+        if isinstance(screen, TenantsScreen):
+            return screen.cursor_key()
+        return None
+
+    def actions_for(self, key: str) -> tuple[str, ...]:
+        """Lifecycle actions that apply to ``key`` in its known state."""
+        screen = self.screen
+        if isinstance(screen, TenantDetailScreen) and screen.key == key:
+            status = screen.status()
+        elif isinstance(screen, TenantsScreen):
+            status = screen.status_of(key)
+        else:
+            status = None
+        return ACTIONS_BY_STATUS[status] if status else ()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self.read_only and action in MUTATIONS)
+
+    # -- mutations -------------------------------------------------------------------------
+
+    def action_provision(self) -> None:
+        """Open the provision form."""
+        if self._refuse_read_only("provision"):
+            return
+
+        def chosen(result: tuple[str, str] | None) -> None:
+            if result is not None:
+                key, name = result
+                self.start_operation(
+                    "provision", key, lambda sink: self.service.provision(key, name, sink)
+                )
+                self.open_tenant(key)
+
+        self.push_screen(ProvisionScreen(), chosen)
+
+    def request_action(self, action: str, key: str) -> None:
+        """Run a lifecycle action on ``key``, after a typed confirmation when destructive."""
+        if self._refuse_read_only(action):
+            return
+        running = self.tracker.latest(key)
+        if running is not None and running.state is OpState.RUNNING:
+            self.notify(f"{running.name} {key} is still running", severity="warning")
+            return
+        calls: dict[str, Callable[[Callable[[StepEvent], None]], Awaitable[object]]] = {
+            "deactivate": lambda sink: self.service.deactivate(key, sink=sink),
+            "reactivate": lambda sink: self.service.reactivate(key, sink),
+            "offboard": lambda sink: self.service.offboard(key, sink=sink),
+            "resume_provision": lambda sink: self.service.provision(key, sink=sink),
+        }
+        name = "provision" if action == "resume_provision" else action
+        if action in DESTRUCTIVE_STEPS:
+
+            def confirmed(ok: bool | None) -> None:
+                if ok:
+                    self.start_operation(name, key, calls[action])
+                else:
+                    self.notify(f"{action} {key} cancelled: nothing was done")
+
+            self.push_screen(ConfirmKeyScreen(action, key, DESTRUCTIVE_STEPS[action]), confirmed)
+        else:
+            self.start_operation(name, key, calls[action])
+
+    def _refuse_read_only(self, action: str) -> bool:
+        if self.read_only:
+            self.notify(
+                f"{action} refused: the console is in read-only mode",
+                title="Read-only mode",
+                severity="error",
+            )
+        return self.read_only
+
+    def start_operation(
+        self,
+        name: str,
+        key: str,
+        call: Callable[[Callable[[StepEvent], None]], Awaitable[object]],
+    ) -> TrackedOperation:
+        """Track and run one operation in a named worker; its events stream to the screens."""
+        op = self.tracker.start(name, key)
+
+        def sink(event: StepEvent) -> None:
+            op.events.append(event)
+            self.operation_signal.publish(op)
+
+        self._run_operation(op, call, sink)
+        return op
+
+    @work(group="operations", exit_on_error=False)
+    async def _run_operation(
+        self,
+        op: TrackedOperation,
+        call: Callable[[Callable[[StepEvent], None]], Awaitable[object]],
+        sink: Callable[[StepEvent], None],
+    ) -> None:
+        try:
+            await call(sink)
+        except ConsoleError as exc:
+            op.state = OpState.FAILED
+            state = await self._tenant_state(op.key)
+            op.outcome = f"FAILED: {exc.message} — tenant is now {state}"
+            self.notify(op.outcome, title=f"{op.name} {op.key}: {exc.title}", severity="error")
+        else:
+            op.state = OpState.SUCCEEDED
+            state = await self._tenant_state(op.key)
+            op.outcome = f"done — tenant is now {state}"
+            self.notify(f"{op.name} {op.key}: {op.outcome}", title="Done")
+        finally:
+            self.operation_signal.publish(op)
+
+    async def _tenant_state(self, key: str) -> str:
+        try:
+            rows = {t.key: t.status for t in await self.service.tenants()}
+        except ConsoleError:
+            return "unknown (cluster unreachable)"
+        status: TenantStatus | None = rows.get(key)
+        return status.value if status else "not registered"
+
+    def report_refresh_error(self, what: str, exc: BaseException) -> None:
+        """Notify once per failing view; the view keeps retrying."""
+        if what not in self._refresh_errors:
+            self._refresh_errors.add(what)
+            self.notify(f"{what}: {exc} (retrying)", title="Refresh failed", severity="error")
+
+    async def action_quit(self) -> None:
+        """Quit; ask first when operations are running."""
+        running = [f"{op.name} {op.key}" for op in self.tracker.running()]
+        if not running:
+            self.exit(0)
+            return
+
+        def decided(leave: bool | None) -> None:
+            if leave:
+                self.exit(0)
+
+        self.push_screen(ConfirmQuitScreen(running), decided)

@@ -1,0 +1,51 @@
+"""Command palette: every area, and every action on the focused tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+if TYPE_CHECKING:
+    from console.ui.app import GoConsoleApp
+
+
+class ConsoleCommands(Provider):
+    """Areas, provisioning, and the focused tenant's lifecycle actions."""
+
+    def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
+        app: GoConsoleApp = self.app  # type: ignore[assignment]
+        found: list[tuple[str, Callable[[], object], str]] = [
+            (f"Go to {area.capitalize()}", partial(app.action_area, area), f"key {key}")
+            for area, key in app.area_keys().items()
+        ]
+        found.append(("Keys help", app.action_help, "all keys on this screen"))
+        if not app.read_only:
+            found.append(("Provision a new tenant", app.action_provision, "opens the form"))
+        key = app.focused_tenant()
+        if key is not None:
+            found.append((f"Open tenant {key}", partial(app.open_tenant, key), "detail view"))
+            if not app.read_only:
+                for action in app.actions_for(key):
+                    label = action.replace("_", " ").capitalize()
+                    found.append(
+                        (
+                            f"{label} {key}",
+                            partial(app.request_action, action, key),
+                            "tenant action",
+                        )
+                    )
+        return found
+
+    async def discover(self) -> Hits:
+        for text, callback, help_text in self._commands():
+            yield DiscoveryHit(text, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, callback, help_text in self._commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)

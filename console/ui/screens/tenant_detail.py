@@ -1,0 +1,242 @@
+"""One tenant: registry row, config, tables with sizes and RLS state, recent audit, actions,
+and the live progress of the operation running on it."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Log, Static
+
+from console.core.errors import NotFound
+from console.core.events import Phase
+from console.core.registry import TenantStatus
+from console.ui.tenant_view import human_size, status_label
+from console.ui.tracker import OpState, TrackedOperation
+
+if TYPE_CHECKING:
+    from console.ui.app import GoConsoleApp
+
+ACTIONS_BY_STATUS: dict[TenantStatus, tuple[str, ...]] = {
+    TenantStatus.ACTIVE: ("deactivate", "offboard"),
+    TenantStatus.INACTIVE: ("reactivate", "offboard"),
+    TenantStatus.DEACTIVATING: ("deactivate",),
+    TenantStatus.OFFBOARDING: ("offboard",),
+    TenantStatus.INITIALIZING: ("resume_provision",),
+    TenantStatus.FAILED: ("resume_provision",),
+    TenantStatus.ARCHIVED: (),
+}
+_MARK = {Phase.STARTED: "…", Phase.DONE: "✓", Phase.FAILED: "✗", Phase.INFO: "·"}
+
+
+class TenantDetailScreen(Screen[None]):
+    """Everything about one tenant; its actions follow its state."""
+
+    BINDINGS = [
+        Binding("d", "tenant('deactivate')", "Deactivate", id="tenant.deactivate"),
+        Binding("r", "tenant('reactivate')", "Reactivate", id="tenant.reactivate"),
+        Binding("o", "tenant('offboard')", "Offboard", id="tenant.offboard"),
+        Binding("p", "tenant('resume_provision')", "Finish provision", id="tenant.provision"),
+        Binding("escape", "back", "Back", id="tenant.back"),
+        Binding("ctrl+r", "refresh_now", "Refresh", id="tenant.refresh"),
+    ]
+
+    def __init__(self, key: str) -> None:
+        super().__init__(id=f"tenant-{key}")
+        self.key = key
+        self.detail: dict[str, Any] | None = None
+        self.busy: str | None = None
+        self._timer: Timer | None = None
+        self._shown_events = 0
+        self._shown_op: TrackedOperation | None = None
+
+    @property
+    def goapp(self) -> GoConsoleApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield self.goapp.make_header()
+        with VerticalScroll(id="detail"):
+            with Horizontal(id="detail-top"):
+                yield Static(f"Tenant {self.key}: loading…", id="summary")
+                with Vertical(id="detail-side"):
+                    yield Static("", id="busy")
+                    yield Static("", id="available")
+            tables: DataTable[str] = DataTable(id="detail-tables", cursor_type="row")
+            tables.add_columns("Table", "Est. rows", "Size", "RLS", "Forced", "Policies")
+            yield Static("Schema objects", classes="section")
+            yield tables
+            yield Static("Operation progress", classes="section")
+            yield Log(id="progress", max_lines=500)
+            yield Static("Recent audit entries", classes="section")
+            audit: DataTable[str] = DataTable(id="detail-audit", cursor_type="row")
+            audit.add_columns("When (UTC)", "Action", "Actor", "From")
+            yield audit
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.goapp.operation_signal.subscribe(self, self._on_operation)
+        self._render_operation()
+        self.refresh_detail()
+
+    # -- data --------------------------------------------------------------------------------
+
+    @work(group="detail-refresh", exclusive=True, exit_on_error=False)
+    async def refresh_detail(self) -> None:
+        """Reload the tenant; the next refresh is scheduled when this one ends."""
+        try:
+            if self.is_current or self.detail is None:
+                busy = await self.goapp.service.busy_tenants()
+                self.busy = busy.get(self.key)
+                self.detail = await self.goapp.service.tenant_detail(self.key)
+                self._render_detail()
+        except NotFound:
+            self.query_one("#summary", Static).update(
+                f"Tenant {self.key} is not in the registry (yet)."
+            )
+        except Exception as exc:  # reported, and the next refresh retries
+            self.goapp.report_refresh_error(f"tenant {self.key}", exc)
+        finally:
+            if self._timer is not None:
+                self._timer.stop()
+            self._timer = self.set_timer(
+                self.goapp.settings.ui.refresh_interval, self.refresh_detail
+            )
+
+    def status(self) -> TenantStatus | None:
+        """The tenant's status as last loaded."""
+        return TenantStatus(self.detail["tenant"]["status"]) if self.detail else None
+
+    def _render_detail(self) -> None:
+        assert self.detail is not None
+        t = self.detail["tenant"]
+        status = TenantStatus(t["status"])
+        self.query_one("#summary", Static).update(
+            "\n".join(
+                [
+                    f"[b]{t['display_name']}[/b]  ({t['key']})",
+                    f"status    {status_label(status, self.busy is not None)}",
+                    f"schema    {t['schema_name']}   revision {self.detail['revision'] or '—'}",
+                    f"id        {t['id']}",
+                    f"cluster   {t['cluster']}   created {t['created_at'][:19]}",
+                    f"config    {json.dumps(t['config'])}",
+                ]
+            )
+        )
+        self.query_one("#busy", Static).update(
+            f"⟳ BUSY: {self.busy} — actions disabled" if self.busy else ""
+        )
+        self.query_one("#busy", Static).set_class(self.busy is not None, "busy")
+        self.query_one("#available", Static).update(self._available_text(status))
+        self._fill(
+            "#detail-tables",
+            [
+                (
+                    r["table"],
+                    f"{r['estimated_rows']:,}",
+                    human_size(r["bytes"]),
+                    "✓ yes" if r["rls_enabled"] else "✗ NO",
+                    "✓ yes" if r["rls_forced"] else "✗ NO",
+                    str(r["policies"]),
+                )
+                for r in self.detail["tables"]
+            ],
+            [r["table"] for r in self.detail["tables"]],
+        )
+        self._fill(
+            "#detail-audit",
+            [
+                (
+                    a["action_timestamp"][:19].replace("T", " "),
+                    a["action_type"],
+                    f"{a['actor']}@{a['actor_host']}",
+                    a["actor_address"],
+                )
+                for a in self.detail["audit"]
+            ],
+            [a["id"] for a in self.detail["audit"]],
+        )
+        self.refresh_bindings()
+
+    def _fill(self, selector: str, rows: list[tuple[str, ...]], keys: list[str]) -> None:
+        table: DataTable[str] = self.query_one(selector, DataTable)
+        current = [str(k.value) for k in table.rows]
+        with self.app.batch_update():
+            if current != keys:
+                table.clear()
+                for key, row in zip(keys, rows, strict=True):
+                    table.add_row(*row, key=key)
+                return
+            for key, row in zip(keys, rows, strict=True):
+                for column, value in zip(table.columns, row, strict=True):
+                    if table.get_cell(key, column) != value:
+                        table.update_cell(key, column, value)
+
+    def _available_text(self, status: TenantStatus) -> str:
+        if self.goapp.read_only:
+            return "Read-only mode: no actions."
+        names = ACTIONS_BY_STATUS[status]
+        if not names:
+            return "No actions in this state."
+        if self.busy or self._op_running():
+            return "Actions disabled while an operation runs."
+        keys = {"deactivate": "d", "reactivate": "r", "offboard": "o", "resume_provision": "p"}
+        return "Actions: " + ", ".join(f"{n.replace('_', ' ')} ({keys[n]})" for n in names)
+
+    def _op_running(self) -> bool:
+        op = self.goapp.tracker.latest(self.key)
+        return op is not None and op.state is OpState.RUNNING
+
+    # -- operation progress ---------------------------------------------------------------
+
+    def _on_operation(self, op: TrackedOperation) -> None:
+        if op.key == self.key:
+            self._render_operation()
+            if op.state is not OpState.RUNNING:
+                self.refresh_detail()
+
+    def _render_operation(self) -> None:
+        op = self.goapp.tracker.latest(self.key)
+        log = self.query_one("#progress", Log)
+        if op is None:
+            return
+        if op is not self._shown_op:
+            log.clear()
+            self._shown_op, self._shown_events = op, 0
+            log.write_line(f"{op.name} {op.key} started {op.started:%H:%M:%S} UTC")
+        for event in op.events[self._shown_events :]:
+            took = f" ({event.duration_ms:.0f} ms)" if event.duration_ms is not None else ""
+            log.write_line(f"{_MARK[event.phase]} {event.step}: {event.message}{took}")
+        self._shown_events = len(op.events)
+        if op.state is not OpState.RUNNING and op.outcome and not log.lines[-1].startswith("="):
+            log.write_line(f"= {op.outcome}")
+        self.refresh_bindings()
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action != "tenant":
+            return True
+        name = str(parameters[0])
+        status = self.status()
+        if self.goapp.read_only or status is None:
+            return False
+        if name not in ACTIONS_BY_STATUS[status]:
+            return False
+        return None if (self.busy or self._op_running()) else True
+
+    def action_tenant(self, name: str) -> None:
+        self.goapp.request_action(name, self.key)
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_refresh_now(self) -> None:
+        self.refresh_detail()

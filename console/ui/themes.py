@@ -1,0 +1,98 @@
+"""Theme files (``themes/*.toml``): loaded and validated at start, then registered."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from textual.color import Color, ColorParseError
+from textual.theme import Theme
+
+COLOUR_KEYS = (
+    "primary",
+    "secondary",
+    "accent",
+    "warning",
+    "error",
+    "success",
+    "foreground",
+    "background",
+    "surface",
+    "panel",
+)
+FALLBACK_THEME = "textual-dark"
+
+
+@dataclass
+class LoadedThemes:
+    """Themes that passed validation, and one line per file that did not."""
+
+    themes: list[Theme] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def themes_dir() -> Path:
+    """``themes/`` beside the package (checkout) or inside it (installed wheel)."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "themes", package.parent / "themes"):
+        if candidate.is_dir():
+            return candidate
+    return package.parent / "themes"
+
+
+def parse_theme(path: Path) -> Theme:
+    """One theme file; ValueError naming the file and the problem."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path.name}: cannot read theme: {exc}") from None
+    allowed = {"name", "dark", *COLOUR_KEYS}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ValueError(
+            f"{path.name}: unknown key(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{path.name}: 'name' must be a non-empty string")
+    if "primary" not in raw:
+        raise ValueError(f"{path.name}: 'primary' colour is required")
+    dark = raw.get("dark", True)
+    if not isinstance(dark, bool):
+        raise ValueError(f"{path.name}: 'dark' must be true or false")
+    colours: dict[str, str] = {}
+    for key in COLOUR_KEYS:
+        if key in raw:
+            value = raw[key]
+            try:
+                Color.parse(value)
+            except (ColorParseError, TypeError):
+                raise ValueError(f"{path.name}: {key} = {value!r} is not a colour") from None
+            colours[key] = value
+    return Theme(
+        name=name,
+        dark=dark,
+        primary=colours["primary"],
+        secondary=colours.get("secondary"),
+        accent=colours.get("accent"),
+        warning=colours.get("warning"),
+        error=colours.get("error"),
+        success=colours.get("success"),
+        foreground=colours.get("foreground"),
+        background=colours.get("background"),
+        surface=colours.get("surface"),
+        panel=colours.get("panel"),
+    )
+
+
+def load_themes(folder: Path) -> LoadedThemes:
+    """Every ``*.toml`` in ``folder``; bad files are reported, not fatal."""
+    loaded = LoadedThemes()
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            loaded.themes.append(parse_theme(path))
+        except ValueError as exc:
+            loaded.problems.append(str(exc))
+    return loaded

@@ -20,7 +20,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box wide"):
-            yield Label("Keys (remap in config.toml [keys] by id)", classes="dialog-title")
+            yield Label("Keys (remap by id in config.toml, table \\[keys])", classes="dialog-title")
             table: DataTable[str] = DataTable(cursor_type="row")
             table.add_columns("Key", "Action", "Binding id")
             table.add_rows(self._rows)

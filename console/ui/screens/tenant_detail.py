@@ -123,7 +123,8 @@ class TenantDetailScreen(Screen[None]):
                 [
                     f"[b]{t['display_name']}[/b]  ({t['key']})",
                     f"status    {status_label(status, self.busy is not None)}",
-                    f"schema    {t['schema_name']}   revision {self.detail['revision'] or '—'}",
+                    f"schema    {t['schema_name']}",
+                    f"revision  {self.detail['revision'] or '—'}",
                     f"id        {t['id']}",
                     f"cluster   {t['cluster']}   created {t['created_at'][:19]}",
                     f"config    {json.dumps(t['config'])}",

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
@@ -62,13 +61,12 @@ class TenantsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield self.goapp.make_header()
-        with Horizontal(id="tenant-tools"):
-            yield Input(placeholder="filter by key or name…", id="filter")
-            yield Static("", id="tenant-status")
+        yield Input(placeholder="filter by key or name…  (/ to focus, Esc clears)", id="filter")
         table: DataTable[str] = DataTable(id="tenant-table", cursor_type="row", zebra_stripes=True)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         yield table
+        yield Static("", id="tenant-status")
         yield Footer()
 
     def on_mount(self) -> None:

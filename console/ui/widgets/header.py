@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 
 class ConsoleHeader(Horizontal):
-    """One line: ``goconsole │ primary (primary) │ PRODUCTION │ READ-ONLY │ sched │ clock``."""
+    """One line: brand, cluster (role), ENVIRONMENT, READ-ONLY/rw, scheduler state, UTC clock."""
 
     def __init__(
         self,
@@ -28,15 +28,15 @@ class ConsoleHeader(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Static("goconsole", id="brand")
-        yield Static(f"cluster {self._cluster}", id="cluster")
+        yield Static(self._cluster, id="cluster")
         env = Static(self._environment.upper(), id="environment")
         if self._environment.lower() in {"prod", "production"}:
             env.add_class("production")
         yield env
-        badge = Static("READ-ONLY" if self._read_only else "read-write", id="mode")
+        badge = Static("READ-ONLY" if self._read_only else "rw", id="mode")
         badge.set_class(self._read_only, "read-only")
         yield badge
-        yield Static("scheduler: not running", id="scheduler")
+        yield Static("sched: off", id="scheduler")
         yield Static("", id="clock")
 
     def on_mount(self) -> None:
@@ -44,8 +44,8 @@ class ConsoleHeader(Horizontal):
         self.set_interval(1.0, self._tick)
 
     def _tick(self) -> None:
-        self.query_one("#clock", Static).update(self._clock().strftime("%H:%M:%S UTC"))
+        self.query_one("#clock", Static).update(self._clock().strftime("%H:%M:%SZ"))
 
     def set_role(self, role: str) -> None:
         """Show whether the cluster is the primary."""
-        self.query_one("#cluster", Static).update(f"cluster {self._cluster} ({role})")
+        self.query_one("#cluster", Static).update(f"{self._cluster} ({role})")

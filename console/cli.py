@@ -165,6 +165,12 @@ async def run_tui(service: ConsoleService) -> int:
         await service.open()
     except ConnectionFailed as exc:
         raise StartupFailed(exc.message) from None
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        await service.close()
+        raise StartupFailed(
+            "the console needs a terminal; without one, use a command such as "
+            "'goconsole tenants list' (see goconsole --help)"
+        )
     from console.ui.app import GoConsoleApp
 
     try:

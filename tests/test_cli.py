@@ -209,6 +209,12 @@ async def test_unreachable_cluster_and_bad_config(cli, tmp_path: Path) -> None:
     assert "cannot connect to postgres@127.0.0.1:1/x" in one_error_line(no_command)
 
 
+def test_console_without_a_terminal_says_so(cli) -> None:
+    result = cli("tui")
+    assert result.returncode == 2
+    assert "needs a terminal" in one_error_line(result)
+
+
 def test_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "goconsole"
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)

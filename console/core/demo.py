@@ -159,8 +159,7 @@ async def run_demo(
         if attached:
             print("attached to an already running demo server; it keeps running")
             return 0
-        print("Ctrl-C stops the server.")
-        await _wait_for_stop()
+        await _wait_for_stop(announce="Ctrl-C stops the server.")
         return 0
     finally:
         if not attached:
@@ -188,11 +187,12 @@ async def _ensure_database(admin_dsn: str) -> None:
         await conn.close()
 
 
-async def _wait_for_stop() -> None:
+async def _wait_for_stop(announce: str) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    print(announce, flush=True)  # only once the handlers are in place
     try:
         await stop.wait()
     finally:

@@ -145,7 +145,6 @@ class Lifecycle:
         if not name or len(name) > 200:
             raise InvalidInput("display name must be 1-200 characters")
         async with self._runner.run("provision", key, sink) as op:
-            schema = schema_for(key)
             async with self._db.acquire() as conn:
                 existing = await self._registry.get(conn, key)
             if existing is not None and existing.status not in _RESUMABLE:
@@ -154,7 +153,7 @@ class Lifecycle:
                     "choose another key"
                 )
             try:
-                return await self._provision_steps(op, key, schema, name, existing, use_template)
+                return await self._provision_steps(op, key, schema_for(key), name, use_template)
             except Exception:
                 if op.tenant_id is not None:
                     async with self._db.acquire() as conn:
@@ -166,22 +165,15 @@ class Lifecycle:
                 raise
 
     async def _provision_steps(
-        self,
-        op: Operation,
-        key: str,
-        schema: str,
-        name: str,
-        existing: Tenant | None,
-        use_template: bool,
+        self, op: Operation, key: str, schema: str, name: str, use_template: bool
     ) -> Tenant:
         async with op.step("register", "registering the tenant as INITIALIZING") as step:
             async with self._db.acquire() as conn:
-                if existing is None:
-                    try:
-                        tenant = await self._registry.insert(conn, key, schema, name, self._cluster)
-                    except asyncpg.UniqueViolationError:
-                        raise InvalidInput(f"tenant key {key!r} is already in use") from None
-                else:
+                tenant = await self._registry.insert(conn, key, schema, name, self._cluster)
+                if tenant is None:
+                    existing = await self._registry.require(conn, key)
+                    if existing.status not in _RESUMABLE:
+                        raise InvalidInput(f"tenant key {key!r} is already in use")
                     tenant = await self._registry.transition(
                         conn, existing, TenantStatus.INITIALIZING, _RESUMABLE
                     )

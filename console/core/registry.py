@@ -134,18 +134,17 @@ class Registry:
 
     async def insert(
         self, conn: asyncpg.Connection, key: str, schema: str, display_name: str, cluster: str
-    ) -> Tenant:
-        """A new INITIALIZING row."""
+    ) -> Tenant | None:
+        """A new INITIALIZING row, or None when the key or schema name is taken."""
         row = await conn.fetchrow(
             "INSERT INTO public.tenants (key, schema_name, display_name, cluster) "
-            "VALUES ($1, $2, $3, $4) RETURNING *",
+            "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING *",
             key,
             schema,
             display_name,
             cluster,
         )
-        assert row is not None
-        return Tenant.from_row(row)
+        return Tenant.from_row(row) if row else None
 
     async def transition(
         self,

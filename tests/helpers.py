@@ -1,0 +1,101 @@
+"""Shared helpers for the test suite (imported by conftest and the test modules)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from console.config import ClusterSettings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+APP_ROLE = ClusterSettings().app_role
+# How long a test waits for something that must happen soon; exceeding it fails the test.
+PATIENCE_S = 60.0
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[object]],
+    what: str,
+    alive: Callable[[], Awaitable[None]] | None = None,
+) -> object:
+    """Poll ``predicate`` until it returns something truthy; fail after PATIENCE_S.
+
+    ``alive`` is awaited on each round and should raise when the awaited party died.
+    """
+    deadline = time.monotonic() + PATIENCE_S
+    while True:
+        if alive is not None:
+            await alive()
+        result = await predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {PATIENCE_S:g}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+class AuditGate:
+    """Holds an operation at the INSERT of one audit action, deterministically.
+
+    A BEFORE INSERT trigger on ``public.tenant_audit_log`` takes an advisory lock that this gate
+    holds, so the writer of the chosen action waits (inside its operation, with the tenant's
+    advisory lock held) until :meth:`open` is called or its backend is terminated.
+    """
+
+    LOCK_KEY = 0x6763_7465
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.closed_on: str | None = None
+
+    async def close(self, action: str) -> None:
+        """Hold writers of ``action`` from now on."""
+        assert action.replace(".", "_").isidentifier()
+        await self.conn.execute("SELECT pg_advisory_lock($1)", self.LOCK_KEY)
+        await self.conn.execute(f"""
+            CREATE FUNCTION public.goconsole_test_gate() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.action_type = TG_ARGV[0] THEN
+                    PERFORM pg_advisory_xact_lock({self.LOCK_KEY});
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER goconsole_test_gate BEFORE INSERT ON public.tenant_audit_log
+                FOR EACH ROW EXECUTE FUNCTION public.goconsole_test_gate('{action}');
+        """)
+        self.closed_on = action
+
+    async def waiters(self) -> list[int]:
+        """Backends currently held at the gate."""
+        rows = await self.conn.fetch(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND objsubid = 1 AND classid = 0 AND objid::bigint = $1 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            self.LOCK_KEY,
+        )
+        return [r["pid"] for r in rows]
+
+    async def wait_for_waiter(self, alive: Callable[[], Awaitable[None]] | None = None) -> int:
+        """The pid of the first backend held at the gate (waits for it)."""
+        pids = await wait_until(
+            self.waiters, f"a writer of {self.closed_on} to reach the gate", alive
+        )
+        assert isinstance(pids, list)
+        return int(pids[0])
+
+    async def open(self) -> None:
+        """Let held writers through and stop holding new ones."""
+        if self.closed_on is None:
+            return
+        await self.conn.execute("SELECT pg_advisory_unlock_all()")
+        await self.conn.execute(
+            "DROP TRIGGER IF EXISTS goconsole_test_gate ON public.tenant_audit_log; "
+            "DROP FUNCTION IF EXISTS public.goconsole_test_gate()"
+        )
+        self.closed_on = None

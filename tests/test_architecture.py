@@ -1,0 +1,85 @@
+"""Layering: console/core never imports textual (nor the textual-based plotting widgets)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import PROJECT_ROOT
+
+CORE = PROJECT_ROOT / "console" / "core"
+UI_PACKAGES = ("textual", "textual_plotext")
+
+
+def ui_imports(source: str, filename: str = "<test>") -> list[str]:
+    """Modules from UI packages imported anywhere in ``source`` (also inside functions)."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        found += [name for name in names if name.split(".")[0] in UI_PACKAGES]
+    return found
+
+
+def test_the_import_scanner_finds_ui_imports() -> None:
+    source = (
+        "import os, textual.app\n"
+        "from textual.widgets import Static\n"
+        "def late():\n"
+        "    import textual_plotext\n"
+        "from . import textual\n"  # a relative module of the same name is not the package
+        "import textualize\n"
+    )
+    assert ui_imports(source) == ["textual.app", "textual.widgets", "textual_plotext"]
+
+
+def test_no_core_module_imports_textual() -> None:
+    modules = sorted(CORE.rglob("*.py"))
+    assert len(modules) >= 10, f"console/core looks empty: {modules}"
+    offenders = {
+        str(path.relative_to(PROJECT_ROOT)): found
+        for path in modules
+        if (found := ui_imports(path.read_text(encoding="utf-8"), str(path)))
+    }
+    assert offenders == {}
+
+
+def loaded_ui_modules(statement: str) -> list[str]:
+    probe = (
+        f"import sys\n{statement}\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {UI_PACKAGES!r}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return list(ast.literal_eval(result.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "module", ["console.core.service", "console.core.lifecycle", "console.config"]
+)
+def test_importing_the_core_does_not_load_textual(module: str) -> None:
+    assert loaded_ui_modules(f"import {module}") == []
+
+
+def test_the_probe_sees_textual_when_it_is_loaded() -> None:
+    assert "textual" in loaded_ui_modules("import textual")
+
+
+def test_core_package_path_is_the_checkout() -> None:
+    import console.core
+
+    assert Path(console.core.__file__).resolve().parent == CORE

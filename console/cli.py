@@ -10,14 +10,16 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
 from console.config import Settings, load_settings
-from console.core.errors import ConnectionFailed, ConsoleError, InvalidInput
+from console.core.errors import ConnectionFailed, ConsoleError, InvalidInput, OperationFailed
 from console.core.events import Phase, StepEvent
 from console.core.identifiers import validate_tenant_key
+from console.core.migrations import MigrationPlan, RunProgress, display_sql
 from console.core.registry import parse_status
 from console.core.service import ConsoleService
 
@@ -76,6 +78,32 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
     p = tenants.add_parser("reactivate", help="grant access again, ACTIVE")
     p.add_argument("key")
+
+    migrate = sub.add_parser("migrate", help="tenant schema migrations").add_subparsers(
+        dest="action", parser_class=_Parser, metavar="ACTION", required=True
+    )
+    p = migrate.add_parser("status", help="tenants per revision, how many are behind")
+    p.add_argument("--json", action="store_true")
+    p = migrate.add_parser("runs", help="recent migration runs")
+    p.add_argument("--json", action="store_true")
+    for action, text in (
+        ("plan", "who moves from which revision to which, and the SQL (changes nothing)"),
+        ("all", "migrate every tenant (ACTIVE and INACTIVE; ARCHIVED are skipped)"),
+    ):
+        p = migrate.add_parser(action, help=text)
+        p.add_argument("--to", help="target revision (default: head)")
+        scope = p.add_mutually_exclusive_group()
+        scope.add_argument("--tenants", help="comma-separated tenant keys")
+        scope.add_argument("--status", help="only tenants in this status")
+        p.add_argument("--json", action="store_true")
+        if action == "all":
+            p.add_argument("--concurrency", type=int, default=2, help="tenants at once (1-32)")
+            p.add_argument("--lock-timeout", type=float, help="seconds per lock wait")
+            p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p = migrate.add_parser("retry", help="retry the failed/busy tenants of a run")
+    p.add_argument("run", nargs="?", help="run id (default: the latest run)")
+    p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("audit", help="the audit log, newest first")
     p.add_argument("key", nargs="?")
@@ -187,6 +215,14 @@ def _validate(args: argparse.Namespace) -> None:
         validate_tenant_key(args.key)
     if getattr(args, "status", None):
         parse_status(args.status)
+    if getattr(args, "tenants", None) is not None and args.command == "migrate":
+        for key in args.tenants.split(","):
+            validate_tenant_key(key.strip())
+    if getattr(args, "concurrency", None) is not None and not 1 <= args.concurrency <= 32:
+        raise InvalidInput(f"--concurrency must be between 1 and 32, got {args.concurrency}")
+    lock_timeout = getattr(args, "lock_timeout", None)
+    if lock_timeout is not None and not 0 < lock_timeout <= 3600:
+        raise InvalidInput(f"--lock-timeout must be between 0 and 3600 seconds, got {lock_timeout}")
     if args.command == "audit" and not 1 <= args.limit <= 100_000:
         raise InvalidInput(f"--limit must be between 1 and 100000, got {args.limit}")
     destructive = {
@@ -331,6 +367,160 @@ def _size(n: int) -> str:
     return f"{size:.1f} TB"
 
 
+async def _migrate_status(service: ConsoleService, args: argparse.Namespace) -> None:
+    status = await service.migrations.status()
+    if args.json:
+        _emit_json(status)
+        return
+    total = sum(r["tenants"] for r in status["revisions"]) or 1
+    rows = [
+        (
+            r["revision"],
+            str(r["tenants"]),
+            "#" * max(1, round(30 * r["tenants"] / total)),
+            "head" if r["at_head"] else "behind",
+        )
+        for r in status["revisions"]
+    ]
+    _print_table(("REVISION", "TENANTS", "", "STATE"), rows)
+    print(f"head {status['head']}; {status['behind']} tenant(s) behind")
+
+
+async def _migrate_runs(service: ConsoleService, args: argparse.Namespace) -> None:
+    runs = await service.migrations.runs()
+    if args.json:
+        _emit_json(runs)
+        return
+    _print_table(
+        ("RUN", "STARTED", "TARGET", "STATUS", "OK", "FAILED", "BUSY", "PENDING"),
+        [
+            (
+                r["id"],
+                r["started_at"][:19],
+                r["target"],
+                r["status"],
+                str(r["succeeded"]),
+                str(r["failed"]),
+                str(r["skipped_busy"]),
+                str(r["pending"]),
+            )
+            for r in runs
+        ],
+    )
+
+
+async def _plan(service: ConsoleService, args: argparse.Namespace) -> MigrationPlan:
+    keys = [k.strip() for k in args.tenants.split(",")] if args.tenants else None
+    status = parse_status(args.status) if args.status else None
+    return await service.migrations.plan(args.to, keys, status)
+
+
+def _print_plan(plan: MigrationPlan) -> None:
+    print(
+        f"target {plan.target}: {plan.pending} tenant(s) to migrate, "
+        f"{len(plan.at_target)} already there, {len(plan.skipped)} skipped"
+    )
+    for group in plan.groups:
+        print(
+            f"\n== {group.from_rev} -> {group.to_rev}: {len(group.tenants)} tenant(s), "
+            f"method {group.method}{' (' + group.reason + ')' if group.reason else ''}"
+        )
+        if group.sql is not None:
+            print(display_sql(group.sql).rstrip())
+    for tenant, reason in plan.skipped:
+        print(f"skipped {tenant.key}: {reason}")
+
+
+async def _migrate_plan(service: ConsoleService, args: argparse.Namespace) -> None:
+    plan = await _plan(service, args)
+    if args.json:
+        _emit_json(plan.as_json())
+    else:
+        _print_plan(plan)
+
+
+async def _migrate_all(service: ConsoleService, args: argparse.Namespace) -> None:
+    plan = await _plan(service, args)
+    if args.dry_run:
+        await _migrate_plan(service, args)
+        return
+    if args.lock_timeout is not None:
+        service.migrations.lock_timeout_s = args.lock_timeout
+    await _execute(service, plan, args)
+
+
+async def _migrate_retry(service: ConsoleService, args: argparse.Namespace) -> None:
+    target, keys, _ = await service.migrations.run_failures(args.run)
+    if not keys:
+        print("nothing to retry: the run has no failed, busy or pending tenants")
+        return
+    plan = await service.migrations.plan(target, keys)
+    await _execute(service, plan, args)
+
+
+async def _execute(service: ConsoleService, plan: MigrationPlan, args: argparse.Namespace) -> None:
+    bar = ProgressBar(sys.stderr)
+    state = await service.migrations.run(plan, args.concurrency, bar.update, _migrate_event)
+    bar.finish(state)
+    if args.json:
+        _emit_json(state.as_json())
+    else:
+        print(
+            f"run {state.run_id}: {state.done} succeeded, {state.failed} failed, "
+            f"{state.skipped} skipped (busy), {state.rate:.1f} tenants/s"
+        )
+        for key, error in sorted(state.failures.items()):
+            print(f"  {key}: {error}")
+    if state.failed or state.skipped:
+        raise OperationFailed(
+            f"{state.failed + state.skipped} tenant(s) not migrated; "
+            f"fix the cause, then: goconsole migrate retry {state.run_id}"
+        )
+
+
+def _migrate_event(event: StepEvent) -> None:
+    if event.tenant is None or event.phase is Phase.FAILED:
+        print_event(event)
+
+
+class ProgressBar:
+    """One status line of a migration run on a terminal; a line every few seconds otherwise."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._tty = out.isatty()
+        self._last = 0.0
+
+    def update(self, state: RunProgress) -> None:
+        """Redraw (at most 10 times a second on a terminal, every 5 s otherwise)."""
+        now = time.monotonic()
+        if now - self._last < (0.1 if self._tty else 5.0) and state.remaining:
+            return
+        self._last = now
+        finished = state.total - state.remaining
+        width = 30
+        filled = round(width * finished / state.total) if state.total else width
+        eta = f"{state.eta_s:.0f}s" if state.eta_s is not None else "-"
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {finished}/{state.total} "
+            f"done {state.done} failed {state.failed} busy {state.skipped} "
+            f"remaining {state.remaining} {state.rate:.1f}/s eta {eta}"
+        )
+        print(
+            ("\r" + line) if self._tty else line,
+            end="" if self._tty else "\n",
+            file=self._out,
+            flush=True,
+        )
+
+    def finish(self, state: RunProgress) -> None:
+        """Final redraw and newline."""
+        self._last = 0.0
+        self.update(state)
+        if self._tty:
+            print(file=self._out)
+
+
 _Command = Callable[[ConsoleService, argparse.Namespace], Awaitable[None]]
 _COMMANDS: dict[tuple[str, str | None], _Command] = {
     ("init", None): _init,
@@ -341,4 +531,9 @@ _COMMANDS: dict[tuple[str, str | None], _Command] = {
     ("tenants", "reactivate"): _reactivate,
     ("tenants", "offboard"): _offboard,
     ("audit", None): _audit,
+    ("migrate", "status"): _migrate_status,
+    ("migrate", "runs"): _migrate_runs,
+    ("migrate", "plan"): _migrate_plan,
+    ("migrate", "all"): _migrate_all,
+    ("migrate", "retry"): _migrate_retry,
 }

@@ -98,7 +98,7 @@ async def test_init_provision_list_show_audit(cli, database_dsn: str) -> None:
         "deletion_log",
     }
     assert all(t["rls_enabled"] and t["rls_forced"] and t["policies"] == 1 for t in tables.values())
-    assert shown["revision"] == "0001_tenant_base"
+    assert shown["revision"] == "0004_orders_placed_at_index"
 
     text = cli("tenants", "show", "acme")
     assert "tenant_acme" in text.stdout and "customers" in text.stdout

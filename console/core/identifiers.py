@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 from console.core.errors import InvalidInput
 
@@ -55,3 +56,13 @@ def quote_ident(name: str) -> str:
 def qualified(schema: str, name: str) -> str:
     """``schema.name`` with both parts quoted."""
     return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
+def retarget(
+    sql: str, from_schema: str, to_schema: str, from_id: uuid.UUID, to_id: uuid.UUID
+) -> str:
+    """Rewrite SQL written for ``from_schema``/``from_id`` (a template or a rendering
+    placeholder) for another tenant; quoted and bare occurrences alike."""
+    pattern = re.compile(rf'"?\b{re.escape(from_schema)}\b"?')
+    text = pattern.sub(lambda _m: quote_ident(to_schema), sql)
+    return text.replace(str(from_id), str(uuid.UUID(str(to_id))))

@@ -1,7 +1,7 @@
 """The two alembic trees (``control`` for public, ``tenant`` per tenant schema) and how to run them.
 
 Alembic keeps ``context``/``op`` as module globals, so at most one upgrade runs in a process at a
-time (``_ALEMBIC_LOCK``); concurrency comes from cloning a template or from other processes.
+time (``ALEMBIC_LOCK``); concurrency comes from cloning a template or from other processes.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from console.core.db import ConnectionSpec
 
 Tree = Literal["control", "tenant"]
 VERSION_TABLE = "schema_version"
-_ALEMBIC_LOCK = threading.Lock()
+ALEMBIC_LOCK = threading.Lock()
 
 
 def migrations_root() -> Path:
@@ -59,32 +59,36 @@ class AlembicRunner:
     """Runs alembic upgrades on one cluster over a short-lived psycopg connection."""
 
     def __init__(self, spec: ConnectionSpec) -> None:
-        self._spec = spec
+        self.spec = spec
 
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(
-            self._spec.conninfo,
-            password=self._spec.password,
-            connect_timeout=max(1, int(self._spec.connect_timeout)),
+            self.spec.conninfo,
+            password=self.spec.password,
+            connect_timeout=max(1, int(self.spec.connect_timeout)),
             application_name="goconsole-alembic",
         )
 
-    def _upgrade(self, tree: Tree, target: str, **attributes: str) -> None:
+    def _run(self, tree: Tree, direction: str, target: str, **attributes: str) -> None:
         cfg = alembic_config(tree)
         engine = create_engine("postgresql+psycopg://", creator=self._connect, poolclass=NullPool)
         try:
-            with _ALEMBIC_LOCK, engine.connect() as connection:
+            with ALEMBIC_LOCK, engine.connect() as connection:
                 cfg.attributes.update(attributes)
                 cfg.attributes["connection"] = connection
-                command.upgrade(cfg, target)
+                getattr(command, direction)(cfg, target)
                 connection.commit()
         finally:
             engine.dispose()
 
     def upgrade_control(self, target: str = "head") -> None:
         """Bring the public schema to ``target``."""
-        self._upgrade("control", target)
+        self._run("control", "upgrade", target)
 
     def upgrade_tenant(self, schema: str, tenant_id: str, target: str = "head") -> None:
         """Create ``schema`` if needed and bring it to ``target``, all in one transaction."""
-        self._upgrade("tenant", target, schema=schema, tenant_id=tenant_id)
+        self._run("tenant", "upgrade", target, schema=schema, tenant_id=tenant_id)
+
+    def downgrade_tenant(self, schema: str, tenant_id: str, target: str) -> None:
+        """Take ``schema`` down to ``target`` (runbooks, tests of mixed-revision fleets)."""
+        self._run("tenant", "downgrade", target, schema=schema, tenant_id=tenant_id)

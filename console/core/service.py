@@ -15,6 +15,7 @@ from console.core.bootstrap import initialize
 from console.core.db import ConnectionSpec, Database
 from console.core.events import EventSink, discard
 from console.core.lifecycle import Lifecycle, OffboardReport
+from console.core.migrations import MigrationRunner
 from console.core.operations import OperationRunner
 from console.core.pgserver import PgBinaries
 from console.core.registry import AuditEntry, AuditLog, Registry, Tenant, TenantStatus
@@ -72,6 +73,15 @@ class ConsoleService:
             self.alembic,
             self.app_role,
             self.cluster_name,
+            settings.lifecycle.lock_timeout,
+        )
+
+        self.migrations = MigrationRunner(
+            self.db,
+            self.runner,
+            self.audit_log,
+            self.alembic,
+            self.template,
             settings.lifecycle.lock_timeout,
         )
 

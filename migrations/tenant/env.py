@@ -5,6 +5,8 @@ schema: everything runs under ``SET LOCAL search_path`` inside the migration tra
 version table lives inside the tenant schema.
 """
 
+import uuid
+
 from alembic import context
 
 from console.core.identifiers import quote_ident
@@ -13,6 +15,9 @@ VERSION_TABLE = "schema_version"
 config = context.config
 schema = config.attributes["schema"]
 quoted = quote_ident(schema)
+# Data migrations run under the tenant's own row-level-security context (FORCE RLS applies to
+# the owner too).
+tenant_id = str(uuid.UUID(config.attributes["tenant_id"]))
 
 if context.is_offline_mode():
     context.configure(
@@ -24,6 +29,7 @@ if context.is_offline_mode():
     )
     with context.begin_transaction():
         context.execute(f"SET LOCAL search_path TO {quoted}")
+        context.execute(f"SET LOCAL app.current_tenant_id TO '{tenant_id}'")
         context.run_migrations()
 else:
     connection = config.attributes["connection"]
@@ -33,4 +39,5 @@ else:
     with context.begin_transaction():
         connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
         connection.exec_driver_sql(f"SET LOCAL search_path TO {quoted}")
+        connection.exec_driver_sql(f"SET LOCAL app.current_tenant_id TO '{tenant_id}'")
         context.run_migrations()

@@ -1,0 +1,626 @@
+"""Migrations across every tenant: plan once, run many (architecture §6).
+
+Every tenant's revision is read at once; tenants already at the target are skipped; the rest are
+grouped by starting revision and the SQL of each group is rendered once with alembic's offline
+mode, then executed per tenant over asyncpg — each tenant in its own transaction, under its
+advisory lock, with a lock timeout, its version row updated and its outcome recorded in the same
+transaction. Revisions that declare ``OFFLINE_SAFE = False`` run through alembic in worker
+processes instead (alembic's module globals forbid concurrent upgrades in one process).
+
+Rules by status: ACTIVE and INACTIVE tenants are migrated; ARCHIVED (no schema), INITIALIZING,
+FAILED, DEACTIVATING and OFFBOARDING are skipped (provisioning always builds at head).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import multiprocessing
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from alembic import command
+
+from console.core.db import ConnectionSpec, Database
+from console.core.errors import InvalidInput, NotFound, OperationFailed, ReadOnlyMode, TenantBusy
+from console.core.events import EventSink, Phase, StepEvent
+from console.core.identifiers import qualified, retarget
+from console.core.operations import TENANT_LOCK_CLASS, OperationRunner, describe_error
+from console.core.registry import AuditLog, Tenant, TenantStatus
+from console.core.schema_tree import (
+    ALEMBIC_LOCK,
+    VERSION_TABLE,
+    AlembicRunner,
+    alembic_config,
+    head_revision,
+    script_directory,
+)
+from console.core.stats import schema_revisions
+from console.core.template import TemplateSchema
+
+MIGRATED_STATUSES = frozenset({TenantStatus.ACTIVE, TenantStatus.INACTIVE})
+RENDER_SCHEMA = "goconsole_render_target"
+RENDER_TENANT_ID = uuid.UUID(int=0)
+RUN_LOCK = "*migrate-run*"
+
+
+@dataclass
+class PlanGroup:
+    """Tenants moving from one revision to the target the same way."""
+
+    from_rev: str
+    to_rev: str
+    tenants: list[Tenant]
+    sql: str | None  # rendered with placeholders; None = run through alembic processes
+    reason: str = ""
+
+    @property
+    def method(self) -> str:
+        """``sql`` (pre-rendered) or ``alembic`` (process pool)."""
+        return "sql" if self.sql is not None else "alembic"
+
+    def as_json(self, with_sql: bool = True) -> dict[str, Any]:
+        """JSON-ready dict."""
+        data: dict[str, Any] = {
+            "from": self.from_rev,
+            "to": self.to_rev,
+            "tenants": [t.key for t in self.tenants],
+            "method": self.method,
+        }
+        if self.reason:
+            data["reason"] = self.reason
+        if with_sql and self.sql is not None:
+            data["sql"] = display_sql(self.sql)
+        return data
+
+
+@dataclass
+class MigrationPlan:
+    """What a run would do."""
+
+    target: str
+    groups: list[PlanGroup] = field(default_factory=list)
+    at_target: list[Tenant] = field(default_factory=list)
+    skipped: list[tuple[Tenant, str]] = field(default_factory=list)
+
+    @property
+    def pending(self) -> int:
+        """How many tenants would be migrated."""
+        return sum(len(g.tenants) for g in self.groups)
+
+    def as_json(self, with_sql: bool = True) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "target": self.target,
+            "pending": self.pending,
+            "at_target": len(self.at_target),
+            "groups": [g.as_json(with_sql) for g in self.groups],
+            "skipped": [{"tenant": t.key, "reason": r} for t, r in self.skipped],
+        }
+
+
+@dataclass
+class RunProgress:
+    """Counts of a run in progress (sent after every tenant)."""
+
+    run_id: uuid.UUID
+    total: int
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    failures: dict[str, str] = field(default_factory=dict)
+    last: str = ""
+
+    @property
+    def remaining(self) -> int:
+        """Tenants not finished yet."""
+        return self.total - self.done - self.failed - self.skipped
+
+    @property
+    def rate(self) -> float:
+        """Tenants per second so far."""
+        elapsed = time.perf_counter() - self.started
+        finished = self.done + self.failed + self.skipped
+        return finished / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the current rate."""
+        return self.remaining / self.rate if self.rate > 0 else None
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "run": str(self.run_id),
+            "total": self.total,
+            "succeeded": self.done,
+            "failed": self.failed,
+            "skipped_busy": self.skipped,
+            "tenants_per_s": round(self.rate, 1),
+            "failures": self.failures,
+        }
+
+
+ProgressSink = Callable[[RunProgress], None]
+
+
+def display_sql(sql: str) -> str:
+    """Rendered SQL with the placeholders shown as such."""
+    return sql.replace(RENDER_SCHEMA, "<tenant schema>").replace(
+        str(RENDER_TENANT_ID), "<tenant id>"
+    )
+
+
+def offline_unsafe(from_rev: str, to_rev: str) -> list[str]:
+    """Revisions between the two that declare ``OFFLINE_SAFE = False``."""
+    script = script_directory("tenant")
+    unsafe = []
+    for rev in script.iterate_revisions(to_rev, from_rev):
+        if getattr(rev.module, "OFFLINE_SAFE", True) is False:
+            unsafe.append(rev.revision)
+    return unsafe
+
+
+def render_sql(from_rev: str, to_rev: str) -> str:
+    """The tenant tree's SQL from ``from_rev`` to ``to_rev`` for the placeholder schema, without
+    the BEGIN/COMMIT (the runner owns the transaction)."""
+    buffer = io.StringIO()
+    cfg = alembic_config("tenant")
+    cfg.output_buffer = buffer
+    cfg.attributes.update(schema=RENDER_SCHEMA, tenant_id=str(RENDER_TENANT_ID))
+    with ALEMBIC_LOCK:
+        command.upgrade(cfg, f"{from_rev}:{to_rev}", sql=True)
+    lines = [
+        line for line in buffer.getvalue().splitlines() if line.strip() not in ("BEGIN;", "COMMIT;")
+    ]
+    return "\n".join(lines).strip() + "\n"
+
+
+def _upgrade_in_process(
+    conninfo: str, password: str | None, schema: str, tenant_id: str, target: str
+) -> None:
+    """Process-pool entry point: one alembic upgrade in a fresh process."""
+    AlembicRunner(ConnectionSpec(conninfo, password)).upgrade_tenant(schema, tenant_id, target)
+
+
+class MigrationRunner:
+    """Plans and runs tenant migrations on one cluster."""
+
+    def __init__(
+        self,
+        db: Database,
+        runner: OperationRunner,
+        audit: AuditLog,
+        alembic: AlembicRunner,
+        template: TemplateSchema,
+        lock_timeout_s: float,
+    ) -> None:
+        self._db = db
+        self._runner = runner
+        self._audit = audit
+        self._alembic = alembic
+        self._template = template
+        self.lock_timeout_s = lock_timeout_s
+        self.cancelled = asyncio.Event()
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def revisions(self) -> list[tuple[Tenant, str | None]]:
+        """Every tenant with its schema's current revision (None: no schema or no version)."""
+        async with self._db.acquire() as conn:
+            rows = await conn.fetch("SELECT * FROM public.tenants ORDER BY key")
+            revisions = await schema_revisions(conn)
+        tenants = [Tenant.from_row(r) for r in rows]
+        return [(t, revisions.get(t.schema_name)) for t in tenants]
+
+    async def status(self) -> dict[str, Any]:
+        """Tenants per revision and how many are behind head."""
+        head = head_revision("tenant")
+        counts: dict[str, int] = {}
+        behind = 0
+        for tenant, revision in await self.revisions():
+            if tenant.status not in MIGRATED_STATUSES:
+                continue
+            label = revision or "(none)"
+            counts[label] = counts.get(label, 0) + 1
+            behind += revision != head
+        order = self._order()
+        return {
+            "head": head,
+            "behind": behind,
+            "revisions": [
+                {"revision": rev, "tenants": n, "at_head": rev == head}
+                for rev, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], -1))
+            ],
+        }
+
+    @staticmethod
+    def _order() -> dict[str, int]:
+        revs = list(script_directory("tenant").walk_revisions("base", "heads"))
+        return {r.revision: i for i, r in enumerate(reversed(revs))}
+
+    async def plan(
+        self,
+        target: str | None = None,
+        keys: list[str] | None = None,
+        status: TenantStatus | None = None,
+    ) -> MigrationPlan:
+        """Who moves from where to ``target`` (default head), and the SQL of each group."""
+        order = self._order()
+        to = target or head_revision("tenant")
+        if to not in order:
+            allowed = ", ".join(sorted(order, key=order.__getitem__))
+            raise InvalidInput(f"unknown revision {to!r}; known: {allowed}")
+        plan = MigrationPlan(to)
+        wanted = set(keys) if keys else None
+        seen: set[str] = set()
+        groups: dict[str, list[Tenant]] = {}
+        for tenant, revision in await self.revisions():
+            if wanted is not None and tenant.key not in wanted:
+                continue
+            seen.add(tenant.key)
+            if status is not None and tenant.status is not status:
+                continue
+            if tenant.status not in MIGRATED_STATUSES:
+                plan.skipped.append((tenant, f"status {tenant.status}: not migrated"))
+            elif revision is None:
+                plan.skipped.append((tenant, "schema or version table missing"))
+            elif revision not in order:
+                plan.skipped.append((tenant, f"unknown revision {revision}"))
+            elif revision == to:
+                plan.at_target.append(tenant)
+            elif order[revision] > order[to]:
+                plan.skipped.append((tenant, f"at {revision}, ahead of {to}: no downgrades"))
+            else:
+                groups.setdefault(revision, []).append(tenant)
+        if wanted is not None and wanted - seen:
+            raise InvalidInput(f"unknown tenant key(s): {', '.join(sorted(wanted - seen))}")
+        for from_rev in sorted(groups, key=order.__getitem__):
+            unsafe = offline_unsafe(from_rev, to)
+            if unsafe:
+                group = PlanGroup(
+                    from_rev,
+                    to,
+                    groups[from_rev],
+                    None,
+                    f"revision(s) {', '.join(unsafe)} cannot be rendered offline",
+                )
+            else:
+                sql = await asyncio.to_thread(render_sql, from_rev, to)
+                group = PlanGroup(from_rev, to, groups[from_rev], sql)
+            plan.groups.append(group)
+        return plan
+
+    # -- running ------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        plan: MigrationPlan,
+        concurrency: int,
+        progress: ProgressSink,
+        sink: EventSink,
+    ) -> RunProgress:
+        """Execute ``plan``: control tree first, then every tenant (bounded concurrency);
+        one failing tenant never stops the others. Busy tenants are retried at the end."""
+        if self._runner.read_only:
+            raise ReadOnlyMode("migrate refused: the console is in read-only mode")
+        if not 1 <= concurrency <= 32:
+            raise InvalidInput(f"--concurrency must be between 1 and 32, got {concurrency}")
+        self.cancelled.clear()
+        async with self._db.acquire() as lock_conn:
+            if not await lock_conn.fetchval(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))", TENANT_LOCK_CLASS, RUN_LOCK
+            ):
+                raise TenantBusy("another migrate run holds the migration lock; try again later")
+            try:
+                return await self._run_locked(plan, concurrency, progress, sink)
+            finally:
+                await lock_conn.execute(
+                    "SELECT pg_advisory_unlock($1, hashtext($2))", TENANT_LOCK_CLASS, RUN_LOCK
+                )
+
+    async def _run_locked(
+        self, plan: MigrationPlan, concurrency: int, progress: ProgressSink, sink: EventSink
+    ) -> RunProgress:
+        async with self._db.acquire() as conn:
+            # No other run can be alive while we hold the lock: earlier "running" runs died.
+            await conn.execute(
+                "UPDATE public.migration_runs SET status = 'interrupted' WHERE status = 'running'"
+            )
+        sink(StepEvent("migrate", None, "control", Phase.STARTED, "migrating the control schema"))
+        await asyncio.to_thread(self._alembic.upgrade_control)
+        sink(StepEvent("migrate", None, "control", Phase.DONE, "control schema at head"))
+        if plan.target == head_revision("tenant"):
+            async with self._db.acquire() as conn:
+                await self._template.ensure(conn)
+        async with self._db.acquire() as conn, conn.transaction():
+            run_id: uuid.UUID = await conn.fetchval(
+                "INSERT INTO public.migration_runs (target) VALUES ($1) RETURNING id", plan.target
+            )
+            await conn.execute(
+                "INSERT INTO public.migration_run_tenants (run_id, tenant_id, from_rev, to_rev, "
+                "status) SELECT $1, t, f, $4, 'pending' FROM unnest($2::uuid[], $3::text[]) "
+                "AS x(t, f)",
+                run_id,
+                [t.id for g in plan.groups for t in g.tenants],
+                [g.from_rev for g in plan.groups for _ in g.tenants],
+                plan.target,
+            )
+            await self._audit.write(
+                conn,
+                None,
+                "migrate.run",
+                {
+                    "run": str(run_id),
+                    "target": plan.target,
+                    "tenants": plan.pending,
+                    "groups": [g.as_json(with_sql=False) for g in plan.groups],
+                },
+            )
+        state = RunProgress(run_id, plan.pending)
+        progress(state)
+        work = [(t, g) for g in plan.groups for t in g.tenants]
+        busy = await self._work_through(work, concurrency, state, progress, sink)
+        if busy and not self.cancelled.is_set():
+            sink(
+                StepEvent(
+                    "migrate",
+                    None,
+                    "retry_busy",
+                    Phase.INFO,
+                    f"retrying {len(busy)} tenant(s) that were busy",
+                )
+            )
+            busy = await self._work_through(busy, concurrency, state, progress, sink)
+        for tenant, _ in busy:
+            state.skipped += 1
+            state.failures[tenant.key] = "busy with another operation (skipped)"
+            await self._record(run_id, tenant, "skipped_busy", "busy with another operation", None)
+        progress(state)
+        final = (
+            "cancelled" if self.cancelled.is_set() else ("failed" if state.failed else "succeeded")
+        )
+        async with self._db.acquire() as conn:
+            await conn.execute(
+                "UPDATE public.migration_runs SET status = $2, finished_at = clock_timestamp() "
+                "WHERE id = $1",
+                run_id,
+                final,
+            )
+        return state
+
+    async def _work_through(
+        self,
+        work: list[tuple[Tenant, PlanGroup]],
+        concurrency: int,
+        state: RunProgress,
+        progress: ProgressSink,
+        sink: EventSink,
+    ) -> list[tuple[Tenant, PlanGroup]]:
+        """Migrate ``work`` with ``concurrency`` workers; return the tenants found busy."""
+        queue = list(reversed(work))
+        busy: list[tuple[Tenant, PlanGroup]] = []
+        pool: ProcessPoolExecutor | None = None
+        if any(g.sql is None for _, g in work):
+            pool = ProcessPoolExecutor(
+                max_workers=concurrency, mp_context=multiprocessing.get_context("spawn")
+            )
+
+        async def worker() -> None:
+            async with self._db.acquire() as conn:
+                while queue and not self.cancelled.is_set():
+                    tenant, group = queue.pop()
+                    outcome = await self._migrate_one(conn, state.run_id, tenant, group, pool)
+                    if outcome == "busy":
+                        busy.append((tenant, group))
+                        continue
+                    if outcome == "succeeded":
+                        state.done += 1
+                        sink(
+                            StepEvent(
+                                "migrate",
+                                tenant.key,
+                                "apply",
+                                Phase.DONE,
+                                f"{group.from_rev} → {group.to_rev}",
+                            )
+                        )
+                    else:
+                        state.failed += 1
+                        state.failures[tenant.key] = outcome
+                        sink(StepEvent("migrate", tenant.key, "apply", Phase.FAILED, outcome))
+                    state.last = tenant.key
+                    progress(state)
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(min(concurrency, len(work) or 1))))
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        return busy
+
+    async def _migrate_one(
+        self,
+        conn: asyncpg.Connection,
+        run_id: uuid.UUID,
+        tenant: Tenant,
+        group: PlanGroup,
+        pool: ProcessPoolExecutor | None,
+    ) -> str:
+        """``succeeded``, ``busy``, or the error text."""
+        started = time.perf_counter()
+        try:
+            if group.sql is None:
+                return await self._migrate_with_alembic(conn, run_id, tenant, group, pool, started)
+            sql = retarget(
+                group.sql, RENDER_SCHEMA, tenant.schema_name, RENDER_TENANT_ID, tenant.id
+            )
+            async with conn.transaction():
+                if not await conn.fetchval(
+                    "SELECT set_config('lock_timeout', $1, true) IS NOT NULL "
+                    "AND pg_try_advisory_xact_lock($2, hashtext($3))",
+                    f"{int(self.lock_timeout_s * 1000)}",
+                    TENANT_LOCK_CLASS,
+                    tenant.key,
+                ):
+                    return "busy"
+                await conn.execute(sql)
+                await self._finish(conn, run_id, tenant, group, started)
+            return "succeeded"
+        except (asyncpg.PostgresError, OperationFailed) as exc:
+            error = describe_error(exc)
+        except (asyncpg.InterfaceError, OSError) as exc:
+            error = f"connection lost: {describe_error(exc)}"
+        await self._record(run_id, tenant, "failed", error, _elapsed(started))
+        return error
+
+    async def _migrate_with_alembic(
+        self,
+        conn: asyncpg.Connection,
+        run_id: uuid.UUID,
+        tenant: Tenant,
+        group: PlanGroup,
+        pool: ProcessPoolExecutor | None,
+        started: float,
+    ) -> str:
+        assert pool is not None
+        if not await conn.fetchval(
+            "SELECT pg_try_advisory_lock($1, hashtext($2))", TENANT_LOCK_CLASS, tenant.key
+        ):
+            return "busy"
+        try:
+            spec = self._alembic.spec
+            await asyncio.get_running_loop().run_in_executor(
+                pool,
+                _upgrade_in_process,
+                spec.conninfo,
+                spec.password,
+                tenant.schema_name,
+                str(tenant.id),
+                group.to_rev,
+            )
+            async with conn.transaction():
+                await self._finish(conn, run_id, tenant, group, started)
+        except Exception as exc:  # alembic raises many types across the process boundary
+            raise OperationFailed(describe_error(exc)) from exc
+        finally:
+            await conn.execute(
+                "SELECT pg_advisory_unlock($1, hashtext($2))", TENANT_LOCK_CLASS, tenant.key
+            )
+        return "succeeded"
+
+    async def _finish(
+        self,
+        conn: asyncpg.Connection,
+        run_id: uuid.UUID,
+        tenant: Tenant,
+        group: PlanGroup,
+        started: float,
+    ) -> None:
+        """Check the version row, record success and audit — inside the tenant's transaction."""
+        revision = await conn.fetchval(
+            f"SELECT version_num FROM {qualified(tenant.schema_name, VERSION_TABLE)}"
+        )
+        if revision != group.to_rev:
+            raise OperationFailed(
+                f"version row says {revision} after migrating, not {group.to_rev}"
+            )
+        duration = _elapsed(started)
+        await conn.execute(
+            "UPDATE public.migration_run_tenants SET status = 'succeeded', error = NULL, "
+            "duration_ms = $3 WHERE run_id = $1 AND tenant_id = $2",
+            run_id,
+            tenant.id,
+            duration,
+        )
+        await self._audit.write(
+            conn,
+            tenant.id,
+            "migrate.apply",
+            {
+                "run": str(run_id),
+                "from": group.from_rev,
+                "to": group.to_rev,
+                "method": group.method,
+                "duration_ms": round(duration, 1),
+            },
+        )
+
+    async def _record(
+        self, run_id: uuid.UUID, tenant: Tenant, status: str, error: str, duration: float | None
+    ) -> None:
+        async with self._db.acquire() as conn:
+            await conn.execute(
+                "UPDATE public.migration_run_tenants SET status = $3, error = $4, "
+                "duration_ms = $5 WHERE run_id = $1 AND tenant_id = $2",
+                run_id,
+                tenant.id,
+                status,
+                error[:2000],
+                duration,
+            )
+
+    # -- history ------------------------------------------------------------------------------
+
+    async def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Recent runs, newest first, with per-status counts."""
+        async with self._db.acquire() as conn:
+            rows = await conn.fetch(
+                """
+                SELECT r.id, r.started_at, r.finished_at, r.target, r.status,
+                       count(t.*) AS tenants,
+                       count(t.*) FILTER (WHERE t.status = 'succeeded') AS succeeded,
+                       count(t.*) FILTER (WHERE t.status = 'failed') AS failed,
+                       count(t.*) FILTER (WHERE t.status = 'skipped_busy') AS skipped_busy,
+                       count(t.*) FILTER (WHERE t.status = 'pending') AS pending
+                FROM public.migration_runs r
+                LEFT JOIN public.migration_run_tenants t ON t.run_id = r.id
+                GROUP BY r.id ORDER BY r.started_at DESC LIMIT $1
+                """,
+                limit,
+            )
+        return [
+            {
+                **dict(r),
+                "id": str(r["id"]),
+                "started_at": r["started_at"].isoformat(),
+                "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
+            }
+            for r in rows
+        ]
+
+    async def run_failures(self, run: str | None) -> tuple[str, list[str], dict[str, str]]:
+        """(run id, keys to retry, key -> error) of ``run`` (default: the latest run)."""
+        async with self._db.acquire() as conn:
+            if run is None:
+                found = await conn.fetchrow(
+                    "SELECT id, target FROM public.migration_runs ORDER BY started_at DESC LIMIT 1"
+                )
+            else:
+                try:
+                    run_id = uuid.UUID(run)
+                except ValueError:
+                    raise InvalidInput(f"run must be a run id (uuid), got {run!r}") from None
+                found = await conn.fetchrow(
+                    "SELECT id, target FROM public.migration_runs WHERE id = $1", run_id
+                )
+            if found is None:
+                raise NotFound("no such migration run (see: goconsole migrate runs)")
+            rows = await conn.fetch(
+                "SELECT t.key, r.error FROM public.migration_run_tenants r "
+                "JOIN public.tenants t ON t.id = r.tenant_id "
+                "WHERE r.run_id = $1 AND r.status IN ('failed', 'skipped_busy', 'pending') "
+                "ORDER BY t.key",
+                found["id"],
+            )
+        return found["target"], [r["key"] for r in rows], {r["key"]: r["error"] or "" for r in rows}
+
+
+def _elapsed(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

@@ -90,7 +90,8 @@ def describe_error(exc: BaseException) -> str:
         return exc.message
     if isinstance(exc, asyncpg.PostgresError):
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return f"{text} (SQLSTATE {exc.sqlstate})"
+        detail = getattr(exc, "detail", None)
+        return f"{text}{': ' + detail if detail else ''} (SQLSTATE {exc.sqlstate})"
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 

@@ -16,11 +16,13 @@ from textual.signal import Signal
 
 from console.core.errors import ConsoleError
 from console.core.events import StepEvent
+from console.core.migrations import MigrationPlan, RunProgress
 from console.core.registry import TenantStatus
 from console.core.service import ConsoleService
 from console.ui.commands import ConsoleCommands
 from console.ui.screens.audit import AuditScreen
 from console.ui.screens.help import HelpScreen
+from console.ui.screens.migrations import MigrationsScreen
 from console.ui.screens.placeholder import NotBuiltScreen
 from console.ui.screens.prompt import ConfirmKeyScreen, ConfirmQuitScreen
 from console.ui.screens.provision import ProvisionScreen
@@ -34,14 +36,14 @@ Clock = Callable[[], datetime]
 # area -> (key, issue that builds it or 0, what to use meanwhile)
 AREAS: dict[str, tuple[str, int, str]] = {
     "tenants": ("t", 0, ""),
-    "migrations": ("m", 4, "alembic per tenant; `goconsole tenants show KEY` shows revisions"),
+    "migrations": ("m", 0, ""),
     "pools": ("p", 5, "psql to the PgBouncer admin console: SHOW POOLS;"),
     "backups": ("b", 6, "`goconsole tenants show KEY` lists a tenant's backups"),
     "health": ("h", 7, "`goconsole tenants list` and the PostgreSQL logs"),
     "jobs": ("j", 8, "cron running goconsole commands"),
     "audit": ("a", 0, ""),
 }
-MUTATIONS = {"provision", "tenant"}
+MUTATIONS = {"provision", "tenant", "start_run", "retry_failed"}
 DESTRUCTIVE_STEPS = {
     "deactivate": [
         "take a final pg_dump backup of the schema (sha256 recorded)",
@@ -88,6 +90,9 @@ class GoConsoleApp(App[int]):
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.tracker = OperationTracker()
         self.operation_signal: Signal[TrackedOperation] = Signal(self, "operation")
+        self.migration_signal: Signal[RunProgress] = Signal(self, "migration")
+        self.migration_events: Signal[StepEvent] = Signal(self, "migration-events")
+        self.migration_state: RunProgress | None = None
         self.cluster_role = "…"
         self._themes_folder = themes_folder or themes_dir()
         self._refresh_errors: set[str] = set()
@@ -109,6 +114,8 @@ class GoConsoleApp(App[int]):
             return TenantsScreen()
         if area == "audit":
             return AuditScreen()
+        if area == "migrations":
+            return MigrationsScreen()
         return NotBuiltScreen(area, issue, meanwhile)
 
     def _load_themes(self) -> None:
@@ -116,7 +123,9 @@ class GoConsoleApp(App[int]):
         for theme in loaded.themes:
             self.register_theme(theme)
         for problem in loaded.problems:
-            self.notify(problem, title="Theme file ignored", severity="warning", timeout=10)
+            self.notify(
+                problem, title="Theme file ignored", severity="warning", timeout=10, markup=False
+            )
         wanted = self.settings.ui.theme
         if wanted in self.available_themes:
             self.theme = wanted
@@ -127,6 +136,7 @@ class GoConsoleApp(App[int]):
                 title="Theme",
                 severity="warning",
                 timeout=10,
+                markup=False,
             )
             self.theme = FALLBACK_THEME
 
@@ -139,6 +149,7 @@ class GoConsoleApp(App[int]):
                 title="Key map",
                 severity="warning",
                 timeout=10,
+                markup=False,
             )
         self.set_keymap({k: v for k, v in self.settings.keys.items() if k in known})
 
@@ -147,6 +158,7 @@ class GoConsoleApp(App[int]):
             TenantsScreen,
             TenantDetailScreen,
             AuditScreen,
+            MigrationsScreen,
             ProvisionScreen,
             ConfirmKeyScreen,
             HelpScreen,
@@ -217,7 +229,7 @@ class GoConsoleApp(App[int]):
 
     def action_provision(self) -> None:
         """Open the provision form."""
-        if self._refuse_read_only("provision"):
+        if self.refuse_read_only("provision"):
             return
 
         def chosen(result: tuple[str, str] | None) -> None:
@@ -232,7 +244,7 @@ class GoConsoleApp(App[int]):
 
     def request_action(self, action: str, key: str) -> None:
         """Run a lifecycle action on ``key``, after a typed confirmation when destructive."""
-        if self._refuse_read_only(action):
+        if self.refuse_read_only(action):
             return
         running = self.tracker.latest(key)
         if running is not None and running.state is OpState.RUNNING:
@@ -257,7 +269,7 @@ class GoConsoleApp(App[int]):
         else:
             self.start_operation(name, key, calls[action])
 
-    def _refuse_read_only(self, action: str) -> bool:
+    def refuse_read_only(self, action: str) -> bool:
         if self.read_only:
             self.notify(
                 f"{action} refused: the console is in read-only mode",
@@ -295,14 +307,49 @@ class GoConsoleApp(App[int]):
             op.state = OpState.FAILED
             state = await self._tenant_state(op.key)
             op.outcome = f"FAILED: {exc.message} — tenant is now {state}"
-            self.notify(op.outcome, title=f"{op.name} {op.key}: {exc.title}", severity="error")
+            self.notify(
+                op.outcome,
+                title=f"{op.name} {op.key}: {exc.title}",
+                severity="error",
+                markup=False,
+            )
         else:
             op.state = OpState.SUCCEEDED
             state = await self._tenant_state(op.key)
             op.outcome = f"done — tenant is now {state}"
-            self.notify(f"{op.name} {op.key}: {op.outcome}", title="Done")
+            self.notify(f"{op.name} {op.key}: {op.outcome}", title="Done", markup=False)
         finally:
             self.operation_signal.publish(op)
+
+    def migration_running(self) -> bool:
+        """Whether a migration run started here is in progress."""
+        return any(w.group == "migrations" and w.is_running for w in self.workers)
+
+    def start_migration(self, plan: MigrationPlan, concurrency: int) -> None:
+        """Run ``plan`` in an app-level worker: it goes on while screens change."""
+        self._run_migration(plan, concurrency)
+
+    @work(group="migrations", exclusive=True, exit_on_error=False)
+    async def _run_migration(self, plan: MigrationPlan, concurrency: int) -> None:
+        def progress(state: RunProgress) -> None:
+            self.migration_state = state
+            self.migration_signal.publish(state)
+
+        try:
+            state = await self.service.migrations.run(
+                plan, concurrency, progress, self.migration_events.publish
+            )
+        except ConsoleError as exc:
+            self.notify(exc.message, title=f"Migration: {exc.title}", severity="error")
+            return
+        finally:
+            if self.migration_state is not None:
+                self.migration_signal.publish(self.migration_state)
+        self.notify(
+            f"{state.done} migrated, {state.failed} failed, {state.skipped} busy",
+            title="Migration run finished",
+            severity="error" if state.failed or state.skipped else "information",
+        )
 
     async def _tenant_state(self, key: str) -> str:
         try:
@@ -316,11 +363,18 @@ class GoConsoleApp(App[int]):
         """Notify once per failing view; the view keeps retrying."""
         if what not in self._refresh_errors:
             self._refresh_errors.add(what)
-            self.notify(f"{what}: {exc} (retrying)", title="Refresh failed", severity="error")
+            self.notify(
+                f"{what}: {exc} (retrying)",
+                title="Refresh failed",
+                severity="error",
+                markup=False,  # error texts may hold square brackets
+            )
 
     async def action_quit(self) -> None:
         """Quit; ask first when operations are running."""
         running = [f"{op.name} {op.key}" for op in self.tracker.running()]
+        if self.migration_running():
+            running.append("a migration run (tenants in flight finish; a rerun completes it)")
         if not running:
             self.exit(0)
             return

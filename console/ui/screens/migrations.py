@@ -1,0 +1,294 @@
+"""Migrations: tenants per revision, recent runs, and a live view of the run in progress."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
+from textual.widgets import Button, DataTable, Footer, Input, Label, Static
+
+from console.core.errors import ConsoleError, InvalidInput
+from console.core.events import Phase, StepEvent
+from console.core.identifiers import validate_tenant_key
+from console.core.migrations import MigrationPlan, RunProgress
+from console.core.registry import parse_status
+
+if TYPE_CHECKING:
+    from console.ui.app import GoConsoleApp
+
+BAR_WIDTH = 30
+
+
+class RunOptionsScreen(ModalScreen[dict[str, Any] | None]):
+    """Target, concurrency and scope of a new run."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="run_options.cancel")]
+
+    def __init__(self, head: str) -> None:
+        super().__init__(classes="dialog")
+        self._head = head
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog-box"):
+            yield Label("Start a migration run", classes="dialog-title")
+            yield Label("Target revision")
+            yield Input(value=self._head, id="target")
+            yield Label("Concurrency (1-32)")
+            yield Input(value="2", id="concurrency", type="integer")
+            yield Label("Scope: tenant keys (comma-separated) or status:NAME; empty = all")
+            yield Input(placeholder="e.g. acme,beta  or  status:inactive", id="scope")
+            yield Static("", id="run-error", classes="field-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Plan…", id="plan", variant="primary")
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#plan")
+    def _submit(self) -> None:
+        try:
+            self.dismiss(self._options())
+        except InvalidInput as exc:
+            self.query_one("#run-error", Static).update(exc.message)
+
+    def _options(self) -> dict[str, Any]:
+        raw = self.query_one("#concurrency", Input).value.strip()
+        if not raw.isdigit() or not 1 <= int(raw) <= 32:
+            raise InvalidInput(f"concurrency must be between 1 and 32, got {raw!r}")
+        scope = self.query_one("#scope", Input).value.strip()
+        keys, status = None, None
+        if scope.startswith("status:"):
+            status = parse_status(scope.removeprefix("status:").strip())
+        elif scope:
+            keys = [validate_tenant_key(k.strip()) for k in scope.split(",") if k.strip()]
+        return {
+            "target": self.query_one("#target", Input).value.strip() or self._head,
+            "concurrency": int(raw),
+            "keys": keys,
+            "status": status,
+        }
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmPlanScreen(ModalScreen[bool]):
+    """The plan of a run; Enter on 'Run' starts it, anything else cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="confirm_plan.cancel")]
+
+    def __init__(self, plan: MigrationPlan) -> None:
+        super().__init__(classes="dialog")
+        self._plan = plan
+
+    def compose(self) -> ComposeResult:
+        plan = self._plan
+        lines = [
+            f"target {plan.target}: {plan.pending} tenant(s) to migrate, "
+            f"{len(plan.at_target)} already there, {len(plan.skipped)} skipped",
+            "",
+        ]
+        lines += [
+            f"  {g.from_rev} → {g.to_rev}: {len(g.tenants)} tenant(s) via {g.method}"
+            + (f" ({g.reason})" if g.reason else "")
+            for g in plan.groups
+        ]
+        with Vertical(classes="dialog-box wide"):
+            yield Label("Run this migration plan?", classes="dialog-title")
+            with VerticalScroll(id="plan-text"):
+                yield Static("\n".join(lines))
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel", id="cancel", variant="primary")
+                yield Button("Run", id="run", variant="warning", disabled=not plan.pending)
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    @on(Button.Pressed, "#run")
+    def _run(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class MigrationsScreen(Screen[None]):
+    """Revisions, runs, and the live run."""
+
+    BINDINGS = [
+        Binding("r", "start_run", "Run…", id="migrations.run"),
+        Binding("f", "retry_failed", "Retry failed", id="migrations.retry"),
+        Binding("c", "cancel_run", "Cancel run", id="migrations.cancel"),
+        Binding("ctrl+r", "refresh_now", "Refresh", id="migrations.refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="migrations")
+        self._timer: Timer | None = None
+        self._rows: set[str] = set()
+        self.loaded = False
+        self.status: dict[str, Any] | None = None
+
+    @property
+    def goapp(self) -> GoConsoleApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield self.goapp.make_header()
+        yield Static("loading…", id="mig-bars")
+        runs: DataTable[str] = DataTable(id="mig-runs", cursor_type="row")
+        runs.add_columns("Run started", "Target", "Status", "OK", "Failed", "Busy")
+        yield runs
+        yield Static("No run in progress. r starts one.", id="mig-progress")
+        tenants: DataTable[str] = DataTable(id="mig-tenants", cursor_type="row")
+        tenants.add_column("Tenant", key="tenant")
+        tenants.add_column("Result", key="result")
+        tenants.add_column("Detail", key="detail")
+        yield tenants
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.goapp.migration_signal.subscribe(self, self._on_progress)
+        self.goapp.migration_events.subscribe(self, self._on_event)
+        if self.goapp.migration_state is not None:
+            self._on_progress(self.goapp.migration_state)
+        self.refresh_state()
+
+    @work(group="migrations-refresh", exclusive=True, exit_on_error=False)
+    async def refresh_state(self) -> None:
+        """Revisions and runs; rescheduled when done (never overlapping)."""
+        try:
+            if self.is_current or not self.loaded:
+                self.status = await self.goapp.service.migrations.status()
+                runs = await self.goapp.service.migrations.runs(10)
+                self._show_state(self.status, runs)
+                self.loaded = True
+        except Exception as exc:  # reported, and the next refresh retries
+            self.goapp.report_refresh_error("migrations", exc)
+        finally:
+            if self._timer is not None:
+                self._timer.stop()
+            self._timer = self.set_timer(
+                self.goapp.settings.ui.refresh_interval * 5, self.refresh_state
+            )
+
+    def _show_state(self, status: dict[str, Any], runs: list[dict[str, Any]]) -> None:
+        total = sum(r["tenants"] for r in status["revisions"]) or 1
+        lines = [f"head {status['head']} · {status['behind']} tenant(s) behind", ""]
+        for r in status["revisions"]:
+            filled = max(1, round(BAR_WIDTH * r["tenants"] / total))
+            mark = "✓ head" if r["at_head"] else "… behind"
+            lines.append(
+                f"{r['revision'][:28]:<28} {'█' * filled:<{BAR_WIDTH}} {r['tenants']:>6} {mark}"
+            )
+        self.query_one("#mig-bars", Static).update("\n".join(lines))
+        table: DataTable[str] = self.query_one("#mig-runs", DataTable)
+        with self.app.batch_update():
+            table.clear()
+            for r in runs:
+                table.add_row(
+                    r["started_at"][:19].replace("T", " "),
+                    r["target"][:24],
+                    r["status"],
+                    str(r["succeeded"]),
+                    str(r["failed"]),
+                    str(r["skipped_busy"]),
+                    key=r["id"],
+                )
+
+    def _on_progress(self, state: RunProgress) -> None:
+        eta = f"{state.eta_s:.0f}s" if state.eta_s is not None else "—"
+        running = self.goapp.migration_running()
+        label = "running" if running else "finished"
+        self.query_one("#mig-progress", Static).update(
+            f"Run {str(state.run_id)[:8]} {label}: {state.total - state.remaining}/{state.total} · "
+            f"✓ {state.done} · ✗ {state.failed} · busy {state.skipped} · "
+            f"remaining {state.remaining} · {state.rate:.1f}/s · ETA {eta}"
+            + ("" if running else "  (f retries failures)")
+        )
+        if not running:
+            self.refresh_state()
+
+    def _on_event(self, event: StepEvent) -> None:
+        if event.tenant is None:
+            return
+        table: DataTable[str] = self.query_one("#mig-tenants", DataTable)
+        result = "✓ migrated" if event.phase is Phase.DONE else "✗ FAILED"
+        if event.tenant in self._rows:
+            table.update_cell(event.tenant, "result", result)
+            table.update_cell(event.tenant, "detail", event.message)
+        else:
+            self._rows.add(event.tenant)
+            table.add_row(event.tenant, result, event.message, key=event.tenant)
+
+    def clear_results(self) -> None:
+        """Empty the per-tenant table for a new run."""
+        self.query_one("#mig-tenants", DataTable).clear()
+        self._rows.clear()
+
+    def action_start_run(self) -> None:
+        if self.goapp.refuse_read_only("migrate"):
+            return
+        if self.goapp.migration_running():
+            self.notify("a run is already in progress", severity="warning")
+            return
+        head = self.status["head"] if self.status else ""
+        self.app.push_screen(RunOptionsScreen(head), self._plan_run)
+
+    def _plan_run(self, options: dict[str, Any] | None) -> None:
+        if options is not None:
+            self._make_plan(options)
+
+    @work(group="migrations-plan", exclusive=True, exit_on_error=False)
+    async def _make_plan(self, options: dict[str, Any]) -> None:
+        try:
+            plan = await self.goapp.service.migrations.plan(
+                options["target"], options["keys"], options["status"]
+            )
+        except ConsoleError as exc:
+            self.notify(exc.message, title=exc.title, severity="error")
+            return
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.clear_results()
+                self.goapp.start_migration(plan, options["concurrency"])
+
+        self.app.push_screen(ConfirmPlanScreen(plan), confirmed)
+
+    def action_retry_failed(self) -> None:
+        if self.goapp.refuse_read_only("migrate retry"):
+            return
+        if self.goapp.migration_running():
+            self.notify("a run is already in progress", severity="warning")
+            return
+        self._retry()
+
+    @work(group="migrations-plan", exclusive=True, exit_on_error=False)
+    async def _retry(self) -> None:
+        try:
+            target, keys, _ = await self.goapp.service.migrations.run_failures(None)
+            if not keys:
+                self.notify("the last run has nothing to retry")
+                return
+            plan = await self.goapp.service.migrations.plan(target, keys)
+        except ConsoleError as exc:
+            self.notify(exc.message, title=exc.title, severity="error")
+            return
+        self.clear_results()
+        self.goapp.start_migration(plan, 2)
+
+    def action_cancel_run(self) -> None:
+        if self.goapp.migration_running():
+            self.goapp.service.migrations.cancelled.set()
+            self.notify("cancelling: tenants in flight finish, no new ones start")
+
+    def action_refresh_now(self) -> None:
+        self.refresh_state()

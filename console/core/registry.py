@@ -26,6 +26,9 @@ class TenantStatus(enum.StrEnum):
     FAILED = "FAILED"
 
 
+_STATUS = {s.value: s for s in TenantStatus}
+
+
 @dataclass(frozen=True)
 class Tenant:
     """One registry row."""
@@ -38,21 +41,21 @@ class Tenant:
     cluster: str
     created_at: datetime
     updated_at: datetime
-    config: dict[str, Any]
+    config: dict[str, Any] | None  # None: not loaded (bulk listings skip it)
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Tenant:
-        """Build from a ``SELECT * FROM tenants`` row."""
+        """Build from a ``SELECT * FROM tenants`` row (``config`` may be left out)."""
         return cls(
             id=row["id"],
             key=row["key"],
             schema_name=row["schema_name"],
             display_name=row["display_name"],
-            status=TenantStatus(row["status"]),
+            status=_STATUS[row["status"]],
             cluster=row["cluster"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
-            config=row["config"],
+            config=row.get("config"),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -122,12 +125,21 @@ class Registry:
         return tenant
 
     async def list(
-        self, conn: asyncpg.Connection, status: TenantStatus | None = None
+        self,
+        conn: asyncpg.Connection,
+        status: TenantStatus | None = None,
+        with_config: bool = True,
     ) -> list[Tenant]:
-        """All tenants (optionally of one status), ordered by key."""
+        """All tenants (optionally of one status), ordered by key; ``with_config=False`` skips
+        decoding every row's config JSON (the bulk of the cost at 100,000 tenants)."""
+        columns = (
+            "*"
+            if with_config
+            else ("id, key, schema_name, display_name, status, cluster, created_at, updated_at")
+        )
         rows = await conn.fetch(
-            "SELECT * FROM public.tenants WHERE $1::tenant_status IS NULL OR status = $1 "
-            "ORDER BY key",
+            f"SELECT {columns} FROM public.tenants "
+            "WHERE $1::tenant_status IS NULL OR status = $1 ORDER BY key",
             status.value if status else None,
         )
         return [Tenant.from_row(r) for r in rows]

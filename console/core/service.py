@@ -196,27 +196,37 @@ class ConsoleService:
                 await self.registry.require(conn, key)
             return await self.audit_log.recent(conn, key, limit)
 
-    async def overview(self, with_sizes: bool) -> list[TenantRow]:
-        """Every tenant with catalog stats, revision and last backup, from a fixed number of
-        queries whatever the tenant count. Sizes and revisions only when ``with_sizes``."""
+    async def overview(self) -> list[TenantRow]:
+        """Every tenant with table counts, row estimates and last backup, from a fixed number
+        of queries whatever the tenant count (sizes and revisions: :meth:`schema_facts`)."""
         async with self.db.acquire() as conn:
-            tenants = await self.registry.list(conn)
-            stats = await schema_stats(conn, with_sizes)
-            revisions = await schema_revisions(conn) if with_sizes else {}
+            tenants = await self.registry.list(conn, with_config=False)
+            stats = await schema_stats(conn, with_sizes=False)
             latest = await conn.fetch(
                 "SELECT DISTINCT ON (tenant_id) tenant_id, finished_at FROM public.backups "
                 "WHERE status = 'succeeded' ORDER BY tenant_id, finished_at DESC"
             )
         backups: dict[uuid.UUID, datetime] = {r["tenant_id"]: r["finished_at"] for r in latest}
-        return [
-            TenantRow(t, stats.get(t.schema_name), revisions.get(t.schema_name), backups.get(t.id))
-            for t in tenants
-        ]
+        return [TenantRow(t, stats.get(t.schema_name), None, backups.get(t.id)) for t in tenants]
+
+    async def schema_facts(self) -> tuple[dict[str, SchemaStats], dict[str, str]]:
+        """Stats with sizes, and revisions, of every tenant schema (one catalog pass each;
+        ~0.3 s per 2,000 schemas, so screens fetch them less often than the registry)."""
+        async with self.db.acquire() as conn:
+            return await schema_stats(conn, with_sizes=True), await schema_revisions(conn)
 
     async def cluster_role(self) -> str:
         """``primary`` or ``replica`` (from pg_is_in_recovery)."""
         async with self.db.acquire() as conn:
             return "replica" if await conn.fetchval("SELECT pg_is_in_recovery()") else "primary"
+
+    async def registry_signature(self) -> tuple[int, object]:
+        """(row count, latest updated_at) of the registry: changes whenever a tenant is added
+        or changes, so a screen can skip reloading 100,000 rows when nothing moved."""
+        async with self.db.acquire() as conn:
+            row = await conn.fetchrow("SELECT count(*), max(updated_at) FROM public.tenants")
+        assert row is not None
+        return (row[0], row[1])
 
     async def busy_tenants(self) -> dict[str, str]:
         """Tenants whose advisory lock is held right now: key -> who and since when."""

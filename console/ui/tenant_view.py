@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from console.core.registry import TenantStatus
 from console.core.service import TenantRow
 
-PAGE_SIZE = 500
+PAGE_SIZE = 100
 STATUS_MARKS = {
     TenantStatus.ACTIVE: "●",
     TenantStatus.INACTIVE: "○",
@@ -31,12 +31,14 @@ COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class SlowFacts:
-    """Figures refreshed less often: schema size and migration revision."""
+class SlowFacts(NamedTuple):
+    """Figures refreshed less often: schema size and migration revision (a tuple: one per
+    tenant is built on every sizes refresh)."""
 
     bytes: int | None
     revision: str | None
+    tables: int | None = None
+    estimated_rows: int | None = None
 
 
 def status_label(status: TenantStatus, busy: bool) -> str:
@@ -70,18 +72,27 @@ def age(then: datetime | None, now: datetime) -> str:
 def cells(row: TenantRow, slow: SlowFacts | None, busy: bool, now: datetime) -> tuple[str, ...]:
     """The table cells of one tenant, in COLUMNS order."""
     t = row.tenant
-    stats = row.stats
+    tables, estimated = _counts(row, slow)
     return (
         t.key,
         t.display_name,
         status_label(t.status, busy),
         t.created_at.strftime("%Y-%m-%d"),
         human_size(slow.bytes if slow else None),
-        str(stats.tables) if stats else "—",
-        f"{stats.estimated_rows:,}" if stats else "—",
+        "—" if tables is None else str(tables),
+        "—" if estimated is None else f"{estimated:,}",
         age(row.last_backup, now),
         (slow.revision if slow else None) or "—",
     )
+
+
+def _counts(row: TenantRow, slow: SlowFacts | None) -> tuple[int | None, int | None]:
+    """Table count and row estimate: the slow pass's when newer, else the overview's."""
+    if slow is not None and slow.tables is not None:
+        return slow.tables, slow.estimated_rows
+    if row.stats is not None:
+        return row.stats.tables, row.stats.estimated_rows
+    return None, None
 
 
 def _sort_key(column: str, row: TenantRow, slow: SlowFacts | None) -> tuple[int, object]:
@@ -99,9 +110,9 @@ def _sort_key(column: str, row: TenantRow, slow: SlowFacts | None) -> tuple[int,
         case "size":
             value = slow.bytes if slow else None
         case "tables":
-            value = row.stats.tables if row.stats else None
+            value = _counts(row, slow)[0]
         case "rows":
-            value = row.stats.estimated_rows if row.stats else None
+            value = _counts(row, slow)[1]
         case "backup":
             value = row.last_backup
         case _:
@@ -118,17 +129,54 @@ def select_rows(
     slow: dict[str, SlowFacts],
 ) -> list[TenantRow]:
     """Rows whose key or name contains ``text`` (case-insensitive), of ``status``, sorted."""
-    needle = text.strip().lower()
-    chosen = [
-        r
-        for r in rows
-        if (status is None or r.tenant.status is status)
-        and (not needle or needle in r.tenant.key or needle in r.tenant.display_name.lower())
-    ]
-    chosen.sort(key=lambda r: r.tenant.key)
-    if sort_column != "key" or descending:
-        chosen.sort(
-            key=lambda r: _sort_key(sort_column, r, slow.get(r.tenant.schema_name)),
-            reverse=descending,
-        )
-    return chosen
+    return RowIndex(rows, slow).select(text, status, sort_column, descending)
+
+
+class RowIndex:
+    """The rows of one refresh, prepared for filtering as you type.
+
+    Each row's lower-cased ``key`` and name are joined once, each sort order is computed once,
+    and a keystroke that extends the previous filter text narrows the previous result instead
+    of scanning every row again.
+    """
+
+    def __init__(self, rows: list[TenantRow], slow: dict[str, SlowFacts]) -> None:
+        self.rows = rows
+        self._slow = slow
+        # The newline cannot be typed into the one-line filter: no match spans key and name.
+        self._haystacks = [f"{r.tenant.key}\n{r.tenant.display_name.lower()}" for r in rows]
+        self._orders: dict[tuple[str, bool], list[int]] = {}
+        self._last: tuple[tuple[str, bool, TenantStatus | None], str, list[int]] | None = None
+
+    def _order(self, sort_column: str, descending: bool) -> list[int]:
+        found = self._orders.get((sort_column, descending))
+        if found is None:
+            rows, slow = self.rows, self._slow
+            found = sorted(range(len(rows)), key=lambda i: rows[i].tenant.key)
+            if sort_column != "key" or descending:
+                found.sort(
+                    key=lambda i: _sort_key(
+                        sort_column, rows[i], slow.get(rows[i].tenant.schema_name)
+                    ),
+                    reverse=descending,
+                )
+            self._orders[(sort_column, descending)] = found
+        return found
+
+    def select(
+        self, text: str, status: TenantStatus | None, sort_column: str, descending: bool
+    ) -> list[TenantRow]:
+        """Rows whose key or name contains ``text`` (case-insensitive), of ``status``, sorted."""
+        needle = text.strip().lower()
+        scope = (sort_column, descending, status)
+        rows, haystacks = self.rows, self._haystacks
+        if self._last is not None and self._last[0] == scope and self._last[1] in needle:
+            chosen = self._last[2]  # the new text contains the old: only those rows can match
+        else:
+            chosen = self._order(sort_column, descending)
+            if status is not None:
+                chosen = [i for i in chosen if rows[i].tenant.status is status]
+        if needle:
+            chosen = [i for i in chosen if needle in haystacks[i]]
+        self._last = (scope, needle, chosen)
+        return [rows[i] for i in chosen]

@@ -36,10 +36,13 @@ class AuditDetailScreen(ModalScreen[None]):
             yield Label(f"{e.action_type} · {e.tenant_key or 'cluster'}", classes="dialog-title")
             yield Static(
                 f"{e.action_timestamp:%Y-%m-%d %H:%M:%S} UTC by {e.actor}@{e.actor_host} "
-                f"from {e.actor_address}"
+                f"from {e.actor_address}",
+                markup=False,
             )
-            with VerticalScroll():
-                yield Static(json.dumps(e.details, indent=2, sort_keys=True), id="audit-json")
+            with VerticalScroll():  # details hold error texts: never parsed as markup
+                yield Static(
+                    json.dumps(e.details, indent=2, sort_keys=True), id="audit-json", markup=False
+                )
 
     def action_close(self) -> None:
         self.dismiss(None)

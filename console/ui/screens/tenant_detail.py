@@ -10,6 +10,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Log, Static
@@ -67,7 +68,7 @@ class TenantDetailScreen(Screen[None]):
             with Horizontal(id="detail-top"):
                 yield Static(f"Tenant {self.key}: loading…", id="summary")
                 with Vertical(id="detail-side"):
-                    yield Static("", id="busy")
+                    yield Static("", id="busy", markup=False)  # holder's application_name
                     yield Static("", id="available")
             tables: DataTable[str] = DataTable(id="detail-tables", cursor_type="row")
             tables.add_columns("Table", "Est. rows", "Size", "RLS", "Forced", "Policies")
@@ -119,16 +120,19 @@ class TenantDetailScreen(Screen[None]):
         t = self.detail["tenant"]
         status = TenantStatus(t["status"])
         self.query_one("#summary", Static).update(
-            "\n".join(
-                [
-                    f"[b]{t['display_name']}[/b]  ({t['key']})",
-                    f"status    {status_label(status, self.busy is not None)}",
-                    f"schema    {t['schema_name']}",
-                    f"revision  {self.detail['revision'] or '—'}",
-                    f"id        {t['id']}",
-                    f"cluster   {t['cluster']}   created {t['created_at'][:19]}",
-                    f"config    {json.dumps(t['config'])}",
-                ]
+            Content.assemble(
+                (t["display_name"], "bold"),  # as typed: not parsed as markup
+                "\n".join(
+                    [
+                        f"  ({t['key']})",
+                        f"status    {status_label(status, self.busy is not None)}",
+                        f"schema    {t['schema_name']}",
+                        f"revision  {self.detail['revision'] or '—'}",
+                        f"id        {t['id']}",
+                        f"cluster   {t['cluster']}   created {t['created_at'][:19]}",
+                        f"config    {json.dumps(t['config'])}",
+                    ]
+                ),
             )
         )
         self.query_one("#busy", Static).update(

@@ -1,0 +1,372 @@
+"""SVG snapshots of the console's main screens at 80×24 and 160×48 (pytest-textual-snapshot).
+
+The data is fixed: registry rows with fixed ids, keys, names and creation times, and audit rows
+with fixed timestamps and actors, written straight into the registry (no tenant schemas, so the
+size columns show a dash); the app's clock is fixed too. Only PostgreSQL 18 runs them, so there
+is one snapshot set. ``snap_compare`` runs the app in its own event loop, so every test hands the
+app a fresh, unopened ConsoleService, which the app opens on mount and which is closed when the
+app ends. Regenerate with ``pytest tests/test_ui_snapshots.py --snapshot-update`` and look at the
+SVGs before committing them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input
+
+import console.ui.app as app_module
+from console.config import BackupSettings, Settings
+from console.core.pgserver import LocalCluster
+from console.core.service import ConsoleService
+from console.ui.app import GoConsoleApp
+from console.ui.screens.audit import AuditScreen
+from console.ui.screens.help import HelpScreen
+from console.ui.screens.placeholder import NotBuiltScreen
+from console.ui.screens.prompt import ConfirmKeyScreen
+from console.ui.screens.provision import ProvisionScreen
+from console.ui.screens.tenant_detail import TenantDetailScreen
+from console.ui.screens.tenants import TenantsScreen
+
+# One PostgreSQL version only: one set of snapshots (the conftest cluster, pinned to pg18).
+pytestmark = pytest.mark.parametrize("pg_cluster", ["pg18"], indirect=True)
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+CREATED = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+AUDIT_START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+PATIENCE_S = 30.0
+
+# key, display name, status, config
+TENANTS: list[tuple[str, str, str, dict[str, Any]]] = [
+    ("acme_outdoors", "Acme Outdoors", "ACTIVE", {"plan": "gold", "region": "eu-west"}),
+    ("alpine_gear", "Alpine Gear Co.", "ACTIVE", {"plan": "silver"}),
+    ("bolt_bikes", "Bolt Bikes", "ACTIVE", {}),
+    ("cedar_crafts", "Cedar Crafts", "INACTIVE", {"plan": "bronze"}),
+    ("delta_foods", "Delta Foods", "INITIALIZING", {}),
+    ("echo_media", "Echo Media", "FAILED", {}),
+    ("fjord_fashion", "Fjord Fashion", "ARCHIVED", {}),
+    ("granite_tools", "Granite Tools", "ACTIVE", {}),
+    ("harbor_books", "Harbor Books", "DEACTIVATING", {}),
+    ("iris_optics", "Iris Optics", "ACTIVE", {}),
+    ("juniper_tea", "Juniper Tea", "OFFBOARDING", {}),
+    ("kestrel_sports", "Kestrel Sports", "ACTIVE", {}),
+    ("lumen_lighting", "Lumen Lighting", "ACTIVE", {}),
+    ("maple_home", "Maple Home & Garden", "ACTIVE", {}),
+    ("nimbus_cloudware", "Nimbus Cloudware", "INACTIVE", {}),
+    ("orchid_beauty", "Orchid Beauty", "ACTIVE", {}),
+    ("pioneer_pets", "Pioneer Pets", "ACTIVE", {}),
+    ("quartz_jewels", "Quartz Jewels", "ACTIVE", {}),
+    ("river_outfitters", "River Outfitters", "ACTIVE", {}),
+    ("summit_coffee", "Summit Coffee Roasters", "ACTIVE", {}),
+    ("tidal_surf", "Tidal Surf Shop", "ACTIVE", {}),
+    ("umber_pottery", "Umber Pottery", "INACTIVE", {}),
+    ("vertex_audio", "Vertex Audio", "ACTIVE", {}),
+    ("willow_kids", "Willow Kids", "ACTIVE", {}),
+]
+# tenant key (None: cluster-wide), action, minutes after 2026-11-20 09:00 UTC, details
+AUDIT: list[tuple[str | None, str, int, dict[str, Any]]] = [
+    (None, "init.control_schema", 0, {"revision": "0001"}),
+    (None, "init.app_role", 1, {"role": "verified"}),
+    (None, "init.template", 2, {"revision": "0001"}),
+    *(
+        (key, f"provision.{step}", 10 + n * 5 + i, {"step": step})
+        for n, key in enumerate(("acme_outdoors", "bolt_bikes", "cedar_crafts"))
+        for i, step in enumerate(("register", "schema", "init_data", "verify", "activate"))
+    ),
+    ("cedar_crafts", "deactivate.backup", 600, {"bytes": 48213, "sha256": "ab12" * 16}),
+    ("cedar_crafts", "deactivate.block", 601, {}),
+    ("cedar_crafts", "deactivate.drain", 602, {"waited_s": 0.2}),
+    ("cedar_crafts", "deactivate.finalize", 603, {}),
+    ("acme_outdoors", "deactivate.backup", 1440, {"error": "pg_dump: connection lost"}),
+    ("acme_outdoors", "reactivate.grant", 1500, {}),
+]
+
+
+def tenant_id(n: int) -> uuid.UUID:
+    return uuid.UUID(f"00000000-0000-4000-8000-{n:012d}")
+
+
+def audit_id(n: int) -> uuid.UUID:
+    return uuid.UUID(f"00000000-0000-4000-9000-{n:012d}")
+
+
+def snapshot_settings(backups: Path) -> Settings:
+    return dataclasses.replace(Settings(), backup=BackupSettings(dir=str(backups)))
+
+
+async def write_fixed_data(conn: asyncpg.Connection) -> None:
+    """Replace init's audit rows by the fixed ones and register the fixed tenants."""
+    ids = {key: tenant_id(n) for n, (key, *_) in enumerate(TENANTS, 1)}
+    async with conn.transaction():
+        # init stamped its audit rows with the real time. The log refuses DELETE through its
+        # triggers, which replica mode skips (test data only, in this transaction only).
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute("DELETE FROM public.tenant_audit_log")
+        await conn.executemany(
+            "INSERT INTO public.tenants "
+            "(id, key, schema_name, display_name, status, created_at, updated_at, config) "
+            "VALUES ($1, $2, 'tenant_' || $2, $3, $4::tenant_status, $5, $5, $6::jsonb)",
+            [
+                (ids[key], key, name, status, CREATED + timedelta(days=n), json.dumps(config))
+                for n, (key, name, status, config) in enumerate(TENANTS)
+            ],
+        )
+        await conn.executemany(
+            "INSERT INTO public.tenant_audit_log (id, tenant_id, action_type, "
+            "action_timestamp, actor, actor_host, actor_address, details) "
+            "VALUES ($1, $2, $3, $4, 'ops', 'bastion-1', $5, $6::jsonb)",
+            [
+                (
+                    audit_id(n),
+                    ids[key] if key else None,
+                    action,
+                    AUDIT_START + timedelta(minutes=minutes),
+                    "10.0.0.7" if n % 2 else "local",
+                    json.dumps(details),
+                )
+                for n, (key, action, minutes, details) in enumerate(AUDIT, 1)
+            ],
+        )
+
+
+@pytest.fixture(scope="module")
+async def snapshot_dsn(
+    pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """One initialized database holding the fixed data (the snapshot tests only read it)."""
+    name = f"snap_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_cluster.dsn())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    dsn = pg_cluster.dsn(name)
+    async with ConsoleService(
+        snapshot_settings(tmp_path_factory.mktemp("backups")), dsn=dsn
+    ) as service:
+        await service.init()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await write_fixed_data(conn)
+    finally:
+        await conn.close()
+    yield dsn
+    admin = await asyncpg.connect(pg_cluster.dsn())
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+class SnapshotApp(GoConsoleApp):
+    """The console with a fixed clock, closing its service when it ends (in its own loop)."""
+
+    CSS_PATH = str(Path(app_module.__file__).with_name("app.tcss"))
+
+    def __init__(self, dsn: str, backups: Path) -> None:
+        super().__init__(ConsoleService(snapshot_settings(backups), dsn=dsn), clock=lambda: NOW)
+
+    async def run_async(self, **kwargs: Any) -> int | None:
+        try:
+            return await super().run_async(**kwargs)
+        finally:
+            await self.service.close()
+
+
+async def wait_for(pilot: Pilot[Any], condition: Callable[[], object], what: str) -> None:
+    """Poll ``condition`` between short pauses; fail after PATIENCE_S naming ``what``."""
+    deadline = time.monotonic() + PATIENCE_S
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {PATIENCE_S:g}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Make the next paint depend on the data only, not on timing.
+
+    Text cursors stop blinking (the blink phase is timing). Textual 8's DataTable caches cells
+    rendered before its idle-time column measurement (under load a paint can land in between,
+    leaving columns at their header widths), so every table drops its render caches.
+    """
+    app = pilot.app
+    for field in app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+    for screen in app.screen_stack:
+        for table in screen.query(DataTable):
+            table.notify_style_update()
+    await pilot.pause()
+
+
+async def on_tenants(pilot: Pilot[Any]) -> TenantsScreen:
+    app = pilot.app
+    await wait_for(
+        pilot,
+        lambda: isinstance(app.screen, TenantsScreen) and app.screen.loaded,
+        "the tenants screen to load",
+    )
+    assert isinstance(app.screen, TenantsScreen)
+    return app.screen
+
+
+async def on_detail(pilot: Pilot[Any], key: str) -> TenantDetailScreen:
+    app = pilot.app
+    await on_tenants(pilot)
+    app.open_tenant(key)  # type: ignore[attr-defined]
+
+    def loaded() -> bool:
+        screen = app.screen
+        return (
+            isinstance(screen, TenantDetailScreen)
+            and screen.detail is not None
+            and screen.query_one("#detail-audit", DataTable).row_count > 0
+        )
+
+    await wait_for(pilot, loaded, f"the detail view of {key}")
+    assert isinstance(app.screen, TenantDetailScreen)
+    return app.screen
+
+
+# -- the screens ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_tenants_screen(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> None:
+    """The registry table: status symbol and word, dashes for schema figures."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        screen = await on_tenants(pilot)
+        assert screen.view_size() == len(TENANTS)
+        await settle(pilot)
+
+    assert snap_compare(
+        SnapshotApp(snapshot_dsn, tmp_path), terminal_size=size, run_before=run_before
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_tenants_filtered(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> None:
+    """Filter as you type: "out" matches acme_outdoors (name) and river_outfitters."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        screen = await on_tenants(pilot)
+        await pilot.press("slash", *"out")
+        assert screen.shown_keys() == ["acme_outdoors", "river_outfitters"]
+        await settle(pilot)
+
+    assert snap_compare(
+        SnapshotApp(snapshot_dsn, tmp_path), terminal_size=size, run_before=run_before
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_tenant_detail(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> None:
+    """One tenant: registry row, config, (no) tables, recent audit, available actions."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await on_detail(pilot, "acme_outdoors")
+        await settle(pilot)
+
+    assert snap_compare(
+        SnapshotApp(snapshot_dsn, tmp_path), terminal_size=size, run_before=run_before
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_audit_screen(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> None:
+    """The audit log, newest first."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        await on_tenants(pilot)
+        await pilot.press("a")
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, AuditScreen) and app.screen.loaded,
+            "the audit screen to load",
+        )
+        assert isinstance(app.screen, AuditScreen)
+        assert len(app.screen.shown_actions()) == len(AUDIT)
+        await settle(pilot)
+
+    assert snap_compare(
+        SnapshotApp(snapshot_dsn, tmp_path), terminal_size=size, run_before=run_before
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_provision_form(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> None:
+    """The provision form refusing a key as it is typed."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        await on_tenants(pilot)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProvisionScreen), "the form")
+        await pilot.press(*"Nova-Shop")
+        await settle(pilot)
+
+    assert snap_compare(
+        SnapshotApp(snapshot_dsn, tmp_path), terminal_size=size, run_before=run_before
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_typed_confirmation(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> None:
+    """Deactivate: what will happen, and the key to type (a wrong one was entered)."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        await on_detail(pilot, "acme_outdoors")
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmKeyScreen), "the dialog")
+        await pilot.press(*"acme", "enter")
+        await settle(pilot)
+
+    assert snap_compare(
+        SnapshotApp(snapshot_dsn, tmp_path), terminal_size=size, run_before=run_before
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help_screen(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> None:
+    """? on the tenants screen: keys, actions and binding ids."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        await on_tenants(pilot)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        await settle(pilot)
+
+    assert snap_compare(
+        SnapshotApp(snapshot_dsn, tmp_path), terminal_size=size, run_before=run_before
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_not_built_area(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> None:
+    """An area a later issue builds says so plainly."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        await on_tenants(pilot)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, NotBuiltScreen), "the placeholder")
+        await settle(pilot)
+
+    assert snap_compare(
+        SnapshotApp(snapshot_dsn, tmp_path), terminal_size=size, run_before=run_before
+    )

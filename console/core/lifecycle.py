@@ -183,11 +183,14 @@ class Lifecycle:
             step.details.update(schema=schema, display_name=name)
 
         async with op.step("schema", f"building schema {schema}") as step:
-            step.details.update(await self._build_schema(op, tenant, use_template))
+            built, tables = await self._build_schema(op, tenant, use_template)
+            step.details.update(built)
 
         async with op.step("init_data", "granting access and seeding initial data") as step:
             async with self._db.acquire() as conn, conn.transaction():
-                step.details["tables_granted"] = await grant_access(conn, schema, self._app_role)
+                step.details["tables_granted"] = await grant_access(
+                    conn, schema, self._app_role, tables
+                )
                 await seed_initial_data(conn, schema, tenant.id)
 
         async with op.step("verify", f"verifying access as {self._app_role}") as step:
@@ -201,14 +204,15 @@ class Lifecycle:
 
     async def _build_schema(
         self, op: Operation, tenant: Tenant, use_template: bool
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], list[str] | None]:
+        """Build the schema; returns audit details and, for a clone, its table names."""
         head = head_revision("tenant")
         schema = tenant.schema_name
         async with self._db.acquire() as conn:
             exists, revision = await schema_revision(conn, schema)
             if exists and revision == head:
                 op.info(f"schema {schema} is already at {head} (built by an earlier run)")
-                return {"method": "existing", "revision": head}
+                return {"method": "existing", "revision": head}, None
             if exists:
                 op.info(f"dropping leftover schema {schema} (revision {revision})")
                 await drop_schema(conn, schema)
@@ -217,11 +221,11 @@ class Lifecycle:
             )
             if isinstance(ddl, TemplateDDL):
                 await self._template.clone(conn, ddl, schema, tenant.id)
-                return {"method": "clone", "revision": ddl.revision}
+                return {"method": "clone", "revision": ddl.revision}, ddl.tables
         if use_template:
             op.info(f"falling back to alembic: {ddl}")
         await asyncio.to_thread(self._alembic.upgrade_tenant, schema, str(tenant.id))
-        return {"method": "alembic", "revision": head, "reason": ddl}
+        return {"method": "alembic", "revision": head, "reason": ddl}, None
 
     # -- deactivate / reactivate ------------------------------------------------------------
 

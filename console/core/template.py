@@ -17,7 +17,7 @@ from console.core.errors import OperationFailed
 from console.core.identifiers import TEMPLATE_SCHEMA, qualified, retarget
 from console.core.pgserver import PgBinaries
 from console.core.schema_tree import VERSION_TABLE, AlembicRunner, head_revision
-from console.core.tenant_schema import drop_schema, schema_revision
+from console.core.tenant_schema import drop_schema, schema_revision, table_names
 
 # The template's policies name this id; clones get their own tenant id instead.
 TEMPLATE_TENANT_ID = uuid.UUID(int=0)
@@ -30,6 +30,7 @@ class TemplateDDL:
     revision: str
     namespace_oid: int
     sql: str
+    tables: list[str]
 
     def for_tenant(self, schema: str, tenant_id: uuid.UUID) -> str:
         """The DDL rewritten for ``schema`` and ``tenant_id``."""
@@ -98,7 +99,12 @@ class TemplateSchema:
         async with self._lock:
             cached = self._cached
             if cached is None or (cached.revision, cached.namespace_oid) != (revision, row["oid"]):
-                cached = TemplateDDL(revision, row["oid"], await self._dump())
+                cached = TemplateDDL(
+                    revision,
+                    row["oid"],
+                    await self._dump(),
+                    await table_names(conn, TEMPLATE_SCHEMA),
+                )
                 self._cached = cached
         return cached
 

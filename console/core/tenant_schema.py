@@ -39,20 +39,31 @@ async def drop_schema(conn: asyncpg.Connection, schema: str) -> None:
     await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
 
 
-async def grant_access(conn: asyncpg.Connection, schema: str, app_role: str) -> int:
-    """Give the application role USAGE and DML on the schema's data tables; return table count.
-
-    The version table gets nothing; append-only tables get SELECT and INSERT.
-    """
-    tables = await conn.fetch(
+async def table_names(conn: asyncpg.Connection, schema: str) -> list[str]:
+    """The schema's tables, version table excluded (a scan of pg_class: cache where you can)."""
+    rows = await conn.fetch(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname <> $2 ORDER BY 1",
         schema,
         VERSION_TABLE,
     )
+    return [r[0] for r in rows]
+
+
+async def grant_access(
+    conn: asyncpg.Connection, schema: str, app_role: str, tables: list[str] | None = None
+) -> int:
+    """Give the application role USAGE and DML on the schema's data tables; return table count.
+
+    The version table gets nothing; append-only tables get SELECT and INSERT. Pass ``tables``
+    when known (a clone of the template): pg_class has no index on the namespace, so looking
+    them up costs a scan that grows with every tenant.
+    """
+    if tables is None:
+        tables = await table_names(conn, schema)
     role = quote_ident(app_role)
     statements = [f"GRANT USAGE ON SCHEMA {quote_ident(schema)} TO {role}"]
-    for (table,) in tables:
+    for table in tables:
         rights = (
             "SELECT, INSERT" if table in APPEND_ONLY_TABLES else "SELECT, INSERT, UPDATE, DELETE"
         )

@@ -18,10 +18,11 @@ import io
 import multiprocessing
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from alembic import command
@@ -47,6 +48,9 @@ MIGRATED_STATUSES = frozenset({TenantStatus.ACTIVE, TenantStatus.INACTIVE})
 RENDER_SCHEMA = "goconsole_render_target"
 RENDER_TENANT_ID = uuid.UUID(int=0)
 RUN_LOCK = "*migrate-run*"
+_SPARE_WAIT_S = 2.0
+# Raised inside a tenant's migration when its advisory lock is held by another operation.
+BUSY_SQLSTATE = "GCBSY"
 
 
 @dataclass
@@ -215,9 +219,27 @@ class MigrationRunner:
         """Every tenant with its schema's current revision (None: no schema or no version)."""
         async with self._db.acquire() as conn:
             rows = await conn.fetch("SELECT * FROM public.tenants ORDER BY key")
-            revisions = await schema_revisions(conn)
+            async with self._spare_connection() as spare:
+                revisions = await schema_revisions(conn, *([spare] if spare is not None else []))
         tenants = [Tenant.from_row(r) for r in rows]
         return [(t, revisions.get(t.schema_name)) for t in tenants]
+
+    @asynccontextmanager
+    async def _spare_connection(self) -> AsyncIterator[asyncpg.Connection | None]:
+        """A second pooled connection to read revisions with, when one is free right away."""
+        pool = self._db.pool
+        if not pool.get_idle_size() and pool.get_size() >= pool.get_max_size():
+            yield None
+            return
+        try:
+            proxy = await pool.acquire(timeout=_SPARE_WAIT_S)
+        except TimeoutError:
+            yield None
+            return
+        try:
+            yield cast(asyncpg.Connection, proxy)
+        finally:
+            await pool.release(proxy)
 
     async def status(self) -> dict[str, Any]:
         """Tenants per revision and how many are behind head."""
@@ -381,10 +403,15 @@ class MigrationRunner:
         for tenant, _ in busy:
             state.skipped += 1
             state.failures[tenant.key] = "busy with another operation (skipped)"
-            await self._record(run_id, tenant, "skipped_busy", "busy with another operation", None)
+            await self._record(
+                None, run_id, tenant, "skipped_busy", "busy with another operation", None
+            )
         progress(state)
+        # A run that left tenants behind (failed or busy) did not succeed.
         final = (
-            "cancelled" if self.cancelled.is_set() else ("failed" if state.failed else "succeeded")
+            "cancelled"
+            if self.cancelled.is_set()
+            else ("failed" if state.failed or state.skipped else "succeeded")
         )
         async with self._db.acquire() as conn:
             await conn.execute(
@@ -412,31 +439,49 @@ class MigrationRunner:
                 max_workers=concurrency, mp_context=multiprocessing.get_context("spawn")
             )
 
+        def finished(tenant: Tenant, group: PlanGroup, outcome: str) -> None:
+            if outcome == "succeeded":
+                state.done += 1
+                sink(
+                    StepEvent(
+                        "migrate",
+                        tenant.key,
+                        "apply",
+                        Phase.DONE,
+                        f"{group.from_rev} → {group.to_rev}",
+                    )
+                )
+            else:
+                state.failed += 1
+                state.failures[tenant.key] = outcome
+                sink(StepEvent("migrate", tenant.key, "apply", Phase.FAILED, outcome))
+            state.last = tenant.key
+            progress(state)
+
         async def worker() -> None:
-            async with self._db.acquire() as conn:
-                while queue and not self.cancelled.is_set():
-                    tenant, group = queue.pop()
-                    outcome = await self._migrate_one(conn, state.run_id, tenant, group, pool)
-                    if outcome == "busy":
-                        busy.append((tenant, group))
-                        continue
-                    if outcome == "succeeded":
-                        state.done += 1
-                        sink(
-                            StepEvent(
-                                "migrate",
-                                tenant.key,
-                                "apply",
-                                Phase.DONE,
-                                f"{group.from_rev} → {group.to_rev}",
-                            )
-                        )
-                    else:
-                        state.failed += 1
-                        state.failures[tenant.key] = outcome
-                        sink(StepEvent("migrate", tenant.key, "apply", Phase.FAILED, outcome))
-                    state.last = tenant.key
-                    progress(state)
+            # Failures are recorded on the worker's own connection (a second pooled connection
+            # per failure would deadlock once every worker waits for one). A worker whose
+            # connection is lost records that tenant on a fresh connection and goes on with
+            # another, instead of failing the rest of the queue on a dead connection.
+            while queue and not self.cancelled.is_set():
+                lost: tuple[Tenant, PlanGroup, str, float] | None = None
+                async with self._db.acquire() as conn:
+                    while queue and not self.cancelled.is_set():
+                        tenant, group = queue.pop()
+                        started = time.perf_counter()
+                        outcome = await self._migrate_one(conn, state.run_id, tenant, group, pool)
+                        if outcome == "busy":
+                            busy.append((tenant, group))
+                            continue
+                        if not _usable(conn):
+                            lost = (tenant, group, outcome, _elapsed(started))
+                            break
+                        finished(tenant, group, outcome)
+                if lost is not None:
+                    tenant, group, outcome, duration = lost
+                    if outcome != "succeeded":
+                        await self._record(None, state.run_id, tenant, "failed", outcome, duration)
+                    finished(tenant, group, outcome)
 
         try:
             await asyncio.gather(*(worker() for _ in range(min(concurrency, len(work) or 1))))
@@ -458,27 +503,63 @@ class MigrationRunner:
         try:
             if group.sql is None:
                 return await self._migrate_with_alembic(conn, run_id, tenant, group, pool, started)
-            sql = retarget(
-                group.sql, RENDER_SCHEMA, tenant.schema_name, RENDER_TENANT_ID, tenant.id
-            )
-            async with conn.transaction():
-                if not await conn.fetchval(
-                    "SELECT set_config('lock_timeout', $1, true) IS NOT NULL "
-                    "AND pg_try_advisory_xact_lock($2, hashtext($3))",
-                    f"{int(self.lock_timeout_s * 1000)}",
-                    TENANT_LOCK_CLASS,
-                    tenant.key,
-                ):
-                    return "busy"
-                await conn.execute(sql)
-                await self._finish(conn, run_id, tenant, group, started)
+            await conn.execute(self._tenant_script(run_id, tenant, group))
             return "succeeded"
-        except (asyncpg.PostgresError, OperationFailed) as exc:
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate == BUSY_SQLSTATE:
+                return "busy"
+            error = describe_error(exc)
+        except OperationFailed as exc:
             error = describe_error(exc)
         except (asyncpg.InterfaceError, OSError) as exc:
-            error = f"connection lost: {describe_error(exc)}"
-        await self._record(run_id, tenant, "failed", error, _elapsed(started))
+            # The rollback on a dead connection raises anew; name the server's reason if any.
+            cause = exc.__context__ if isinstance(exc.__context__, asyncpg.PostgresError) else exc
+            error = describe_error(cause)
+        if not _usable(conn):
+            return f"connection lost: {error}"  # the worker records it on a fresh connection
+        await self._record(conn, run_id, tenant, "failed", error, _elapsed(started))
         return error
+
+    def _tenant_script(self, run_id: uuid.UUID, tenant: Tenant, group: PlanGroup) -> str:
+        """One tenant's whole migration as one message, which PostgreSQL runs as one implicit
+        transaction (all or nothing): lock timeout, the tenant's advisory lock (or the BUSY
+        error), the group's SQL, the version check, the run record and the audit row.
+
+        One round trip per tenant instead of nine: on a small machine the client and the server
+        share the cores, and the round trips, not the DDL, were most of the cost. Values are
+        inlined as literals (simple query protocol); the duration is measured by the server.
+        """
+        assert group.sql is not None
+        sql = retarget(group.sql, RENDER_SCHEMA, tenant.schema_name, RENDER_TENANT_ID, tenant.id)
+        key, to_rev = _literal(tenant.key), _literal(group.to_rev)
+        timeout_ms = max(1, round(self.lock_timeout_s * 1000))
+        elapsed = "extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000"
+        actor = self._audit.actor
+        return f"""SET LOCAL lock_timeout = {timeout_ms};
+DO $goconsole$BEGIN
+    IF NOT pg_try_advisory_xact_lock({TENANT_LOCK_CLASS}, hashtext({key})) THEN
+        RAISE EXCEPTION 'tenant % is busy', {key} USING ERRCODE = '{BUSY_SQLSTATE}';
+    END IF;
+END$goconsole$;
+{sql}
+DO $goconsole$DECLARE found text;
+BEGIN
+    SELECT version_num INTO found FROM {qualified(tenant.schema_name, VERSION_TABLE)};
+    IF found IS DISTINCT FROM {to_rev} THEN
+        RAISE EXCEPTION 'version row says % after migrating, not %', found, {to_rev};
+    END IF;
+END$goconsole$;
+UPDATE public.migration_run_tenants SET status = 'succeeded', error = NULL,
+    duration_ms = {elapsed}
+    WHERE run_id = '{run_id}' AND tenant_id = '{tenant.id}';
+INSERT INTO public.tenant_audit_log
+    (tenant_id, action_type, actor, actor_host, actor_address, details)
+    VALUES ('{tenant.id}', 'migrate.apply', {_literal(actor.user)}, {_literal(actor.host)},
+            {_literal(actor.address)},
+            jsonb_build_object('run', '{run_id}', 'from', {_literal(group.from_rev)},
+                               'to', {to_rev}, 'method', 'sql',
+                               'duration_ms', round(({elapsed})::numeric, 1)));
+"""
 
     async def _migrate_with_alembic(
         self,
@@ -553,18 +634,29 @@ class MigrationRunner:
         )
 
     async def _record(
-        self, run_id: uuid.UUID, tenant: Tenant, status: str, error: str, duration: float | None
+        self,
+        conn: asyncpg.Connection | None,
+        run_id: uuid.UUID,
+        tenant: Tenant,
+        status: str,
+        error: str,
+        duration: float | None,
     ) -> None:
-        async with self._db.acquire() as conn:
-            await conn.execute(
-                "UPDATE public.migration_run_tenants SET status = $3, error = $4, "
-                "duration_ms = $5 WHERE run_id = $1 AND tenant_id = $2",
-                run_id,
-                tenant.id,
-                status,
-                error[:2000],
-                duration,
-            )
+        """Record a tenant's outcome on ``conn`` (outside any transaction), or on a pooled
+        connection when ``conn`` is None."""
+        if conn is None:
+            async with self._db.acquire() as pooled:
+                await self._record(pooled, run_id, tenant, status, error, duration)
+            return
+        await conn.execute(
+            "UPDATE public.migration_run_tenants SET status = $3, error = $4, "
+            "duration_ms = $5 WHERE run_id = $1 AND tenant_id = $2",
+            run_id,
+            tenant.id,
+            status,
+            error[:2000],
+            duration,
+        )
 
     # -- history ------------------------------------------------------------------------------
 
@@ -620,6 +712,24 @@ class MigrationRunner:
                 found["id"],
             )
         return found["target"], [r["key"] for r in rows], {r["key"]: r["error"] or "" for r in rows}
+
+
+def _literal(value: str) -> str:
+    """A SQL string literal, quoted as PostgreSQL's quote_literal does."""
+    if "\x00" in value:
+        raise InvalidInput("a SQL literal cannot contain NUL")
+    quoted = value.replace("'", "''")
+    if "\\" in value:
+        return "E'" + quoted.replace("\\", "\\\\") + "'"
+    return "'" + quoted + "'"
+
+
+def _usable(conn: asyncpg.Connection) -> bool:
+    """Whether a pooled connection is still open (a lost one is detached from its proxy)."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 def _elapsed(started: float) -> float:

@@ -7,6 +7,7 @@ callers refresh sizes less often than the rest.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import asyncpg
@@ -14,7 +15,11 @@ import asyncpg
 from console.core.identifiers import TENANT_SCHEMA_PREFIX, qualified
 from console.core.schema_tree import VERSION_TABLE
 
-_UNION_CHUNK = 5000
+# Each UNION statement locks every version table it reads until it ends. With PostgreSQL's
+# defaults (max_locks_per_transaction 64 x max_connections 100 = 6,400 lock slots for the whole
+# server) two concurrent reads of 5,000 tables ran out of shared memory at 10,000 tenants;
+# 500 per statement costs no more time and leaves room for many readers and everything else.
+_UNION_CHUNK = 500
 _TENANT_LIKE = TENANT_SCHEMA_PREFIX.replace("_", "\\_") + "%"
 
 
@@ -44,25 +49,55 @@ async def schema_stats(conn: asyncpg.Connection, with_sizes: bool) -> dict[str, 
     return {r["schema"]: SchemaStats(r["tables"], r["estimated_rows"], r["bytes"]) for r in rows}
 
 
-async def schema_revisions(conn: asyncpg.Connection) -> dict[str, str]:
-    """Current tenant-tree revision of every tenant schema, from one query.
+async def schema_revisions(conn: asyncpg.Connection, *more: asyncpg.Connection) -> dict[str, str]:
+    """Current tenant-tree revision of every tenant schema, from one round of queries.
 
-    Builds a UNION over the version tables that exist (found with one catalog query).
+    Builds UNIONs over the version tables that exist (found with one catalog query), at most
+    ``_UNION_CHUNK`` tables each. With ``more`` connections the UNIONs are read concurrently:
+    a backend that has not opened these tables before spends most of the time doing so (about
+    1.5 s for 10,000 tenants), and two backends on two cores cut that by a third or more.
+
+    A schema dropped between the catalog query and its UNION (an offboarding) makes PostgreSQL
+    refuse the statement; the whole read is then done again.
     """
-    schemas = await conn.fetch(
+    for attempt in range(_ATTEMPTS):
+        try:
+            return await _read_revisions((conn, *more))
+        except _GONE:
+            if attempt == _ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+_ATTEMPTS = 5
+_GONE = (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError)
+
+
+async def _read_revisions(conns: tuple[asyncpg.Connection, ...]) -> dict[str, str]:
+    schemas = await conns[0].fetch(
         "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE c.relname = $1 AND n.nspname LIKE $2",
         VERSION_TABLE,
         _TENANT_LIKE,
     )
     names = [r[0] for r in schemas]
+    chunks = [names[i : i + _UNION_CHUNK] for i in range(0, len(names), _UNION_CHUNK)]
     result: dict[str, str] = {}
-    for start in range(0, len(names), _UNION_CHUNK):
-        chunk = names[start : start + _UNION_CHUNK]
-        sql = " UNION ALL ".join(
-            f"SELECT ${i}::text AS schema, version_num FROM {qualified(name, VERSION_TABLE)}"
-            for i, name in enumerate(chunk, start=1)
-        )
-        for row in await conn.fetch(sql, *chunk):
-            result[row["schema"]] = row["version_num"]
+
+    async def reader(conn: asyncpg.Connection) -> None:
+        while chunks:
+            chunk = chunks.pop()
+            sql = " UNION ALL ".join(
+                f"SELECT ${i}::text AS schema, version_num FROM {qualified(name, VERSION_TABLE)}"
+                for i, name in enumerate(chunk, start=1)
+            )
+            for row in await conn.fetch(sql, *chunk):
+                result[row["schema"]] = row["version_num"]
+
+    readers = conns[: max(1, len(chunks))]
+    # Let every reader finish before raising, so no connection is left mid-query.
+    outcomes = await asyncio.gather(*(reader(c) for c in readers), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
     return result

@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +20,7 @@ from pathlib import Path
 import asyncpg
 
 from console.config import BackupSettings, ClusterSettings, Settings
-from console.core.pgserver import LocalCluster, PgBinaries, server_os_user
+from console.core.pgserver import LocalCluster, PgBinaries, throwaway_cluster
 from console.core.service import ConsoleService
 
 
@@ -96,17 +94,11 @@ def main() -> int:
     parser.add_argument("--pg-bin", help="PostgreSQL bin dir (default: embedded PostgreSQL 18)")
     args = parser.parse_args()
     binaries = PgBinaries(Path(args.pg_bin)) if args.pg_bin else PgBinaries.embedded()
-    work = Path(tempfile.mkdtemp(prefix="goconsole-bench-"))
-    owner = server_os_user()
-    if owner:
-        shutil.chown(work, owner, owner)
-    cluster = LocalCluster(work / "data", binaries, settings={"max_connections": "100"})
-    cluster.start()
-    try:
+    with throwaway_cluster(binaries, {"max_connections": "100"}, "goconsole-bench-") as (
+        cluster,
+        work,
+    ):
         asyncio.run(run(cluster, args.tenants, args.concurrency, work))
-    finally:
-        cluster.stop()
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -23,10 +23,8 @@ import argparse
 import asyncio
 import cProfile
 import dataclasses
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,7 +35,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable
 
 from console.config import BackupSettings, Settings
-from console.core.pgserver import LocalCluster, PgBinaries, server_os_user
+from console.core.pgserver import LocalCluster, PgBinaries, throwaway_cluster
 from console.core.service import ConsoleService
 from console.ui.app import GoConsoleApp
 from console.ui.screens.tenants import TenantsScreen
@@ -197,17 +195,11 @@ def main() -> int:
     if not 1 <= args.tenants <= 999_999:
         parser.error("--tenants must be between 1 and 999999 (keys are t + 6 digits)")
     binaries = PgBinaries(Path(args.pg_bin)) if args.pg_bin else PgBinaries.embedded()
-    work = Path(tempfile.mkdtemp(prefix="goconsole-bench-"))
-    owner = server_os_user()
-    if owner:
-        shutil.chown(work, owner, owner)
-    cluster = LocalCluster(work / "data", binaries, settings={"max_connections": "100"})
-    cluster.start()
-    try:
+    with throwaway_cluster(binaries, {"max_connections": "100"}, "goconsole-bench-") as (
+        cluster,
+        work,
+    ):
         asyncio.run(run(cluster, args.tenants, args.idle, work, args.profile))
-    finally:
-        cluster.stop()
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from helpers import APP_ROLE, AuditGate
 
 from console.config import BackupSettings, Settings
 from console.core.errors import OperationFailed
-from console.core.pgserver import SYSTEM_PG15, LocalCluster, PgBinaries, server_os_user
+from console.core.pgserver import SYSTEM_PG15, LocalCluster, PgBinaries, throwaway_cluster
 from console.core.service import ConsoleService
 
 CLUSTER_SETTINGS = {
@@ -48,17 +46,8 @@ def pg_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     binaries = _binaries(request.param)
     if not binaries.available():
         pytest.skip(f"{request.param}: no PostgreSQL server binaries in {binaries.bin_dir}")
-    root = Path(tempfile.mkdtemp(prefix="goconsole-test-"))
-    os_user = server_os_user()
-    if os_user is not None:
-        shutil.chown(root, os_user, os_user)
-    cluster = LocalCluster(root / "data", binaries, settings=dict(CLUSTER_SETTINGS))
-    try:
-        cluster.start()
+    with throwaway_cluster(binaries, CLUSTER_SETTINGS, "goconsole-test-") as (cluster, _):
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

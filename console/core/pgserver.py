@@ -14,6 +14,9 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -232,3 +235,25 @@ class LocalCluster:
                 ],
                 quiet_stdout=True,
             )
+
+
+@contextmanager
+def throwaway_cluster(
+    binaries: PgBinaries,
+    settings: dict[str, str] | None = None,
+    prefix: str = "goconsole-",
+    stop_mode: str = "fast",
+) -> Iterator[tuple[LocalCluster, Path]]:
+    """A cluster in a fresh temporary folder (reachable by the server's OS user), started, and
+    stopped and removed afterwards; yields it with its folder."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    owner = server_os_user()
+    if owner is not None:
+        shutil.chown(work, owner, owner)
+    cluster = LocalCluster(work / "data", binaries, settings=dict(settings or {}))
+    try:
+        cluster.start()
+        yield cluster, work
+    finally:
+        cluster.stop(stop_mode)
+        shutil.rmtree(work, ignore_errors=True)

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from console.core.registry import AuditEntry
-
-if TYPE_CHECKING:
-    from console.ui.app import GoConsoleApp
+from console.ui.screens.base import ConsoleScreen
 
 AUDIT_LIMIT = 500
 
@@ -48,7 +45,7 @@ class AuditDetailScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-class AuditScreen(Screen[None]):
+class AuditScreen(ConsoleScreen):
     """Audit entries; new ones appear at the top as they are written."""
 
     BINDINGS = [
@@ -62,11 +59,6 @@ class AuditScreen(Screen[None]):
         self._filters: tuple[str | None, str | None, str | None] = (None, None, None)
         self._timer: Timer | None = None
         self.loaded = False
-
-    @property
-    def goapp(self) -> GoConsoleApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield self.goapp.make_header()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
@@ -17,9 +17,7 @@ from console.core.events import Phase, StepEvent
 from console.core.identifiers import validate_tenant_key
 from console.core.migrations import MigrationPlan, RunProgress
 from console.core.registry import parse_status
-
-if TYPE_CHECKING:
-    from console.ui.app import GoConsoleApp
+from console.ui.screens.base import ConsoleScreen
 
 BAR_WIDTH = 30
 
@@ -118,7 +116,7 @@ class ConfirmPlanScreen(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class MigrationsScreen(Screen[None]):
+class MigrationsScreen(ConsoleScreen):
     """Revisions, runs, and the live run."""
 
     BINDINGS = [
@@ -134,11 +132,6 @@ class MigrationsScreen(Screen[None]):
         self._rows: set[str] = set()
         self.loaded = False
         self.status: dict[str, Any] | None = None
-
-    @property
-    def goapp(self) -> GoConsoleApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield self.goapp.make_header()

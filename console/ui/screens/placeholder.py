@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Center, Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from console.ui.screens.base import ConsoleScreen
 
-class NotBuiltScreen(Screen[None]):
+
+class NotBuiltScreen(ConsoleScreen):
     """An area of the console that a later issue builds."""
 
     def __init__(self, area: str, issue: int, meanwhile: str) -> None:
@@ -18,7 +19,7 @@ class NotBuiltScreen(Screen[None]):
         self._meanwhile = meanwhile
 
     def compose(self) -> ComposeResult:
-        yield self.app.make_header()  # type: ignore[attr-defined]
+        yield self.goapp.make_header()
         with Center(), Vertical(classes="not-built"):
             yield Static(f"{self._area.capitalize()}", classes="dialog-title")
             yield Static(f"Not built yet: this screen arrives with issue #{self._issue}.")

@@ -4,25 +4,22 @@ and the live progress of the operation running on it."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Log, Static
 
 from console.core.errors import NotFound
 from console.core.events import Phase
 from console.core.registry import TenantStatus
+from console.ui.screens.base import ConsoleScreen
 from console.ui.tenant_view import human_size, status_label
 from console.ui.tracker import OpState, TrackedOperation
-
-if TYPE_CHECKING:
-    from console.ui.app import GoConsoleApp
 
 ACTIONS_BY_STATUS: dict[TenantStatus, tuple[str, ...]] = {
     TenantStatus.ACTIVE: ("deactivate", "offboard"),
@@ -36,7 +33,7 @@ ACTIONS_BY_STATUS: dict[TenantStatus, tuple[str, ...]] = {
 _MARK = {Phase.STARTED: "…", Phase.DONE: "✓", Phase.FAILED: "✗", Phase.INFO: "·"}
 
 
-class TenantDetailScreen(Screen[None]):
+class TenantDetailScreen(ConsoleScreen):
     """Everything about one tenant; its actions follow its state."""
 
     BINDINGS = [
@@ -56,11 +53,6 @@ class TenantDetailScreen(Screen[None]):
         self._timer: Timer | None = None
         self._shown_events = 0
         self._shown_op: TrackedOperation | None = None
-
-    @property
-    def goapp(self) -> GoConsoleApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield self.goapp.make_header()

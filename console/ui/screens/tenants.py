@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
 from console.core.registry import TenantStatus
 from console.core.service import TenantRow
+from console.ui.screens.base import ConsoleScreen
 from console.ui.tenant_view import COLUMNS, PAGE_SIZE, RowIndex, SlowFacts, cells
-
-if TYPE_CHECKING:
-    from console.ui.app import GoConsoleApp
 
 SIZE_EVERY = 10  # sizes and revisions: every 10th refresh (one catalog pass ~0.3 s per 2k)
 STATUS_CYCLE: tuple[TenantStatus | None, ...] = (None, *TenantStatus)
 
 
-class TenantsScreen(Screen[None]):
+class TenantsScreen(ConsoleScreen):
     """The registry as a table; Enter opens a tenant."""
 
     BINDINGS = [
@@ -56,11 +51,6 @@ class TenantsScreen(Screen[None]):
         self._signature: tuple[int, object] | None = None
         self._timer: Timer | None = None
         self.loaded = False
-
-    @property
-    def goapp(self) -> GoConsoleApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield self.goapp.make_header()

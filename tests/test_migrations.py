@@ -564,6 +564,31 @@ async def test_audit_rows_keep_odd_actor_names_verbatim(
     assert row["details"]["duration_ms"] >= 0
 
 
+async def test_a_tenant_moved_since_the_plan_is_refused_untouched(
+    service: ConsoleService, su: asyncpg.Connection
+) -> None:
+    moved = await tenant_at(service, su, "moved", R2)
+    other = await tenant_at(service, su, "other", R2)
+    plan = await service.migrations.plan()
+    assert plan_groups(plan) == [(R2, HEAD, ["moved", "other"], "sql")]
+    # someone brings one tenant forward by hand after the plan was made
+    await asyncio.to_thread(service.alembic.upgrade_tenant, moved.schema_name, str(moved.id), R3)
+    before = await fingerprint(su, moved)
+    rec = Recorder()
+    state = await asyncio.wait_for(
+        service.migrations.run(plan, 2, rec.progress, rec.sink), PATIENCE_S
+    )
+    assert (state.done, state.failed) == (1, 1)
+    assert state.failures["moved"].startswith(
+        f"tenant is at {R3}, not at {R2} as planned (plan again)"
+    ), state.failures["moved"]
+    assert await fingerprint(su, moved) == before  # nothing of the stale plan was applied
+    assert await revision_of(su, other) == HEAD
+    again = await retry(service, state.run_id)  # a retry plans afresh: 0003 -> head
+    assert (again.done, again.failed) == (1, 0)
+    assert await revision_of(su, moved) == HEAD
+
+
 async def test_every_tenant_failing_with_as_many_workers_as_pool_connections(
     make_service, settings: Settings, su: asyncpg.Connection
 ) -> None:

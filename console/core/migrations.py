@@ -522,8 +522,10 @@ class MigrationRunner:
 
     def _tenant_script(self, run_id: uuid.UUID, tenant: Tenant, group: PlanGroup) -> str:
         """One tenant's whole migration as one message, which PostgreSQL runs as one implicit
-        transaction (all or nothing): lock timeout, the tenant's advisory lock (or the BUSY
-        error), the group's SQL, the version check, the run record and the audit row.
+        transaction (all or nothing): the lock timeout, the tenant's advisory lock (or the BUSY
+        error), a check that the tenant is still at the planned revision (alembic's SQL then
+        moves the version row step by step to the target), the SQL, and the run record with
+        the audit row.
 
         One round trip per tenant instead of nine: on a small machine the client and the server
         share the cores, and the round trips, not the DDL, were most of the cost. Values are
@@ -531,34 +533,39 @@ class MigrationRunner:
         """
         assert group.sql is not None
         sql = retarget(group.sql, RENDER_SCHEMA, tenant.schema_name, RENDER_TENANT_ID, tenant.id)
-        key, to_rev = _literal(tenant.key), _literal(group.to_rev)
+        key, from_rev, to_rev = (
+            _literal(tenant.key),
+            _literal(group.from_rev),
+            _literal(group.to_rev),
+        )
         timeout_ms = max(1, round(self.lock_timeout_s * 1000))
         elapsed = "extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000"
         actor = self._audit.actor
-        return f"""SET LOCAL lock_timeout = {timeout_ms};
-DO $goconsole$BEGIN
+        return f"""DO $goconsole$DECLARE found text;
+BEGIN
+    PERFORM set_config('lock_timeout', '{timeout_ms}', true);
     IF NOT pg_try_advisory_xact_lock({TENANT_LOCK_CLASS}, hashtext({key})) THEN
         RAISE EXCEPTION 'tenant % is busy', {key} USING ERRCODE = '{BUSY_SQLSTATE}';
     END IF;
-END$goconsole$;
-{sql}
-DO $goconsole$DECLARE found text;
-BEGIN
     SELECT version_num INTO found FROM {qualified(tenant.schema_name, VERSION_TABLE)};
-    IF found IS DISTINCT FROM {to_rev} THEN
-        RAISE EXCEPTION 'version row says % after migrating, not %', found, {to_rev};
+    IF found IS DISTINCT FROM {from_rev} THEN
+        RAISE EXCEPTION 'tenant is at %, not at % as planned (plan again)', found, {from_rev};
     END IF;
 END$goconsole$;
-UPDATE public.migration_run_tenants SET status = 'succeeded', error = NULL,
-    duration_ms = {elapsed}
-    WHERE run_id = '{run_id}' AND tenant_id = '{tenant.id}';
+{sql}
+WITH done AS (
+    UPDATE public.migration_run_tenants SET status = 'succeeded', error = NULL,
+        duration_ms = {elapsed}
+    WHERE run_id = '{run_id}' AND tenant_id = '{tenant.id}'
+    RETURNING duration_ms
+)
 INSERT INTO public.tenant_audit_log
     (tenant_id, action_type, actor, actor_host, actor_address, details)
-    VALUES ('{tenant.id}', 'migrate.apply', {_literal(actor.user)}, {_literal(actor.host)},
-            {_literal(actor.address)},
-            jsonb_build_object('run', '{run_id}', 'from', {_literal(group.from_rev)},
-                               'to', {to_rev}, 'method', 'sql',
-                               'duration_ms', round(({elapsed})::numeric, 1)));
+SELECT '{tenant.id}', 'migrate.apply', {_literal(actor.user)}, {_literal(actor.host)},
+       {_literal(actor.address)},
+       jsonb_build_object('run', '{run_id}', 'from', {from_rev}, 'to', {to_rev},
+                          'method', 'sql', 'duration_ms', round(duration_ms::numeric, 1))
+FROM done;
 """
 
     async def _migrate_with_alembic(

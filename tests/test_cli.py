@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import signal
@@ -69,7 +70,8 @@ async def status_of(dsn: str, key: str) -> str | None:
 async def test_init_provision_list_show_audit(cli, database_dsn: str) -> None:
     first = cli("init")
     assert first.returncode == 0, first.stderr
-    assert "gocommerce_app created" in first.stdout
+    # The role is cluster-wide: an earlier test on the same cluster may have created it.
+    assert re.search(r"role gocommerce_app (created|verified)", first.stdout), first.stdout
     again = cli("init")
     assert again.returncode == 0, again.stderr
     assert "gocommerce_app verified" in again.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -16,10 +17,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
 from console.config import Settings, load_settings
-from console.core.errors import ConnectionFailed, ConsoleError, InvalidInput, OperationFailed
+from console.core.errors import (
+    ConnectionFailed,
+    ConsoleError,
+    InvalidInput,
+    OperationFailed,
+    PgBouncerUnavailable,
+)
 from console.core.events import Phase, StepEvent
-from console.core.identifiers import validate_tenant_key
+from console.core.identifiers import schema_for, validate_tenant_key
 from console.core.migrations import MigrationPlan, RunProgress, display_sql
+from console.core.pool_monitor import PoolSnapshot
 from console.core.registry import parse_status
 from console.core.service import ConsoleService
 
@@ -46,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="config file (default: search order in README)")
     parser.add_argument("--dsn", help="PostgreSQL DSN for this run (overrides config)")
     parser.add_argument("--cluster", help="cluster name from [clusters] (default: configured)")
+    parser.add_argument(
+        "--pgbouncer-dsn", help="PgBouncer admin console DSN for this run (overrides config)"
+    )
     parser.add_argument("--read-only", action="store_true", help="refuse every mutation")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
@@ -105,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--json", action="store_true")
 
+    _add_pool_commands(sub)
+
     p = sub.add_parser("audit", help="the audit log, newest first")
     p.add_argument("key", nargs="?")
     p.add_argument("--limit", type=int, default=50)
@@ -115,6 +128,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="persistent data dir (default: user data dir)")
     p.add_argument("--no-ui", action="store_true", help="print the DSN and wait for Ctrl-C")
     return parser
+
+
+def _add_pool_commands(sub: Any) -> None:
+    pool = sub.add_parser("pool", help="PgBouncer pools").add_subparsers(
+        dest="action", parser_class=_Parser, metavar="ACTION", required=True
+    )
+    p = pool.add_parser("show", help="every pool: clients, servers, waits, rates, limits")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    p.add_argument("--interval", type=float, default=None, help="seconds between samples")
+    p.add_argument("--count", type=int, help="with --watch: stop after this many samples")
+    p = pool.add_parser("clients", help="client connections of one tenant's pool")
+    p.add_argument("key")
+    p.add_argument("--json", action="store_true")
+    p = pool.add_parser("set-size", help="a tenant's pool size (and reserve); RELOAD")
+    p.add_argument("key")
+    p.add_argument("size")
+    p.add_argument("--reserve", help="reserve pool (default: [pgbouncer] default_reserve_pool)")
+    p = pool.add_parser("set-default", help="SET default_pool_size (live, global)")
+    p.add_argument("size")
+    p = pool.add_parser("pause", help="wait for in-flight transactions, then hold new ones")
+    p.add_argument("key")
+    p.add_argument("--timeout", type=float, help="seconds (default: [pgbouncer] pause_timeout)")
+    for action, text in (
+        ("resume", "undo pause"),
+        ("disable", "refuse new clients"),
+        ("enable", "undo disable"),
+        ("reconnect", "recycle server connections"),
+    ):
+        p = pool.add_parser(action, help=text)
+        p.add_argument("key")
+    p = pool.add_parser("kill", help="drop every client and server connection at once")
+    p.add_argument("key")
+    p.add_argument("--keep-paused", action="store_true", help="leave the pool paused after")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    pool.add_parser("sync", help="aliases for exactly the ACTIVE/INACTIVE tenants; RELOAD")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -177,7 +226,11 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return await run_demo(settings, args.tenants, args.data_dir, ui, print_event)
     _validate(args)
     service = ConsoleService(
-        settings, cluster=args.cluster, dsn=args.dsn, read_only=args.read_only or None
+        settings,
+        cluster=args.cluster,
+        dsn=args.dsn,
+        read_only=args.read_only or None,
+        pgbouncer_dsn=args.pgbouncer_dsn,
     )
     if args.command == "tui":
         return await run_tui(service)
@@ -223,6 +276,9 @@ def _validate(args: argparse.Namespace) -> None:
     lock_timeout = getattr(args, "lock_timeout", None)
     if lock_timeout is not None and not 0 < lock_timeout <= 3600:
         raise InvalidInput(f"--lock-timeout must be between 0 and 3600 seconds, got {lock_timeout}")
+    if args.command == "pool":
+        _validate_pool(args)
+        return
     if args.command == "audit" and not 1 <= args.limit <= 100_000:
         raise InvalidInput(f"--limit must be between 1 and 100000, got {args.limit}")
     destructive = {
@@ -235,6 +291,20 @@ def _validate(args: argparse.Namespace) -> None:
         if args.read_only:
             return  # refused later with the read-only message, without prompting
         _confirm(args.action, args.key, args.yes, destructive[args.action])
+
+
+def _validate_pool(args: argparse.Namespace) -> None:
+    if args.action == "show":
+        if args.interval is not None and not 0.1 <= args.interval <= 3600:
+            raise InvalidInput(
+                f"--interval must be between 0.1 and 3600 seconds, got {args.interval:g}"
+            )
+        if args.count is not None and args.count < 1:
+            raise InvalidInput(f"--count must be 1 or more, got {args.count}")
+    if args.action == "pause" and args.timeout is not None and not 0 < args.timeout <= 3600:
+        raise InvalidInput(f"--timeout must be between 0 and 3600 seconds, got {args.timeout:g}")
+    if args.action == "kill" and not args.read_only:
+        _confirm(args.action, args.key, args.yes, "drops every client and server connection now")
 
 
 async def _init(service: ConsoleService, args: argparse.Namespace) -> None:
@@ -521,6 +591,153 @@ class ProgressBar:
             print(file=self._out)
 
 
+async def _pool_show(service: ConsoleService, args: argparse.Namespace) -> None:
+    interval = args.interval or service.settings.pgbouncer.poll_interval
+    if not args.watch:
+        await service.pools.snapshot()  # baseline for the rates
+        await asyncio.sleep(interval)
+        snapshot = await service.pools.snapshot()
+        if args.json:
+            _emit_json(snapshot.as_json())
+        else:
+            _print_pools(snapshot)
+        return
+    monitor = service.pools.monitor
+    taken = 0
+    while args.count is None or taken < args.count:
+        taken += 1
+        try:
+            snapshot = await service.pools.snapshot()
+        except PgBouncerUnavailable as exc:
+            delay = monitor.next_delay(interval)
+            print(f"{exc.message}; retrying in {delay:g}s", file=sys.stderr, flush=True)
+            await asyncio.sleep(delay)
+            continue
+        if args.json:
+            print(json.dumps(snapshot.as_json(), default=str), flush=True)
+        else:
+            if sys.stdout.isatty():
+                print("\x1b[H\x1b[2J", end="")
+            _print_pools(snapshot)
+            print(flush=True)
+        await asyncio.sleep(monitor.next_delay(interval))
+
+
+def _print_pools(snapshot: PoolSnapshot) -> None:
+    limits = snapshot.limits
+    db_limit = str(limits.max_db_connections) if limits.max_db_connections else "unlimited"
+    print(
+        f"{snapshot.version} at {snapshot.taken_at:%H:%M:%S} UTC "
+        f"(snapshot {snapshot.latency_ms:.1f} ms): clients {snapshot.clients}/"
+        f"{limits.max_client_conn}, waiting {snapshot.waiting}, server connections "
+        f"{snapshot.servers} (busiest database {snapshot.busiest_servers}/{db_limit})"
+    )
+    if snapshot.rates_reset:
+        print("counters went backwards (PgBouncer restarted): rates start again")
+    rows = []
+    for view in snapshot.pools:
+        r = view.rates
+        rows.append(
+            (
+                view.name,
+                str(view.pool.cl_active),
+                str(view.pool.cl_waiting),
+                str(view.pool.sv_active),
+                str(view.pool.sv_idle),
+                str(view.pool.sv_used),
+                f"{view.pool.maxwait_s:.3f}s",
+                f"{view.pool_size}+{view.reserve_pool}",
+                f"{view.utilisation:.0%}",
+                "-" if r is None else f"{r.xact_per_s:.1f}",
+                "-" if r is None else f"{r.query_per_s:.1f}",
+                "-" if r is None else f"{r.avg_query_ms:.2f}",
+                "-" if r is None else f"{r.avg_wait_ms:.2f}",
+                ("! " + ", ".join(view.alerts)) if view.alerts else "ok",
+            )
+        )
+    _print_table(
+        (
+            "DATABASE",
+            "CL_ACT",
+            "CL_WAIT",
+            "SV_ACT",
+            "SV_IDLE",
+            "SV_USED",
+            "MAXWAIT",
+            "SIZE",
+            "UTIL",
+            "TX/S",
+            "Q/S",
+            "AVG_Q_MS",
+            "AVG_WAIT_MS",
+            "STATE",
+        ),
+        rows,
+    )
+
+
+async def _pool_clients(service: ConsoleService, args: argparse.Namespace) -> None:
+    clients = await service.pools.clients(args.key)
+    if args.json:
+        _emit_json([dataclasses.asdict(c) for c in clients])
+        return
+    _print_table(
+        ("USER", "ADDRESS", "STATE", "CONNECTED", "LAST REQUEST", "APPLICATION"),
+        [
+            (
+                c.user,
+                f"{c.address}:{c.port}",
+                c.state,
+                c.connected_at,
+                c.request_at,
+                c.application_name,
+            )
+            for c in clients
+        ],
+    )
+    print(f"{len(clients)} client(s) on {schema_for(args.key)}")
+
+
+async def _pool_set_size(service: ConsoleService, args: argparse.Namespace) -> None:
+    alias = await service.pools.set_size(args.key, args.size, args.reserve, print_event)
+    print(f"{alias.name}: pool_size {alias.pool_size}, reserve_pool {alias.reserve_pool}")
+
+
+async def _pool_set_default(service: ConsoleService, args: argparse.Namespace) -> None:
+    size = await service.pools.set_default(args.size, print_event)
+    print(f"default_pool_size is {size}")
+
+
+async def _pool_pause(service: ConsoleService, args: argparse.Namespace) -> None:
+    await service.pools.pause(args.key, args.timeout, print_event)
+    print(f"{schema_for(args.key)} is paused: no transaction runs until 'goconsole pool resume'")
+
+
+async def _pool_simple(service: ConsoleService, args: argparse.Namespace) -> None:
+    await service.pools.simple(args.action, args.key, print_event)
+    done = {
+        "resume": "resumed",
+        "disable": "disabled (new clients are refused)",
+        "enable": "enabled",
+        "reconnect": "recycling its server connections",
+    }
+    print(f"{schema_for(args.key)} is {done[args.action]}")
+
+
+async def _pool_kill(service: ConsoleService, args: argparse.Namespace) -> None:
+    dropped = await service.pools.kill(args.key, args.keep_paused, print_event)
+    state = "left paused" if args.keep_paused else "accepting clients again"
+    print(f"{schema_for(args.key)}: {dropped} client(s) dropped; pool {state}")
+
+
+async def _pool_sync(service: ConsoleService, args: argparse.Namespace) -> None:
+    changes = await service.pools.sync(print_event)
+    print(
+        f"aliases added: {', '.join(changes['added']) or 'none'}; "
+        f"removed: {', '.join(changes['removed']) or 'none'}"
+    )
+
+
 _Command = Callable[[ConsoleService, argparse.Namespace], Awaitable[None]]
 _COMMANDS: dict[tuple[str, str | None], _Command] = {
     ("init", None): _init,
@@ -536,4 +753,15 @@ _COMMANDS: dict[tuple[str, str | None], _Command] = {
     ("migrate", "plan"): _migrate_plan,
     ("migrate", "all"): _migrate_all,
     ("migrate", "retry"): _migrate_retry,
+    ("pool", "show"): _pool_show,
+    ("pool", "clients"): _pool_clients,
+    ("pool", "set-size"): _pool_set_size,
+    ("pool", "set-default"): _pool_set_default,
+    ("pool", "pause"): _pool_pause,
+    ("pool", "resume"): _pool_simple,
+    ("pool", "disable"): _pool_simple,
+    ("pool", "enable"): _pool_simple,
+    ("pool", "reconnect"): _pool_simple,
+    ("pool", "kill"): _pool_kill,
+    ("pool", "sync"): _pool_sync,
 }

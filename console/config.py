@@ -83,6 +83,25 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class PgBouncerSettings:
+    """The PgBouncer in front of the default cluster (empty ``admin_dsn``: not managed)."""
+
+    admin_dsn: str = ""
+    admin_password_env: str = "PGBOUNCER_ADMIN_PASSWORD"
+    include_file: str = ""
+    server_host: str = ""
+    server_port: int = 0
+    server_dbname: str = ""
+    default_pool_size: int = 20
+    default_reserve_pool: int = 5
+    max_pool_size: int = 50
+    poll_interval: float = 1.0
+    pause_timeout: float = 30.0
+    command_timeout: float = 5.0
+    history_minutes: int = 10
+
+
+@dataclass(frozen=True)
 class UiSettings:
     """Terminal UI."""
 
@@ -104,6 +123,7 @@ class Settings:
     backup: BackupSettings = BackupSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     health: HealthSettings = HealthSettings()
+    pgbouncer: PgBouncerSettings = PgBouncerSettings()
     ui: UiSettings = UiSettings()
     keys: dict[str, str] = field(default_factory=dict)
     source: str = "(defaults)"
@@ -262,10 +282,16 @@ def _check_ranges(settings: Settings, source: str) -> None:
         "ui.refresh_interval": settings.ui.refresh_interval,
         "backup.full_retention_days": settings.backup.full_retention_days,
         "backup.incremental_retention_days": settings.backup.incremental_retention_days,
+        "pgbouncer.poll_interval": settings.pgbouncer.poll_interval,
+        "pgbouncer.pause_timeout": settings.pgbouncer.pause_timeout,
+        "pgbouncer.command_timeout": settings.pgbouncer.command_timeout,
+        "pgbouncer.history_minutes": settings.pgbouncer.history_minutes,
+        "pgbouncer.max_pool_size": settings.pgbouncer.max_pool_size,
     }
     for key, number in positive.items():
         if number <= 0:
             raise ConfigError(f"{source}: {key} must be greater than 0, got {number}")
+    _check_pgbouncer(settings.pgbouncer, source)
     for key, expr in dataclasses.asdict(settings.schedule).items():
         if len(expr.split()) != 5:
             raise ConfigError(
@@ -275,6 +301,29 @@ def _check_ranges(settings: Settings, source: str) -> None:
         problem = _cron_problem(expr)
         if problem:
             raise ConfigError(f"{source}: schedule.{key}: {problem}, got {expr!r}")
+
+
+def _check_pgbouncer(bouncer: PgBouncerSettings, source: str) -> None:
+    limit = bouncer.max_pool_size
+    for key, value, low in (
+        ("default_pool_size", bouncer.default_pool_size, 1),
+        ("default_reserve_pool", bouncer.default_reserve_pool, 0),
+    ):
+        if not low <= value <= limit:
+            raise ConfigError(
+                f"{source}: pgbouncer.{key} must be between {low} and pgbouncer.max_pool_size "
+                f"({limit}), got {value}"
+            )
+    if not 0 <= bouncer.server_port <= 65535:
+        raise ConfigError(
+            f"{source}: pgbouncer.server_port must be 0 (the cluster's port) or 1-65535, "
+            f"got {bouncer.server_port}"
+        )
+    if bouncer.admin_dsn and not bouncer.include_file:
+        raise ConfigError(
+            f"{source}: pgbouncer.include_file is required when pgbouncer.admin_dsn is set "
+            "(the file of tenant aliases that pgbouncer.ini %includes)"
+        )
 
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -16,9 +18,17 @@ import asyncpg
 import pytest
 from helpers import APP_ROLE, AuditGate
 
-from console.config import BackupSettings, Settings
+from console.config import BackupSettings, PgBouncerSettings, Settings
 from console.core.errors import OperationFailed
-from console.core.pgserver import SYSTEM_PG15, LocalCluster, PgBinaries, throwaway_cluster
+from console.core.pgbouncer_server import LocalPgBouncer, pgbouncer_binary
+from console.core.pgserver import (
+    SYSTEM_PG15,
+    LocalCluster,
+    PgBinaries,
+    server_os_user,
+    throwaway_cluster,
+)
+from console.core.pool_config import HEADER
 from console.core.service import ConsoleService
 
 CLUSTER_SETTINGS = {
@@ -148,3 +158,49 @@ async def gate(database_dsn: str) -> AsyncIterator[AuditGate]:
             await audit_gate.open()
         finally:
             await conn.close()
+
+
+@pytest.fixture(scope="module")
+def pgbouncer(pg_cluster: LocalCluster) -> Iterator[LocalPgBouncer]:
+    """A real PgBouncer per test module (seed settings, transaction pooling) on a free loopback
+    port in front of the test cluster; its include file is reset by :func:`bouncer_settings`."""
+    if pgbouncer_binary() is None:
+        pytest.skip("pgbouncer is not installed (.ci/run installs Debian's pgbouncer)")
+    work = Path(tempfile.mkdtemp(prefix="goconsole-pgbouncer-"))
+    owner = server_os_user()
+    if owner is not None:
+        shutil.chown(work, owner, owner)
+    bouncer = LocalPgBouncer(work, pg_cluster.port, users=("postgres", APP_ROLE))
+    try:
+        bouncer.start()
+        yield bouncer
+    finally:
+        bouncer.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def bouncer_settings(settings: Settings, pgbouncer: LocalPgBouncer) -> Settings:
+    """Settings managing the module's PgBouncer, with its include file emptied for this test."""
+    assert pgbouncer.include_file is not None
+    pgbouncer.include_file.write_text(HEADER.format(path=pgbouncer.include_file))
+    pgbouncer.include_file.with_name("tenants.ini.prev").unlink(missing_ok=True)
+    return dataclasses.replace(
+        settings,
+        pgbouncer=PgBouncerSettings(
+            admin_dsn=pgbouncer.admin_dsn,
+            include_file=str(pgbouncer.include_file),
+            command_timeout=5.0,
+            pause_timeout=5.0,
+        ),
+    )
+
+
+@pytest.fixture
+async def bouncer_service(
+    make_service: ServiceFactory, bouncer_settings: Settings
+) -> ConsoleService:
+    """An initialized ConsoleService whose lifecycle manages the module's PgBouncer."""
+    svc = await make_service(settings=bouncer_settings)
+    await svc.init()
+    return svc

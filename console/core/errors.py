@@ -67,3 +67,15 @@ class OperationFailed(ConsoleError):
     """A step of an operation failed; the message names the step and the cause."""
 
     title = "Operation failed"
+
+
+class PgBouncerUnavailable(ConnectionFailed):
+    """PgBouncer's admin console could not be reached or stopped answering."""
+
+    title = "PgBouncer unavailable"
+
+
+class NotConfigured(InvalidInput):
+    """A feature needs configuration that is missing."""
+
+    title = "Not configured"

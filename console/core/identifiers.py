@@ -53,6 +53,19 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+PGBOUNCER_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def pgbouncer_name(name: str) -> str:
+    """``name`` checked for use in a PgBouncer admin command or config line, which take no
+    parameters and no quoting: lower-case letters, digits and '_' only."""
+    if PGBOUNCER_NAME_PATTERN.fullmatch(name) is None:
+        raise InvalidInput(
+            f"invalid PgBouncer database name {name!r}: 1-63 lower-case letters, digits or '_'"
+        )
+    return name
+
+
 def qualified(schema: str, name: str) -> str:
     """``schema.name`` with both parts quoted."""
     return f"{quote_ident(schema)}.{quote_ident(name)}"

@@ -22,6 +22,7 @@ from console.core.errors import InvalidInput, InvalidState, OperationFailed
 from console.core.events import EventSink, discard
 from console.core.identifiers import schema_for, validate_tenant_key
 from console.core.operations import Operation, OperationRunner
+from console.core.pools import PoolService
 from console.core.registry import Registry, Tenant, TenantStatus
 from console.core.schema_tree import AlembicRunner, head_revision
 from console.core.template import TemplateDDL, TemplateSchema
@@ -119,6 +120,7 @@ class Lifecycle:
         app_role: str,
         cluster: str,
         lock_timeout: float,
+        pools: PoolService | None = None,
     ) -> None:
         self._db = db
         self._runner = runner
@@ -129,6 +131,7 @@ class Lifecycle:
         self._app_role = app_role
         self._cluster = cluster
         self._lock_timeout_ms = str(int(lock_timeout * 1000))
+        self._pools = pools
 
     # -- provision -----------------------------------------------------------------------
 
@@ -197,6 +200,9 @@ class Lifecycle:
             async with self._db.acquire() as conn:
                 step.details.update(await verify_access(conn, schema, tenant.id, self._app_role))
 
+        if self._pools is not None:
+            await self._pools.add_alias(op, tenant)
+
         async with op.step("activate", "marking the tenant ACTIVE"), self._db.acquire() as conn:
             return await self._registry.transition(
                 conn, tenant, TenantStatus.ACTIVE, {TenantStatus.INITIALIZING}
@@ -242,8 +248,12 @@ class Lifecycle:
                     step.details.update(backup.as_json())
             blocked = await self._block(op, tenant, TenantStatus.DEACTIVATING)
             try:
+                if self._pools is not None:
+                    await self._pools.block(op, blocked, timeout, force)
                 await self._drain(op, blocked, timeout, force)
             except Exception:
+                if self._pools is not None:
+                    await self._pools.unblock(op, blocked)
                 await self._unblock(op, blocked, TenantStatus.ACTIVE)
                 raise
             async with op.step("finalize", "marking the tenant INACTIVE"):
@@ -256,6 +266,8 @@ class Lifecycle:
         """Grant the application role access again and mark the tenant ACTIVE."""
         async with self._runner.run("reactivate", key, sink) as op:
             tenant = await self._require(op, key, {TenantStatus.INACTIVE})
+            if self._pools is not None:
+                await self._pools.unblock(op, tenant)
             async with op.step("grant", f"granting {self._app_role} access again") as step:
                 async with self._db.acquire() as conn, conn.transaction():
                     step.details["tables_granted"] = await grant_access(
@@ -290,9 +302,13 @@ class Lifecycle:
                 blocked = await self._block(op, tenant, TenantStatus.OFFBOARDING)
                 try:
                     started = time.perf_counter()
+                    if self._pools is not None:
+                        await self._pools.block(op, blocked, timeout, force)
                     await self._drain(op, blocked, timeout, force)
                     durations["drain"] = _ms(started)
                 except Exception:
+                    if self._pools is not None and previous is TenantStatus.ACTIVE:
+                        await self._pools.unblock(op, blocked)
                     if previous is not TenantStatus.OFFBOARDING:
                         await self._unblock(op, blocked, previous)
                     raise
@@ -313,6 +329,8 @@ class Lifecycle:
                         )
                         await drop_schema(conn, tenant.schema_name)
                     durations["drop"] = _ms(started)
+            if self._pools is not None:
+                await self._pools.remove_alias(op, tenant)
             report = OffboardReport(key, backup, path, digest, entries, durations)
             async with op.step("archive", "marking the tenant ARCHIVED") as step:
                 report.report_path = self._backups.tenant_dir(key) / f"{path.stem[:-6]}-offboard"

@@ -18,6 +18,7 @@ from console.core.lifecycle import Lifecycle, OffboardReport
 from console.core.migrations import MigrationRunner
 from console.core.operations import OperationRunner
 from console.core.pgserver import PgBinaries
+from console.core.pools import PoolService
 from console.core.registry import AuditEntry, AuditLog, Registry, Tenant, TenantStatus
 from console.core.schema_tree import VERSION_TABLE, AlembicRunner
 from console.core.stats import SchemaStats, schema_revisions, schema_stats
@@ -46,6 +47,7 @@ class ConsoleService:
         dsn: str | None = None,
         read_only: bool | None = None,
         actor: Actor | None = None,
+        pgbouncer_dsn: str | None = None,
     ) -> None:
         self.settings = settings
         self.cluster_name = cluster or settings.default_cluster
@@ -64,6 +66,9 @@ class ConsoleService:
         self.alembic = AlembicRunner(self.spec)
         self.template = TemplateSchema(self.spec, binaries, self.alembic)
         self.backups = BackupStore(self.db, self.spec, binaries, settings.backup_dir())
+        self.pools = PoolService(
+            settings.pgbouncer, self.db, self.runner, self.registry, pgbouncer_dsn
+        )
         self.lifecycle = Lifecycle(
             self.db,
             self.runner,
@@ -74,6 +79,7 @@ class ConsoleService:
             self.app_role,
             self.cluster_name,
             settings.lifecycle.lock_timeout,
+            self.pools if self.pools.configured else None,
         )
 
         self.migrations = MigrationRunner(
@@ -94,7 +100,8 @@ class ConsoleService:
         await self.db.open()
 
     async def close(self) -> None:
-        """Close the connection pool (idempotent)."""
+        """Close the connection pool and the PgBouncer admin connection (idempotent)."""
+        await self.pools.close()
         await self.db.close()
 
     async def __aexit__(

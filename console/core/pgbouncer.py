@@ -1,0 +1,204 @@
+"""PgBouncer's admin console over psycopg 3.
+
+The admin console speaks only the simple query protocol: asyncpg cannot read it, and psycopg
+needs ``autocommit=True`` and ``prepare_threshold=None`` (else the 6th identical ``SHOW`` fails).
+No parameters, no ``BEGIN``: names are checked by :func:`pgbouncer_name` and numbers are ints.
+
+Timeouts close the connection first and then collect the pending query, because cancelling a
+psycopg query makes it wait for a server-side cancel the admin console never sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg.conninfo
+from psycopg.rows import dict_row
+
+from console.config import PgBouncerSettings
+from console.core.errors import (
+    ConfigError,
+    NotConfigured,
+    NotFound,
+    OperationFailed,
+    PgBouncerUnavailable,
+)
+from console.core.identifiers import pgbouncer_name
+from console.core.pool_rows import ADMIN_DATABASE, Row
+
+T = TypeVar("T")
+DSN_ENV = "GOCONSOLE_PGBOUNCER_DSN"
+SHOW_KINDS = frozenset({"POOLS", "STATS", "DATABASES", "CLIENTS", "SERVERS", "CONFIG", "VERSION"})
+DB_COMMANDS = frozenset({"PAUSE", "RESUME", "DISABLE", "ENABLE", "KILL", "RECONNECT"})
+
+
+@dataclass(frozen=True)
+class AdminSpec:
+    """How to reach the admin console. ``password`` is never printed."""
+
+    conninfo: str
+    password: str | None
+    command_timeout: float
+
+    @classmethod
+    def resolve(cls, settings: PgBouncerSettings, override: str | None = None) -> AdminSpec:
+        """``override`` / ``$GOCONSOLE_PGBOUNCER_DSN`` / ``[pgbouncer] admin_dsn``, password from
+        the environment variable named by ``admin_password_env``."""
+        dsn = override or os.environ.get(DSN_ENV) or settings.admin_dsn
+        if not dsn:
+            raise NotConfigured(
+                "PgBouncer is not configured: set [pgbouncer] admin_dsn (and include_file) in "
+                f"the config file, or ${DSN_ENV}"
+            )
+        try:
+            params = psycopg.conninfo.conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError(f"invalid PgBouncer admin DSN: {exc}") from None
+        password = params.pop("password", None)
+        env_password = os.environ.get(settings.admin_password_env or "")
+        if env_password:
+            password = env_password
+        params.setdefault("dbname", ADMIN_DATABASE)
+        params.setdefault("connect_timeout", str(max(1, round(settings.command_timeout))))
+        return cls(
+            psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items()}),
+            None if password is None else str(password),
+            settings.command_timeout,
+        )
+
+    def describe(self) -> str:
+        """``user@host:port`` for messages."""
+        p = psycopg.conninfo.conninfo_to_dict(self.conninfo)
+        return f"{p.get('user', '(os user)')}@{p.get('host', 'localhost')}:{p.get('port', '6432')}"
+
+
+class AdminConnection:
+    """One admin-console connection, reused across calls and re-opened after a failure."""
+
+    def __init__(self, spec: AdminSpec) -> None:
+        self.spec = spec
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._lock = asyncio.Lock()
+        self.queries = 0
+
+    async def _open(self) -> psycopg.AsyncConnection[Any]:
+        kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": None}
+        if self.spec.password is not None:
+            kwargs["password"] = self.spec.password
+        try:
+            return await _bounded(
+                psycopg.AsyncConnection.connect(self.spec.conninfo, **kwargs),
+                self.spec.command_timeout,
+                None,
+            )
+        except (OSError, psycopg.Error, TimeoutError) as exc:
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: BaseException) -> PgBouncerUnavailable:
+        cause = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            cause = f"no answer within {self.spec.command_timeout:g}s"
+        return PgBouncerUnavailable(f"PgBouncer at {self.spec.describe()} unreachable: {cause}")
+
+    async def show(self, kind: str) -> list[Row]:
+        """Rows of ``SHOW <kind>`` as dicts keyed by column name."""
+        if kind not in SHOW_KINDS:
+            raise ValueError(f"unsupported SHOW {kind}")
+        return await self._execute(f"SHOW {kind}", rows=True)
+
+    async def command(self, text: str) -> None:
+        """Run one admin command (RELOAD, SET ..., RESUME db, ...)."""
+        await self._execute(text, rows=False)
+
+    async def database_command(self, verb: str, name: str) -> None:
+        """``PAUSE``/``RESUME``/``DISABLE``/``ENABLE``/``KILL``/``RECONNECT`` one database."""
+        if verb not in DB_COMMANDS:
+            raise ValueError(f"unsupported command {verb}")
+        await self.command(f"{verb} {pgbouncer_name(name)}")
+
+    async def _execute(self, sql: str, *, rows: bool) -> list[Row]:
+        async with self._lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = await self._open()
+            conn = self._conn
+            self.queries += 1
+            try:
+                return await _bounded(_run(conn, sql, rows), self.spec.command_timeout, conn)
+            except psycopg.errors.ProtocolViolation as exc:
+                # the admin console reports command errors (e.g. "no such database") this way
+                # and keeps the connection
+                if not conn.closed:
+                    raise _command_error(sql, exc) from exc
+                await self._drop()
+                raise self._unavailable(exc) from exc
+            except (OSError, psycopg.Error, TimeoutError) as exc:
+                await self._drop()
+                raise self._unavailable(exc) from exc
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            await conn.close()
+
+    async def close(self) -> None:
+        """Close the connection (idempotent; the next call re-opens it)."""
+        async with self._lock:
+            await self._drop()
+
+    async def pause(self, name: str, timeout: float) -> bool:
+        """``PAUSE name`` on a connection of its own; True once every in-flight transaction
+        finished, False after ``timeout`` seconds, with the pause undone (``RESUME``)."""
+        checked = pgbouncer_name(name)
+        conn = await self._open()
+        task = asyncio.ensure_future(conn.execute(f"PAUSE {checked}"))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if done:
+                try:
+                    task.result()
+                except psycopg.errors.ProtocolViolation as exc:
+                    raise _command_error(f"PAUSE {checked}", exc) from exc
+                except (OSError, psycopg.Error) as exc:
+                    raise self._unavailable(exc) from exc
+                return True
+            await self.database_command("RESUME", checked)
+            return False
+        finally:
+            await conn.close()
+            if not task.done():
+                await asyncio.gather(task, return_exceptions=True)
+
+
+async def _run(conn: psycopg.AsyncConnection[Any], sql: str, rows: bool) -> list[Row]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql.encode())
+        return list(await cur.fetchall()) if rows and cur.description else []
+
+
+async def _bounded(
+    work: Awaitable[T], timeout: float, conn: psycopg.AsyncConnection[Any] | None
+) -> T:
+    """Await ``work`` for at most ``timeout`` s; on timeout close ``conn`` (instead of
+    cancelling the query) and raise TimeoutError."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if done:
+        return task.result()
+    if conn is not None and not conn.closed:
+        await conn.close()
+    else:
+        task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    raise TimeoutError
+
+
+def _command_error(sql: str, exc: BaseException) -> Exception:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if text.startswith("no such database"):
+        return NotFound(f"PgBouncer has no database {text.split(':', 1)[-1].strip()}")
+    return OperationFailed(f"PgBouncer refused {sql.split()[0]}: {text}")

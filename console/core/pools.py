@@ -1,0 +1,377 @@
+"""Per-tenant PgBouncer pools: aliases in the managed include file, live actions, and the
+hooks the tenant lifecycle calls. Every action runs through :class:`OperationRunner` (lock,
+audit with the actor, events)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from console.config import PgBouncerSettings
+from console.core.db import ConnectionSpec, Database
+from console.core.errors import (
+    InvalidInput,
+    InvalidState,
+    NotConfigured,
+    NotFound,
+    OperationFailed,
+    PgBouncerUnavailable,
+)
+from console.core.events import EventSink, discard
+from console.core.identifiers import schema_for, validate_tenant_key
+from console.core.operations import Operation, OperationRunner
+from console.core.pgbouncer import AdminConnection, AdminSpec
+from console.core.pool_config import Alias, IncludeFile
+from console.core.pool_monitor import PoolMonitor, PoolSnapshot
+from console.core.pool_rows import ClientRow, parse_clients, parse_config, parse_databases
+from console.core.registry import Registry, Tenant, TenantStatus
+
+ALIASED = frozenset({TenantStatus.ACTIVE, TenantStatus.INACTIVE, TenantStatus.DEACTIVATING})
+SIMPLE_ACTIONS = {
+    "resume": ("RESUME", "resuming"),
+    "disable": ("DISABLE", "refusing new clients on"),
+    "enable": ("ENABLE", "accepting clients again on"),
+    "reconnect": ("RECONNECT", "recycling server connections of"),
+}
+
+
+def check_pool_size(size: object, reserve: object, limit: int) -> tuple[int, int]:
+    """``(size, reserve)`` as ints within the allowed range, or InvalidInput naming it."""
+    rule = f"pool size must be 1-{limit}, reserve 0-{limit}, together at most {limit}"
+    values = []
+    for label, value in (("pool size", size), ("reserve", reserve)):
+        text = str(value).strip()
+        if not (text.isascii() and text.lstrip("-").isdigit()):
+            raise InvalidInput(f"{label} {value!r} is not a whole number: {rule}")
+        values.append(int(text))
+    pool, spare = values
+    if not 1 <= pool <= limit or not 0 <= spare <= limit or pool + spare > limit:
+        raise InvalidInput(f"pool size {pool} with reserve {spare} is out of range: {rule}")
+    return pool, spare
+
+
+@dataclass(frozen=True)
+class ServerTarget:
+    """Where tenant aliases send PgBouncer: the PostgreSQL the console manages."""
+
+    host: str
+    port: int
+    dbname: str
+
+    @classmethod
+    def resolve(cls, settings: PgBouncerSettings, spec: ConnectionSpec) -> ServerTarget:
+        """Configured ``server_*`` values, else the cluster DSN's host, port and database."""
+        params = spec.params()
+        return cls(
+            settings.server_host or params.get("host") or "127.0.0.1",
+            settings.server_port or int(params.get("port") or 5432),
+            settings.server_dbname or params.get("dbname") or params.get("user") or "postgres",
+        )
+
+
+class PoolService:
+    """PgBouncer operations for one cluster; ``configured`` is False without ``admin_dsn``."""
+
+    def __init__(
+        self,
+        settings: PgBouncerSettings,
+        db: Database,
+        runner: OperationRunner,
+        registry: Registry,
+        admin_dsn: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self._db = db
+        self._runner = runner
+        self._registry = registry
+        self.target = ServerTarget.resolve(settings, db.spec)
+        self._admin_dsn = admin_dsn
+        self._monitor: PoolMonitor | None = None
+        self.include = IncludeFile(Path(settings.include_file).expanduser())
+        try:
+            self.spec: AdminSpec | None = AdminSpec.resolve(settings, admin_dsn)
+        except NotConfigured:
+            self.spec = None
+
+    @property
+    def configured(self) -> bool:
+        """Whether a PgBouncer is managed at all."""
+        return self.spec is not None and bool(self.settings.include_file)
+
+    @property
+    def monitor(self) -> PoolMonitor:
+        """The snapshot taker (one admin connection, reused)."""
+        if self._monitor is None:
+            if self.spec is None:
+                AdminSpec.resolve(self.settings, self._admin_dsn)  # raises NotConfigured
+                raise AssertionError("unreachable")
+            self._monitor = PoolMonitor(AdminConnection(self.spec))
+        return self._monitor
+
+    @property
+    def admin(self) -> AdminConnection:
+        """The reused admin connection."""
+        return self.monitor.admin
+
+    def _require_include(self) -> None:
+        if not self.settings.include_file:
+            raise NotConfigured(
+                "PgBouncer aliases need [pgbouncer] include_file: the file pgbouncer.ini %includes"
+            )
+
+    async def close(self) -> None:
+        """Close the admin connection."""
+        if self._monitor is not None:
+            await self._monitor.admin.close()
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def snapshot(self) -> PoolSnapshot:
+        """Every pool now (see :class:`PoolMonitor`)."""
+        return await self.monitor.snapshot()
+
+    async def clients(self, key: str | None = None) -> list[ClientRow]:
+        """Client connections, of one tenant's alias when ``key`` is given."""
+        rows = parse_clients(await self.admin.show("CLIENTS"))
+        if key is None:
+            return rows
+        alias = schema_for(key)
+        return [c for c in rows if c.database == alias]
+
+    async def size_limit(self) -> int:
+        """Largest pool size + reserve allowed: ``max_pool_size``, and PgBouncer's
+        ``max_db_connections`` when that is set and lower."""
+        limit = self.settings.max_pool_size
+        live = parse_config(await self.admin.show("CONFIG")).max_db_connections
+        return min(limit, live) if live > 0 else limit
+
+    # -- actions ----------------------------------------------------------------------------
+
+    async def set_size(
+        self, key: str, size: object, reserve: object | None = None, sink: EventSink = discard
+    ) -> Alias:
+        """Rewrite the tenant's alias with a new pool size (and reserve) and RELOAD."""
+        validate_tenant_key(key)
+        self._require_include()
+        spare = self.settings.default_reserve_pool if reserve is None else reserve
+        check_pool_size(size, spare, self.settings.max_pool_size)
+        async with self._runner.run("pool", key, sink) as op:
+            tenant = await self._tenant(op, key, ALIASED)
+            pool, spare_n = check_pool_size(size, spare, await self.size_limit())
+            async with op.step("set_size", f"pool size {pool}, reserve {spare_n}") as step:
+                with self.include.editing() as aliases:
+                    before = aliases.get(tenant.schema_name)
+                    alias = self._alias(tenant.schema_name, pool, spare_n)
+                    aliases[alias.name] = alias
+                await self.admin.command("RELOAD")
+                self.monitor.invalidate_config()
+                step.details.update(
+                    alias=alias.name,
+                    before=None if before is None else [before.pool_size, before.reserve_pool],
+                    after=[pool, spare_n],
+                )
+            return alias
+
+    async def set_default(self, size: object, sink: EventSink = discard) -> int:
+        """``SET default_pool_size`` (live, for every alias without its own pool_size)."""
+        pool, _ = check_pool_size(size, 0, self.settings.max_pool_size)
+        async with self._runner.run("pool", None, sink) as op:
+            pool, _ = check_pool_size(size, 0, await self.size_limit())
+            async with op.step("set_default", f"default_pool_size = {pool}") as step:
+                before = parse_config(await self.admin.show("CONFIG")).default_pool_size
+                await self.admin.command(f"SET default_pool_size = {pool:d}")
+                self.monitor.invalidate_config()
+                step.details.update(before=before, after=pool)
+            return pool
+
+    async def pause(
+        self, key: str, timeout: float | None = None, sink: EventSink = discard
+    ) -> None:
+        """PAUSE the tenant's alias: wait for in-flight transactions; on timeout name the
+        clients still active and leave the pool resumed."""
+        wait = self.settings.pause_timeout if timeout is None else timeout
+        _check_wait(wait)
+        validate_tenant_key(key)
+        async with self._runner.run("pool", key, sink) as op:
+            tenant = await self._tenant(op, key, ALIASED)
+            async with op.step("pause", f"pausing {tenant.schema_name} (up to {wait:g}s)"):
+                await self._pause_or_explain(tenant.schema_name, wait)
+
+    async def kill(self, key: str, keep_paused: bool = False, sink: EventSink = discard) -> int:
+        """KILL the alias (drops its clients and servers at once), then RESUME unless
+        ``keep_paused``; returns how many clients were dropped."""
+        validate_tenant_key(key)
+        async with self._runner.run("pool", key, sink) as op:
+            tenant = await self._tenant(op, key, ALIASED)
+            async with op.step("kill", f"dropping every connection of {tenant.schema_name}") as s:
+                dropped = len(await self.clients(key))
+                await self.admin.database_command("KILL", tenant.schema_name)
+                if not keep_paused:
+                    await self._resume(tenant.schema_name)
+                s.details.update(clients_dropped=dropped, left_paused=keep_paused)
+            return dropped
+
+    async def simple(self, action: str, key: str, sink: EventSink = discard) -> None:
+        """resume, disable, enable or reconnect the tenant's alias."""
+        if action not in SIMPLE_ACTIONS:
+            raise InvalidInput(
+                f"unknown pool action {action!r}; allowed: {', '.join(SIMPLE_ACTIONS)}"
+            )
+        validate_tenant_key(key)
+        verb, text = SIMPLE_ACTIONS[action]
+        async with self._runner.run("pool", key, sink) as op:
+            tenant = await self._tenant(op, key, ALIASED)
+            async with op.step(action, f"{text} {tenant.schema_name}"):
+                if verb == "RESUME":
+                    await self._resume(tenant.schema_name)
+                else:
+                    await self.admin.database_command(verb, tenant.schema_name)
+
+    async def sync(self, sink: EventSink = discard) -> dict[str, list[str]]:
+        """Make the include file list exactly the ACTIVE/INACTIVE tenants (keeping sizes),
+        then RELOAD; returns the aliases added and removed."""
+        self._require_include()
+        async with self._runner.run("pool", None, sink) as op:
+            async with op.step("sync", "aligning tenant aliases with the registry") as step:
+                async with self._db.acquire() as conn:
+                    tenants = await self._registry.list(conn, with_config=False)
+                wanted = {t.schema_name for t in tenants if t.status in ALIASED}
+                with self.include.editing() as aliases:
+                    removed = sorted(set(aliases) - wanted)
+                    added = sorted(wanted - set(aliases))
+                    for name in removed:
+                        del aliases[name]
+                    for name in added:
+                        aliases[name] = self._alias(name)
+                step.details.update(added=added, removed=removed)
+                step.details["reload"] = await self._reload_if_reachable(op)
+            return {"added": added, "removed": removed}
+
+    # -- lifecycle hooks (inside an operation that already holds the tenant's lock) ------------
+
+    async def add_alias(self, op: Operation, tenant: Tenant) -> None:
+        """Provisioning: add the tenant's alias (keeping a size set earlier) and RELOAD."""
+        async with op.step("pool", f"adding PgBouncer alias {tenant.schema_name}") as step:
+            with self.include.editing() as aliases:
+                if tenant.schema_name not in aliases:
+                    aliases[tenant.schema_name] = self._alias(tenant.schema_name)
+                alias = aliases[tenant.schema_name]
+            step.details.update(
+                alias=alias.name, pool_size=alias.pool_size, reserve_pool=alias.reserve_pool
+            )
+            step.details["reload"] = await self._reload_if_reachable(op)
+
+    async def remove_alias(self, op: Operation, tenant: Tenant) -> None:
+        """Offboarding: remove the alias and RELOAD (PgBouncer closes its connections)."""
+        async with op.step("pool_remove", f"removing PgBouncer alias {tenant.schema_name}") as s:
+            with self.include.editing() as aliases:
+                aliases.pop(tenant.schema_name, None)
+            s.details["reload"] = await self._reload_if_reachable(op)
+
+    async def block(self, op: Operation, tenant: Tenant, timeout: float, force: bool) -> bool:
+        """Deactivation/offboarding: DISABLE the alias (no new clients), then PAUSE it (wait for
+        in-flight transactions, up to ``timeout``; with ``force`` KILL them instead of failing).
+        Returns whether the pool was touched (False: PgBouncer unreachable or no such alias)."""
+        name = tenant.schema_name
+        async with op.step("pool_block", f"disabling and pausing {name}") as step:
+            try:
+                await self.admin.database_command("DISABLE", name)
+            except (PgBouncerUnavailable, NotFound) as exc:
+                op.info(f"PgBouncer pool not blocked: {exc.message}")
+                step.details["skipped"] = exc.message
+                return False
+            if await self.admin.pause(name, timeout):
+                step.details["paused"] = True
+                return True
+            if not force:
+                await self._enable_quietly(name)
+                raise OperationFailed(await self._pause_timeout_message(name, timeout))
+            op.info(f"pause of {name} timed out after {timeout:g}s: killing its connections")
+            await self.admin.database_command("KILL", name)  # KILL leaves the pool paused
+            step.details.update(paused=True, killed=True)
+            return True
+
+    async def unblock(self, op: Operation, tenant: Tenant) -> None:
+        """Reactivation or a rolled-back deactivation: RESUME and ENABLE the alias."""
+        name = tenant.schema_name
+        async with op.step("pool_unblock", f"resuming and enabling {name}") as step:
+            try:
+                await self._resume(name)
+                await self.admin.database_command("ENABLE", name)
+            except (PgBouncerUnavailable, NotFound) as exc:
+                op.info(f"PgBouncer pool not resumed: {exc.message}")
+                step.details["skipped"] = exc.message
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _alias(self, name: str, pool: int | None = None, reserve: int | None = None) -> Alias:
+        return Alias(
+            name,
+            self.target.host,
+            self.target.port,
+            self.target.dbname,
+            self.settings.default_pool_size if pool is None else pool,
+            self.settings.default_reserve_pool if reserve is None else reserve,
+        )
+
+    async def _tenant(self, op: Operation, key: str, allowed: frozenset[TenantStatus]) -> Tenant:
+        async with self._db.acquire() as conn:
+            tenant = await self._registry.require(conn, key)
+        op.tenant_id = tenant.id
+        if tenant.status not in allowed:
+            raise InvalidState(
+                f"tenant {key} is {tenant.status}; pool actions need one of "
+                f"{', '.join(sorted(s.value for s in allowed))}"
+            )
+        return tenant
+
+    async def _resume(self, name: str) -> None:
+        """RESUME, treating 'is not paused' as done."""
+        try:
+            await self.admin.database_command("RESUME", name)
+        except OperationFailed as exc:
+            if "is not paused" not in exc.message:
+                raise
+
+    async def _enable_quietly(self, name: str) -> None:
+        with contextlib.suppress(PgBouncerUnavailable, NotFound, OperationFailed):
+            await self.admin.database_command("ENABLE", name)
+
+    async def _pause_or_explain(self, name: str, wait: float) -> None:
+        if not await self.admin.pause(name, wait):
+            raise OperationFailed(await self._pause_timeout_message(name, wait))
+
+    async def _pause_timeout_message(self, name: str, wait: float) -> str:
+        active = [
+            c
+            for c in parse_clients(await self.admin.show("CLIENTS"))
+            if c.database == name and c.state == "active"
+        ]
+        listing = "; ".join(c.describe() for c in active[:10]) or "none listed"
+        more = f" and {len(active) - 10} more" if len(active) > 10 else ""
+        return (
+            f"PAUSE {name} timed out after {wait:g}s; the pool was resumed. "
+            f"{len(active)} client(s) still in a transaction: {listing}{more}"
+        )
+
+    async def _reload_if_reachable(self, op: Operation) -> str:
+        """RELOAD now; when PgBouncer is down the file is already right and is read when it
+        starts, so the step goes on with a note instead of failing."""
+        try:
+            await self.admin.command("RELOAD")
+        except PgBouncerUnavailable as exc:
+            op.info(f"{exc.message}; it reads the include file when it starts")
+            return "pending: PgBouncer unreachable"
+        self.monitor.invalidate_config()
+        return "done"
+
+    async def alias_state(self, name: str) -> tuple[bool, bool] | None:
+        """(paused, disabled) of an alias in PgBouncer, or None when it has no such database."""
+        row = parse_databases(await self.admin.show("DATABASES")).get(name)
+        return None if row is None else (row.paused, row.disabled)
+
+
+def _check_wait(timeout: float) -> None:
+    if not 0 < timeout <= 3600:
+        raise InvalidInput(f"--timeout must be between 0 and 3600 seconds, got {timeout:g}")

@@ -1,4 +1,5 @@
-"""Layering: console/core never imports textual (nor the textual-based plotting widgets)."""
+"""Layering: console/core never imports textual (nor the textual-based plotting widgets), and
+only console/core talks to PostgreSQL and PgBouncer (imports a database driver)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from helpers import PROJECT_ROOT
 
 CORE = PROJECT_ROOT / "console" / "core"
 UI_PACKAGES = ("textual", "textual_plotext")
+DRIVER_PACKAGES = ("asyncpg", "psycopg", "psycopg2", "sqlalchemy")
 
 
-def ui_imports(source: str, filename: str = "<test>") -> list[str]:
-    """Modules from UI packages imported anywhere in ``source`` (also inside functions)."""
+def ui_imports(
+    source: str, filename: str = "<test>", packages: tuple[str, ...] = UI_PACKAGES
+) -> list[str]:
+    """Modules from ``packages`` imported anywhere in ``source`` (also inside functions)."""
     found = []
     for node in ast.walk(ast.parse(source, filename)):
         if isinstance(node, ast.Import):
@@ -24,7 +28,7 @@ def ui_imports(source: str, filename: str = "<test>") -> list[str]:
             names = [node.module]
         else:
             continue
-        found += [name for name in names if name.split(".")[0] in UI_PACKAGES]
+        found += [name for name in names if name.split(".")[0] in packages]
     return found
 
 
@@ -47,6 +51,21 @@ def test_no_core_module_imports_textual() -> None:
         str(path.relative_to(PROJECT_ROOT)): found
         for path in modules
         if (found := ui_imports(path.read_text(encoding="utf-8"), str(path)))
+    }
+    assert offenders == {}
+
+
+def test_only_the_core_imports_database_drivers() -> None:
+    outside = [
+        path
+        for path in sorted((PROJECT_ROOT / "console").rglob("*.py"))
+        if CORE not in path.parents
+    ]
+    assert any(path.name == "cli.py" for path in outside)
+    offenders = {
+        str(path.relative_to(PROJECT_ROOT)): found
+        for path in outside
+        if (found := ui_imports(path.read_text(encoding="utf-8"), str(path), DRIVER_PACKAGES))
     }
     assert offenders == {}
 

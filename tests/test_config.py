@@ -152,6 +152,23 @@ def test_bad_pool_sizes_and_ranges(tmp_path: Path, cluster: str, complaint: str)
     assert complaint in message
 
 
+@pytest.mark.parametrize(
+    ("section", "complaint"),
+    [
+        ("default_pool_size = 0", "pgbouncer.default_pool_size must be between 1 and"),
+        ("default_pool_size = 60", "pgbouncer.max_pool_size (50), got 60"),
+        ("default_reserve_pool = -1", "pgbouncer.default_reserve_pool must be between 0"),
+        ("server_port = 70000", "pgbouncer.server_port must be 0"),
+        ("poll_interval = 0", "pgbouncer.poll_interval must be greater than 0"),
+        ("pause_timeout = -1", "pgbouncer.pause_timeout must be greater than 0"),
+        ('admin_dsn = "host=x"', "pgbouncer.include_file is required"),
+        ('poll_interval = "fast"', "pgbouncer.poll_interval must be a number"),
+    ],
+)
+def test_bad_pgbouncer_settings(tmp_path: Path, section: str, complaint: str) -> None:
+    assert complaint in config_error(tmp_path, f"[pgbouncer]\n{section}\n")
+
+
 def test_default_cluster_must_exist(tmp_path: Path) -> None:
     message = config_error(tmp_path, 'default_cluster = "replica"\n')
     assert "default_cluster: unknown cluster 'replica'; configured: primary" in message
@@ -218,7 +235,7 @@ def test_example_config_documents_every_option_with_its_default() -> None:
             documented |= {f"{section}.{k}" for k in value}
     expected: set[str] = {"default_cluster", "read_only"}
     expected |= {f"clusters.NAME.{f.name}" for f in dataclasses.fields(ClusterSettings)}
-    for section in ("lifecycle", "backup", "schedule", "health", "ui"):
+    for section in ("lifecycle", "backup", "schedule", "health", "pgbouncer", "ui"):
         section_type = type(getattr(Settings(), section))
         expected |= {f"{section}.{f.name}" for f in dataclasses.fields(section_type)}
     assert documented == expected

@@ -15,24 +15,28 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psycopg
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
 import console.ui.app as app_module
-from console.config import BackupSettings, Settings
+from console.config import BackupSettings, PgBouncerSettings, Settings
+from console.core.pgbouncer_server import LocalPgBouncer
 from console.core.pgserver import LocalCluster
+from console.core.pool_config import HEADER, Alias
 from console.core.service import ConsoleService
 from console.ui.app import GoConsoleApp
 from console.ui.screens.audit import AuditScreen
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.placeholder import NotBuiltScreen
+from console.ui.screens.pools import PoolsScreen
 from console.ui.screens.prompt import ConfirmKeyScreen
 from console.ui.screens.provision import ProvisionScreen
 from console.ui.screens.tenant_detail import TenantDetailScreen
@@ -174,8 +178,11 @@ class SnapshotApp(GoConsoleApp):
 
     CSS_PATH = str(Path(app_module.__file__).with_name("app.tcss"))
 
-    def __init__(self, dsn: str, backups: Path) -> None:
-        super().__init__(ConsoleService(snapshot_settings(backups), dsn=dsn), clock=lambda: NOW)
+    def __init__(self, dsn: str, backups: Path, bouncer: PgBouncerSettings | None = None) -> None:
+        settings = snapshot_settings(backups)
+        if bouncer is not None:
+            settings = dataclasses.replace(settings, pgbouncer=bouncer)
+        super().__init__(ConsoleService(settings, dsn=dsn), clock=lambda: NOW)
 
     async def run_async(self, **kwargs: Any) -> int | None:
         try:
@@ -363,10 +370,82 @@ def test_not_built_area(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
         await on_tenants(pilot)
-        await pilot.press("p")
+        await pilot.press("b")
         await wait_for(pilot, lambda: isinstance(app.screen, NotBuiltScreen), "the placeholder")
         await settle(pilot)
 
     assert snap_compare(
         SnapshotApp(snapshot_dsn, tmp_path), terminal_size=size, run_before=run_before
+    )
+
+
+# Pools of registered tenants (alias -> pool size, reserve): idle, so every figure is fixed once
+# two polls gave rates; one paused and one disabled for the state words. The sparklines span an
+# hour, so the few seconds of samples all fall on their last column.
+POOL_SIZES = {
+    "acme_outdoors": (20, 5),
+    "alpine_gear": (10, 2),
+    "bolt_bikes": (5, 0),
+    "granite_tools": (20, 5),
+    "iris_optics": (8, 2),
+    "kestrel_sports": (15, 3),
+}
+
+
+def bouncer_admin(bouncer: LocalPgBouncer, *commands: str) -> None:
+    with psycopg.connect(bouncer.admin_dsn, autocommit=True, prepare_threshold=None) as admin:
+        for command in commands:
+            admin.execute(command.encode())
+
+
+@pytest.fixture
+def snapshot_bouncer(
+    pgbouncer: LocalPgBouncer, pg_cluster: LocalCluster, snapshot_dsn: str
+) -> Iterator[PgBouncerSettings]:
+    """The module's PgBouncer with fixed tenant aliases into the snapshot database."""
+    include = pgbouncer.include_file
+    assert include is not None
+    dbname = snapshot_dsn.rsplit("/", 1)[1]
+    lines = [
+        Alias(f"tenant_{key}", "127.0.0.1", pg_cluster.port, dbname, size, reserve).line()
+        for key, (size, reserve) in POOL_SIZES.items()
+    ]
+    include.write_text(HEADER.format(path=include) + "\n".join(lines) + "\n")
+    bouncer_admin(pgbouncer, "RELOAD", "PAUSE tenant_bolt_bikes", "DISABLE tenant_iris_optics")
+    try:
+        yield PgBouncerSettings(
+            admin_dsn=pgbouncer.admin_dsn, include_file=str(include), history_minutes=60
+        )
+    finally:
+        bouncer_admin(pgbouncer, "RESUME tenant_bolt_bikes", "ENABLE tenant_iris_optics")
+        include.write_text(HEADER.format(path=include))
+        bouncer_admin(pgbouncer, "RELOAD")
+
+
+def test_pools_screen(
+    snap_compare, snapshot_dsn: str, snapshot_bouncer: PgBouncerSettings, tmp_path: Path
+) -> None:
+    """Gauges, state words, totals against the limits and (flat) sparklines; 160×48 only."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        await on_tenants(pilot)
+        await pilot.press("p")
+
+        def ready() -> bool:
+            screen = app.screen
+            return (
+                isinstance(screen, PoolsScreen)
+                and screen.snapshot is not None
+                and len(screen.shown_aliases()) == len(POOL_SIZES)
+                and all(p.rates is not None for p in screen.snapshot.pools)
+            )
+
+        await wait_for(pilot, ready, "the pools with their rates")
+        await settle(pilot)
+
+    assert snap_compare(
+        SnapshotApp(snapshot_dsn, tmp_path, snapshot_bouncer),
+        terminal_size=(160, 48),
+        run_before=run_before,
     )

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import os
 import random
+import shutil
 import signal
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,8 @@ from console.config import APP_NAME, BackupSettings, Settings
 from console.core.errors import OperationFailed
 from console.core.events import EventSink
 from console.core.identifiers import qualified, quote_ident
-from console.core.pgserver import LocalCluster, PgBinaries
+from console.core.pgbouncer_server import LocalPgBouncer, pgbouncer_binary
+from console.core.pgserver import LocalCluster, PgBinaries, server_os_user
 from console.core.registry import Tenant
 from console.core.service import ConsoleService
 
@@ -137,16 +139,34 @@ async def run_demo(
         cluster.port = _running_port(cluster)
     else:
         await asyncio.to_thread(cluster.start)
+    bouncer: LocalPgBouncer | None = None
+    traffic: asyncio.Task[None] | None = None
     try:
         await _ensure_database(cluster.dsn())
         demo_settings = dataclasses.replace(
             settings, read_only=False, backup=BackupSettings(dir=str(root / "backups"))
         )
+        bouncer = await asyncio.to_thread(_start_pgbouncer, root, cluster.port, settings)
+        if bouncer is not None:
+            assert bouncer.include_file is not None
+            demo_settings = dataclasses.replace(
+                demo_settings,
+                pgbouncer=dataclasses.replace(
+                    settings.pgbouncer,
+                    admin_dsn=bouncer.admin_dsn,
+                    include_file=str(bouncer.include_file),
+                ),
+            )
         dsn = cluster.dsn(DEMO_DATABASE)
         async with ConsoleService(demo_settings, dsn=dsn) as service:
             await service.init(sink)
             await seed(service, tenants, sink)
             summary = await service.tenants()
+            if bouncer is not None:
+                await service.pools.sync(sink)
+                busy = [t for t in summary if t.status.value == "ACTIVE"][:1]
+                if busy:  # a small pool for the slow tenant, so clients queue and it shows
+                    await service.pools.set_size(busy[0].key, 2, 0, sink)
         counts: dict[str, int] = {}
         for tenant in summary:
             counts[tenant.status.value] = counts.get(tenant.status.value, 0) + 1
@@ -154,6 +174,11 @@ async def run_demo(
         print(f"connection:   {dsn}")
         print("tenants:      " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
         print(f"try:          goconsole --dsn {dsn} tenants list")
+        if bouncer is not None:
+            print(f"pgbouncer:    {bouncer.admin_dsn} (demo traffic on a few tenant pools)")
+            print(f"try:          goconsole --pgbouncer-dsn '{bouncer.admin_dsn}' pool show")
+            active = [t for t in summary if t.status.value == "ACTIVE"]
+            traffic = asyncio.create_task(demo_traffic(bouncer, active[:6], settings))
         if open_ui is not None:
             return await open_ui(ConsoleService(demo_settings, dsn=dsn))
         if attached:
@@ -162,8 +187,70 @@ async def run_demo(
         await _wait_for_stop(announce="Ctrl-C stops the server.")
         return 0
     finally:
+        if traffic is not None:
+            traffic.cancel()
+            await asyncio.gather(traffic, return_exceptions=True)
+        if bouncer is not None:
+            await asyncio.to_thread(bouncer.stop)
         if not attached:
             await asyncio.to_thread(cluster.stop)
+
+
+def _start_pgbouncer(root: Path, backend_port: int, settings: Settings) -> LocalPgBouncer | None:
+    """A PgBouncer in front of the demo cluster, when the machine has one installed."""
+    if pgbouncer_binary() is None:
+        print("pgbouncer is not installed: the Pools screen will say it is not configured")
+        return None
+    work = root / "pgbouncer"
+    work.mkdir(exist_ok=True)
+    owner = server_os_user()
+    if owner is not None:
+        shutil.chown(work, owner, owner)
+    app_role = settings.cluster().app_role
+    bouncer = LocalPgBouncer(work, backend_port, users=("postgres", app_role))
+    bouncer.start()
+    return bouncer
+
+
+async def demo_traffic(bouncer: LocalPgBouncer, tenants: list[Tenant], settings: Settings) -> None:
+    """Light, uneven load through a few tenant pools so the gauges move: a handful of clients
+    per tenant running short transactions, the first tenant with long ones (clients wait)."""
+    app_role = settings.cluster().app_role
+
+    async def client(tenant: Tenant, slow: bool, rng: random.Random) -> None:
+        while True:
+            try:
+                conn = await asyncpg.connect(
+                    bouncer.dsn(tenant.schema_name, app_role), statement_cache_size=0
+                )
+            except (OSError, asyncpg.PostgresError):
+                await asyncio.sleep(5)
+                continue
+            try:
+                while True:
+                    async with conn.transaction():
+                        await conn.execute(
+                            "SELECT set_config('app.current_tenant_id', $1, true)", str(tenant.id)
+                        )
+                        await conn.fetchval(
+                            f"SELECT count(*) FROM {qualified(tenant.schema_name, 'orders')}"
+                        )
+                        if slow:
+                            await asyncio.sleep(rng.uniform(0.2, 1.5))
+                    await asyncio.sleep(rng.uniform(0.05, 0.5))
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await asyncio.sleep(2)  # paused, killed or disabled from the console: retry
+            finally:
+                conn.terminate()
+
+    rng = random.Random(7)
+    await asyncio.gather(
+        *(
+            client(tenant, slow=i == 0, rng=random.Random(rng.random()))
+            for i, tenant in enumerate(tenants)
+            for _ in range(6 if i == 0 else 3)
+        )
+    )
 
 
 def _prepare_root(data_dir: str | None) -> Path:

@@ -100,7 +100,8 @@ class AdminConnection:
             raise self._unavailable(exc) from exc
 
     def _unavailable(self, exc: BaseException) -> PgBouncerUnavailable:
-        cause = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        cause = lines[0] if lines else type(exc).__name__  # the cause, not libpq's hint
         if isinstance(exc, TimeoutError):
             cause = f"no answer within {self.spec.command_timeout:g}s"
         return PgBouncerUnavailable(f"PgBouncer at {self.spec.describe()} unreachable: {cause}")

@@ -24,7 +24,13 @@ from console.core.operations import Operation, OperationRunner
 from console.core.pgbouncer import AdminConnection, AdminSpec
 from console.core.pool_config import Alias, IncludeFile
 from console.core.pool_monitor import PoolMonitor, PoolSnapshot
-from console.core.pool_rows import ClientRow, parse_clients, parse_config, parse_databases
+from console.core.pool_rows import (
+    ClientRow,
+    Limits,
+    parse_clients,
+    parse_config,
+    parse_databases,
+)
 from console.core.registry import Registry, Tenant, TenantStatus
 
 ALIASED = frozenset({TenantStatus.ACTIVE, TenantStatus.INACTIVE, TenantStatus.DEACTIVATING})
@@ -49,6 +55,13 @@ def check_pool_size(size: object, reserve: object, limit: int) -> tuple[int, int
     if not 1 <= pool <= limit or not 0 <= spare <= limit or pool + spare > limit:
         raise InvalidInput(f"pool size {pool} with reserve {spare} is out of range: {rule}")
     return pool, spare
+
+
+def size_limit(settings: PgBouncerSettings, limits: Limits) -> int:
+    """Largest pool size + reserve allowed: ``max_pool_size``, and PgBouncer's
+    ``max_db_connections`` when that is set and lower."""
+    live = limits.max_db_connections
+    return min(settings.max_pool_size, live) if live > 0 else settings.max_pool_size
 
 
 @dataclass(frozen=True)
@@ -140,11 +153,8 @@ class PoolService:
         return [c for c in rows if c.database == alias]
 
     async def size_limit(self) -> int:
-        """Largest pool size + reserve allowed: ``max_pool_size``, and PgBouncer's
-        ``max_db_connections`` when that is set and lower."""
-        limit = self.settings.max_pool_size
-        live = parse_config(await self.admin.show("CONFIG")).max_db_connections
-        return min(limit, live) if live > 0 else limit
+        """Largest pool size + reserve allowed now (see :func:`size_limit`)."""
+        return size_limit(self.settings, parse_config(await self.admin.show("CONFIG")))
 
     # -- actions ----------------------------------------------------------------------------
 

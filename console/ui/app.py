@@ -24,6 +24,8 @@ from console.ui.screens.audit import AuditScreen
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.migrations import MigrationsScreen
 from console.ui.screens.placeholder import NotBuiltScreen
+from console.ui.screens.pool_forms import PoolSizeScreen
+from console.ui.screens.pools import PoolsScreen
 from console.ui.screens.prompt import ConfirmKeyScreen, ConfirmQuitScreen
 from console.ui.screens.provision import ProvisionScreen
 from console.ui.screens.tenant_detail import ACTIONS_BY_STATUS, TenantDetailScreen
@@ -37,7 +39,7 @@ Clock = Callable[[], datetime]
 AREAS: dict[str, tuple[str, int, str]] = {
     "tenants": ("t", 0, ""),
     "migrations": ("m", 0, ""),
-    "pools": ("p", 5, "psql to the PgBouncer admin console: SHOW POOLS;"),
+    "pools": ("p", 0, ""),
     "backups": ("b", 6, "`goconsole tenants show KEY` lists a tenant's backups"),
     "health": ("h", 7, "`goconsole tenants list` and the PostgreSQL logs"),
     "jobs": ("j", 8, "cron running goconsole commands"),
@@ -116,6 +118,8 @@ class GoConsoleApp(App[int]):
             return AuditScreen()
         if area == "migrations":
             return MigrationsScreen()
+        if area == "pools":
+            return PoolsScreen()
         return NotBuiltScreen(area, issue, meanwhile)
 
     def _load_themes(self) -> None:
@@ -159,6 +163,8 @@ class GoConsoleApp(App[int]):
             TenantDetailScreen,
             AuditScreen,
             MigrationsScreen,
+            PoolsScreen,
+            PoolSizeScreen,
             ProvisionScreen,
             ConfirmKeyScreen,
             HelpScreen,
@@ -202,18 +208,20 @@ class GoConsoleApp(App[int]):
         """Push the detail view of ``key`` (in the tenants area)."""
         self.push_screen(TenantDetailScreen(key))
 
-    def focused_tenant(self) -> str | None:
-        """The tenant the operator is looking at, if any."""
-        screen = self.screen
+    def focused_tenant(self, screen: Screen[Any] | None = None) -> str | None:
+        """The tenant the operator is looking at on ``screen`` (default: the current one)."""
+        screen = screen or self.screen
         if isinstance(screen, TenantDetailScreen):
             return screen.key
         if isinstance(screen, TenantsScreen):
             return screen.cursor_key()
+        if isinstance(screen, PoolsScreen):
+            return screen.selected_tenant()
         return None
 
-    def actions_for(self, key: str) -> tuple[str, ...]:
-        """Lifecycle actions that apply to ``key`` in its known state."""
-        screen = self.screen
+    def actions_for(self, key: str, screen: Screen[Any] | None = None) -> tuple[str, ...]:
+        """Lifecycle actions that apply to ``key`` in its known state on ``screen``."""
+        screen = screen or self.screen
         if isinstance(screen, TenantDetailScreen) and screen.key == key:
             status = screen.status()
         elif isinstance(screen, TenantsScreen):

@@ -1,4 +1,4 @@
-"""Command palette: every area, and every action on the focused tenant."""
+"""Command palette: every area, every action on the focused tenant, and the pool actions."""
 
 from __future__ import annotations
 
@@ -8,12 +8,18 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from console.ui.screens.pools import PoolsScreen
+
 if TYPE_CHECKING:
     from console.ui.app import GoConsoleApp
 
 
 class ConsoleCommands(Provider):
-    """Areas, provisioning, and the focused tenant's lifecycle actions."""
+    """Areas, provisioning, the focused tenant's lifecycle actions and, on the pools screen,
+    the pool actions.
+
+    ``self.screen`` is the screen the palette was opened from (``app.screen`` is the palette).
+    """
 
     def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
         app: GoConsoleApp = self.app  # type: ignore[assignment]
@@ -24,11 +30,11 @@ class ConsoleCommands(Provider):
         found.append(("Keys help", app.action_help, "all keys on this screen"))
         if not app.read_only:
             found.append(("Provision a new tenant", app.action_provision, "opens the form"))
-        key = app.focused_tenant()
+        key = app.focused_tenant(self.screen)
         if key is not None:
             found.append((f"Open tenant {key}", partial(app.open_tenant, key), "detail view"))
             if not app.read_only:
-                for action in app.actions_for(key):
+                for action in app.actions_for(key, self.screen):
                     label = action.replace("_", " ").capitalize()
                     found.append(
                         (
@@ -37,6 +43,8 @@ class ConsoleCommands(Provider):
                             "tenant action",
                         )
                     )
+        if isinstance(self.screen, PoolsScreen):
+            found += self.screen.palette_commands()
         return found
 
     async def discover(self) -> Hits:

@@ -41,24 +41,32 @@ class ConfirmKeyScreen(ModalScreen[bool]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="confirm.cancel")]
 
-    def __init__(self, action: str, key: str, steps: list[str]) -> None:
+    def __init__(
+        self,
+        action: str,
+        key: str,
+        steps: list[str],
+        *,
+        title: str | None = None,
+        button: str | None = None,
+    ) -> None:
         super().__init__(classes="dialog")
         self._action = action
         self._key = key
         self._steps = steps
+        self._title = title or f"{action.capitalize()} tenant {key}?"
+        self._button = button or action.capitalize()
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box danger"):
-            yield Label(f"{self._action.capitalize()} tenant {self._key}?", classes="dialog-title")
+            yield Label(self._title, classes="dialog-title", markup=False)
             yield Static("\n".join(f"{i}. {s}" for i, s in enumerate(self._steps, 1)))
             yield Label(f"Type the tenant key ({self._key}) to confirm:")
             yield Input(placeholder=self._key, id="confirm-input")
             yield Static("", id="confirm-hint")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel", variant="primary")
-                yield Button(
-                    self._action.capitalize(), id="confirm", variant="error", disabled=True
-                )
+                yield Button(self._button, id="confirm", variant="error", disabled=True)
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

@@ -163,9 +163,9 @@ class PoolService:
     ) -> Alias:
         """Rewrite the tenant's alias with a new pool size (and reserve) and RELOAD."""
         validate_tenant_key(key)
-        self._require_include()
         spare = self.settings.default_reserve_pool if reserve is None else reserve
         check_pool_size(size, spare, self.settings.max_pool_size)
+        self._require_include()
         async with self._runner.run("pool", key, sink) as op:
             tenant = await self._tenant(op, key, ALIASED)
             pool, spare_n = check_pool_size(size, spare, await self.size_limit())

@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p = migrate.add_parser("retry", help="retry the failed/busy tenants of a run")
     p.add_argument("run", nargs="?", help="run id (default: the latest run)")
-    p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--concurrency", type=int, default=2, help="tenants at once (1-32)")
+    p.add_argument("--lock-timeout", type=float, help="seconds per lock wait")
     p.add_argument("--json", action="store_true")
 
     _add_pool_commands(sub)
@@ -525,6 +526,8 @@ async def _migrate_retry(service: ConsoleService, args: argparse.Namespace) -> N
         print("nothing to retry: the run has no failed, busy or pending tenants")
         return
     plan = await service.migrations.plan(target, keys)
+    if args.lock_timeout is not None:
+        service.migrations.lock_timeout_s = args.lock_timeout
     await _execute(service, plan, args)
 
 

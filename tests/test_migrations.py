@@ -865,6 +865,9 @@ async def test_bad_input_read_only_and_a_second_run_are_refused(
         ("migrate", "all", "--tenants", "Bad-Key"): "invalid tenant key 'Bad-Key'",
         ("migrate", "all", "--concurrency", "0"): "--concurrency must be between 1 and 32",
         ("migrate", "all", "--lock-timeout", "0"): "--lock-timeout must be between",
+        ("migrate", "all", "--concurrency", "12"): "--concurrency 12 needs 13 connections but "
+        "the console's pool has 10 (pool_max_size of the cluster): use --concurrency 1-9",
+        ("migrate", "retry", "--lock-timeout", "-1"): "--lock-timeout must be between",
         ("migrate", "retry", "not-a-uuid"): "run must be a run id (uuid)",
         ("migrate", "retry", str(uuid.uuid4())): "no such migration run",
         ("--read-only", "migrate", "all"): "read-only mode",

@@ -138,6 +138,11 @@ class Database:
             await pool.close()
 
     @property
+    def max_size(self) -> int:
+        """Most connections the pool opens."""
+        return self._max_size
+
+    @property
     def pool(self) -> asyncpg.Pool:
         """The open pool."""
         if self._pool is None:

@@ -334,6 +334,13 @@ class MigrationRunner:
             raise ReadOnlyMode("migrate refused: the console is in read-only mode")
         if not 1 <= concurrency <= 32:
             raise InvalidInput(f"--concurrency must be between 1 and 32, got {concurrency}")
+        workers = self._db.max_size - 1  # one connection holds the run lock
+        if concurrency > workers:
+            raise InvalidInput(
+                f"--concurrency {concurrency} needs {concurrency + 1} connections but the "
+                f"console's pool has {self._db.max_size} (pool_max_size of the cluster): use "
+                f"--concurrency 1-{workers} or raise pool_max_size"
+            )
         self.cancelled.clear()
         async with self._db.acquire() as lock_conn:
             if not await lock_conn.fetchval(

@@ -515,6 +515,17 @@ async def test_cli_pool_commands(
     missing = await asyncio.to_thread(run_cli, *cli, "pool", "pause", "nosuch")
     assert missing.returncode == 2 and "nosuch" in missing.stderr
 
+    before = await alias_row(pgbouncer, "tenant_acme")
+    for args in (("pause", "acme"), ("kill", "acme"), ("set-default", "30"), ("sync",)):
+        refused = await asyncio.to_thread(run_cli, *cli, "--read-only", "pool", *args)
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert "read-only mode" in refused.stderr, args
+    assert await alias_row(pgbouncer, "tenant_acme") == before
+    readable = await asyncio.to_thread(
+        run_cli, *cli, "--read-only", "pool", "clients", "acme", "--json"
+    )
+    assert readable.returncode == 0 and json.loads(readable.stdout) == []
+
 
 async def test_cli_watch_reports_a_stopped_pgbouncer_and_recovers(
     bouncer_service: ConsoleService,

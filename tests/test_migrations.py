@@ -33,7 +33,7 @@ from console.core.identifiers import TEMPLATE_SCHEMA, qualified, quote_ident
 from console.core.migrations import RUN_LOCK, MigrationPlan, RunProgress
 from console.core.operations import TENANT_LOCK_CLASS
 from console.core.registry import Tenant, TenantStatus
-from console.core.schema_tree import head_revision
+from console.core.schema_tree import head_revision, script_directory
 from console.core.service import ConsoleService
 from console.core.template import TEMPLATE_TENANT_ID
 from console.core.tenant_schema import catalog_fingerprint, grant_access, seed_initial_data
@@ -434,6 +434,38 @@ async def test_status_and_plan_survive_a_schema_dropped_while_they_read(
     plan = await service.migrations.plan()
     assert plan_groups(plan) == [(R3, HEAD, ["stays"], "sql")]
     assert [(t.key, r) for t, r in plan.skipped] == [("leaving", "schema or version table missing")]
+
+
+async def test_offline_unsafe_revision_runs_through_alembic_in_worker_processes(
+    service: ConsoleService, su: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A revision marked ``OFFLINE_SAFE = False`` (here R4, marked in this process only: the
+    worker processes load the real module and run it online) is planned for alembic and run by
+    the process pool, with the same records, audit and result as the SQL path."""
+    reference = await service.provision("reference")
+    tenants = [await tenant_at(service, su, key, R3) for key in ("u1", "u2", "u3")]
+    module = script_directory("tenant").get_revision(R4).module
+    monkeypatch.setattr(module, "OFFLINE_SAFE", False, raising=False)
+
+    plan = await service.migrations.plan()
+    assert plan_groups(plan) == [(R3, HEAD, ["u1", "u2", "u3"], "alembic")]
+    assert plan.groups[0].reason == f"revision(s) {R4} cannot be rendered offline"
+    assert plan.as_json()["groups"][0]["method"] == "alembic"
+
+    state = await migrate(service, concurrency=2)
+    assert (state.done, state.failed, state.skipped) == (3, 0, 0)
+    expected = await fingerprint(su, reference)
+    for tenant in tenants:
+        assert await revision_of(su, tenant) == HEAD
+        assert await fingerprint(su, tenant) == expected
+    rows = await su.fetch(
+        "SELECT t.key, r.status, a.details->>'method' AS method "
+        "FROM public.migration_run_tenants r JOIN public.tenants t ON t.id = r.tenant_id "
+        "JOIN public.tenant_audit_log a ON a.tenant_id = r.tenant_id "
+        "AND a.action_type = 'migrate.apply' WHERE r.run_id = $1 ORDER BY t.key",
+        state.run_id,
+    )
+    assert [tuple(r) for r in rows] == [(k, "succeeded", "alembic") for k in ("u1", "u2", "u3")]
 
 
 async def test_to_an_intermediate_revision_moves_tenants_only_that_far(

@@ -348,7 +348,9 @@ class GoConsoleApp(App[int]):
                 plan, concurrency, progress, self.migration_events.publish
             )
         except ConsoleError as exc:
-            self.notify(exc.message, title=f"Migration: {exc.title}", severity="error")
+            self.notify(
+                exc.message, title=f"Migration: {exc.title}", severity="error", markup=False
+            )
             return
         finally:
             if self.migration_state is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,6 +21,15 @@ from console.core.registry import parse_status
 from console.ui.screens.base import ConsoleScreen
 
 BAR_WIDTH = 30
+PLAN_KEYS_SHOWN = 8
+RUN_COLUMNS = (
+    ("Run started", "started"),
+    ("Target", "target"),
+    ("Status", "status"),
+    ("OK", "ok"),
+    ("Failed", "failed"),
+    ("Busy", "busy"),
+)
 
 
 class RunOptionsScreen(ModalScreen[dict[str, Any] | None]):
@@ -40,7 +50,7 @@ class RunOptionsScreen(ModalScreen[dict[str, Any] | None]):
             yield Input(value="2", id="concurrency", type="integer")
             yield Label("Scope: tenant keys (comma-separated) or status:NAME; empty = all")
             yield Input(placeholder="e.g. acme,beta  or  status:inactive", id="scope")
-            yield Static("", id="run-error", classes="field-error")
+            yield Static("", id="run-error", classes="field-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Plan…", id="plan", variant="primary")
@@ -91,11 +101,16 @@ class ConfirmPlanScreen(ModalScreen[bool]):
             f"{len(plan.at_target)} already there, {len(plan.skipped)} skipped",
             "",
         ]
-        lines += [
-            f"  {g.from_rev} → {g.to_rev}: {len(g.tenants)} tenant(s) via {g.method}"
-            + (f" ({g.reason})" if g.reason else "")
-            for g in plan.groups
-        ]
+        for g in plan.groups:
+            lines.append(
+                f"  {g.from_rev} → {g.to_rev}: {len(g.tenants)} tenant(s) via {g.method}"
+                + (f" ({g.reason})" if g.reason else "")
+            )
+            keys = [t.key for t in g.tenants]
+            more = (
+                f" … and {len(keys) - PLAN_KEYS_SHOWN} more" if len(keys) > PLAN_KEYS_SHOWN else ""
+            )
+            lines.append("    " + ", ".join(keys[:PLAN_KEYS_SHOWN]) + more)
         with Vertical(classes="dialog-box wide"):
             yield Label("Run this migration plan?", classes="dialog-title")
             with VerticalScroll(id="plan-text"):
@@ -137,15 +152,20 @@ class MigrationsScreen(ConsoleScreen):
         yield self.goapp.make_header()
         yield Static("loading…", id="mig-bars")
         runs: DataTable[str] = DataTable(id="mig-runs", cursor_type="row")
-        runs.add_columns("Run started", "Target", "Status", "OK", "Failed", "Busy")
+        for label, key in RUN_COLUMNS:
+            runs.add_column(label, key=key)
         yield runs
         yield Static("No run in progress. r starts one.", id="mig-progress")
-        tenants: DataTable[str] = DataTable(id="mig-tenants", cursor_type="row")
+        tenants: DataTable[Text] = DataTable(id="mig-tenants", cursor_type="row")
         tenants.add_column("Tenant", key="tenant")
         tenants.add_column("Result", key="result")
         tenants.add_column("Detail", key="detail")
         yield tenants
         yield Footer()
+
+    def on_screen_resume(self) -> None:
+        if self.loaded:
+            self.refresh_state()  # a run may have finished while another area was showing
 
     def on_mount(self) -> None:
         self.goapp.migration_signal.subscribe(self, self._on_progress)
@@ -183,18 +203,28 @@ class MigrationsScreen(ConsoleScreen):
             )
         self.query_one("#mig-bars", Static).update("\n".join(lines))
         table: DataTable[str] = self.query_one("#mig-runs", DataTable)
+        rows = {
+            r["id"]: (
+                r["started_at"][:19].replace("T", " "),
+                r["target"],
+                r["status"],
+                str(r["succeeded"]),
+                str(r["failed"]),
+                str(r["skipped_busy"]),
+            )
+            for r in runs
+        }
+        shown = [str(key.value) for key in table.rows]
         with self.app.batch_update():
-            table.clear()
-            for r in runs:
-                table.add_row(
-                    r["started_at"][:19].replace("T", " "),
-                    r["target"][:24],
-                    r["status"],
-                    str(r["succeeded"]),
-                    str(r["failed"]),
-                    str(r["skipped_busy"]),
-                    key=r["id"],
-                )
+            if shown != list(rows):  # a run started or aged out: rebuild, newest first
+                table.clear()
+                for run_id, cells in rows.items():
+                    table.add_row(*cells, key=run_id)
+                return
+            for run_id, cells in rows.items():  # otherwise only the cells that changed
+                for (_, column), value in zip(RUN_COLUMNS, cells, strict=True):
+                    if table.get_cell(run_id, column) != value:
+                        table.update_cell(run_id, column, value)
 
     def _on_progress(self, state: RunProgress) -> None:
         eta = f"{state.eta_s:.0f}s" if state.eta_s is not None else "—"
@@ -212,19 +242,24 @@ class MigrationsScreen(ConsoleScreen):
     def _on_event(self, event: StepEvent) -> None:
         if event.tenant is None:
             return
-        table: DataTable[str] = self.query_one("#mig-tenants", DataTable)
-        result = "✓ migrated" if event.phase is Phase.DONE else "✗ FAILED"
+        table: DataTable[Text] = self.query_one("#mig-tenants", DataTable)
+        result = Text("✓ migrated" if event.phase is Phase.DONE else "✗ FAILED", end="")
+        detail = Text(event.message, end="")  # error texts may hold square brackets: not markup
         if event.tenant in self._rows:
             table.update_cell(event.tenant, "result", result)
-            table.update_cell(event.tenant, "detail", event.message)
+            table.update_cell(event.tenant, "detail", detail)
         else:
             self._rows.add(event.tenant)
-            table.add_row(event.tenant, result, event.message, key=event.tenant)
+            table.add_row(Text(event.tenant, end=""), result, detail, key=event.tenant)
 
     def clear_results(self) -> None:
         """Empty the per-tenant table for a new run."""
         self.query_one("#mig-tenants", DataTable).clear()
         self._rows.clear()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Textual asks the binding's own node: the app's read-only rule must be applied here.
+        return self.goapp.check_action(action, parameters)
 
     def action_start_run(self) -> None:
         if self.goapp.refuse_read_only("migrate"):
@@ -246,7 +281,7 @@ class MigrationsScreen(ConsoleScreen):
                 options["target"], options["keys"], options["status"]
             )
         except ConsoleError as exc:
-            self.notify(exc.message, title=exc.title, severity="error")
+            self.notify(exc.message, title=exc.title, severity="error", markup=False)
             return
 
         def confirmed(ok: bool | None) -> None:
@@ -273,7 +308,7 @@ class MigrationsScreen(ConsoleScreen):
                 return
             plan = await self.goapp.service.migrations.plan(target, keys)
         except ConsoleError as exc:
-            self.notify(exc.message, title=exc.title, severity="error")
+            self.notify(exc.message, title=exc.title, severity="error", markup=False)
             return
         self.clear_results()
         self.goapp.start_migration(plan, 2)

@@ -443,16 +443,24 @@ async def test_sync_aligns_aliases_with_the_registry(
 # -- CLI ---------------------------------------------------------------------------------------
 
 
-def run_cli(settings: Settings, dsn: str, *args: str, timeout: float = 120):
+def console_argv(settings: Settings, dsn: str, *args: str, command_timeout: float = 2.0):
+    """``python -m console`` with a config file managing the test PgBouncer (none when
+    ``settings`` has no admin DSN), on the test database."""
     config = Path(settings.backup.dir).parent / "pool-cli.toml"
     bouncer = settings.pgbouncer
-    config.write_text(
-        f'[backup]\ndir = "{settings.backup.dir}"\n'
-        f'[pgbouncer]\nadmin_dsn = "{bouncer.admin_dsn}"\ninclude_file = "{bouncer.include_file}"\n'
-        "command_timeout = 2.0\n"
-    )
+    text = f'[backup]\ndir = "{settings.backup.dir}"\n'
+    if bouncer.admin_dsn:
+        text += (
+            f'[pgbouncer]\nadmin_dsn = "{bouncer.admin_dsn}"\n'
+            f'include_file = "{bouncer.include_file}"\ncommand_timeout = {command_timeout}\n'
+        )
+    config.write_text(text)
+    return [sys.executable, "-m", "console", "--config", str(config), "--dsn", dsn, *args]
+
+
+def run_cli(settings: Settings, dsn: str, *args: str, timeout: float = 120):
     return subprocess.run(
-        [sys.executable, "-m", "console", "--config", str(config), "--dsn", dsn, *args],
+        console_argv(settings, dsn, *args),
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
@@ -534,25 +542,14 @@ async def test_cli_watch_reports_a_stopped_pgbouncer_and_recovers(
     pgbouncer: LocalPgBouncer,
 ) -> None:
     await bouncer_service.provision("acme")
-    config = Path(bouncer_settings.backup.dir).parent / "watch.toml"
-    config.write_text(
-        f'[pgbouncer]\nadmin_dsn = "{pgbouncer.admin_dsn}"\n'
-        f'include_file = "{pgbouncer.include_file}"\ncommand_timeout = 1.0\n'
+    argv = console_argv(
+        bouncer_settings,
+        database_dsn,
+        *("pool", "show", "--watch", "--json", "--interval", "0.2"),
+        command_timeout=1.0,
     )
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "console",
-        "--config",
-        str(config),
-        "--dsn",
-        database_dsn,
-        "pool",
-        "show",
-        "--watch",
-        "--json",
-        "--interval",
-        "0.2",
+        *argv,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -584,21 +581,9 @@ async def test_not_configured_is_a_clear_error(
     service: ConsoleService, database_dsn: str, settings: Settings
 ) -> None:
     assert not service.pools.configured
-    config = Path(settings.backup.dir).parent / "none.toml"
-    config.write_text("")
     result = await asyncio.to_thread(
         subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "console",
-            "--config",
-            str(config),
-            "--dsn",
-            database_dsn,
-            "pool",
-            "show",
-        ],
+        console_argv(settings, database_dsn, "pool", "show"),
         capture_output=True,
         text=True,
         check=False,

@@ -183,6 +183,25 @@ async def alive_and(
     return len(await value()) == count
 
 
+async def start_held_run(
+    app: GoConsoleApp, pilot: Pilot[object], gate: AuditGate
+) -> tuple[MigrationsScreen, RunProgress]:
+    """Start a run from the screen and wait until its two workers are held at the gate (each
+    with one tenant inside its transaction); fails if the run ends meanwhile."""
+    await tenants_screen(pilot)
+    screen = await open_migrations(pilot)
+    await confirm_dialog(pilot)
+    await pilot.click("#run")
+    state = await run_started(pilot, None)
+
+    async def alive() -> None:
+        if not app.migration_running():
+            pytest.fail(f"the run ended while held at the gate: {state.as_json()}")
+
+    await wait_for(pilot, lambda: alive_and(alive, gate.waiters, 2), "two tenants held at the gate")
+    return screen, state
+
+
 # -- 1. revisions, counts, behind ----------------------------------------------------------------
 
 
@@ -374,20 +393,7 @@ async def test_run_goes_on_in_another_area_and_quitting_asks_first(
     await gate.close("migrate.apply")
     app = GoConsoleApp(ui_service)
     async with app.run_test(size=SIZE) as pilot:
-        await tenants_screen(pilot)
-        screen = await open_migrations(pilot)
-        await confirm_dialog(pilot)
-        await pilot.click("#run")
-        state = await run_started(pilot, None)
-
-        async def alive() -> None:
-            if not app.migration_running():
-                pytest.fail(f"the run ended while held at the gate: {state.as_json()}")
-
-        # Two workers, each holding one tenant inside its transaction.
-        await wait_for(
-            pilot, lambda: alive_and(alive, gate.waiters, 2), "two tenants held at the gate"
-        )
+        screen, state = await start_held_run(app, pilot, gate)
         await wait_for(
             pilot,
             lambda: "running: 0/3" in text_of(screen, "#mig-progress"),
@@ -466,20 +472,8 @@ async def test_cancel_finishes_tenants_in_flight_and_starts_no_new_ones(
     notes = Notes()
     app = GoConsoleApp(ui_service)
     async with app.run_test(size=SIZE, message_hook=notes) as pilot:
-        await tenants_screen(pilot)
-        screen = await open_migrations(pilot)
-        await confirm_dialog(pilot)
-        await pilot.click("#run")
-        state = await run_started(pilot, None)
-
-        async def alive() -> None:
-            if not app.migration_running():
-                pytest.fail(f"the run ended while held at the gate: {state.as_json()}")
-
         # The plan's first two tenants are in flight (two workers), held at their audit row.
-        await wait_for(
-            pilot, lambda: alive_and(alive, gate.waiters, 2), "two tenants held at the gate"
-        )
+        screen, _ = await start_held_run(app, pilot, gate)
         await pilot.press("c")
         await wait_for(pilot, lambda: notes.any("cancelling"), "the cancel notice")
         assert app.migration_running()

@@ -174,7 +174,15 @@ class PoolService:
                     before = aliases.get(tenant.schema_name)
                     alias = self._alias(tenant.schema_name, pool, spare_n)
                     aliases[alias.name] = alias
-                await self.admin.command("RELOAD")
+                try:
+                    await self.admin.command("RELOAD")
+                except PgBouncerUnavailable:
+                    with self.include.editing() as aliases:  # nothing half-done: put it back
+                        if before is None:
+                            aliases.pop(alias.name, None)
+                        else:
+                            aliases[alias.name] = before
+                    raise
                 self.monitor.invalidate_config()
                 step.details.update(
                     alias=alias.name,
@@ -291,7 +299,13 @@ class PoolService:
                 op.info(f"PgBouncer pool not blocked: {exc.message}")
                 step.details["skipped"] = exc.message
                 return False
-            if await self.admin.pause(name, timeout):
+            try:
+                paused = await self.admin.pause(name, timeout)
+            except PgBouncerUnavailable as exc:
+                op.info(f"PgBouncer pool not paused: {exc.message}")
+                step.details["skipped"] = exc.message
+                return False
+            if paused:
                 step.details["paused"] = True
                 return True
             if not force:

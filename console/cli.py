@@ -737,7 +737,8 @@ async def _pool_sync(service: ConsoleService, args: argparse.Namespace) -> None:
     changes = await service.pools.sync(print_event)
     print(
         f"aliases added: {', '.join(changes['added']) or 'none'}; "
-        f"removed: {', '.join(changes['removed']) or 'none'}"
+        f"removed: {', '.join(changes['removed']) or 'none'}; "
+        f"INACTIVE blocked again: {', '.join(changes['reblocked']) or 'none'}"
     )
 
 

@@ -435,9 +435,33 @@ async def test_sync_aligns_aliases_with_the_registry(
         "[databases]\ntenant_ghost = host=127.0.0.1 port=1 dbname=x pool_size=1 reserve_pool=0\n"
     )
     changes = await bouncer_service.pools.sync()
-    assert changes == {"added": ["tenant_acme"], "removed": ["tenant_ghost"]}
+    assert changes == {"added": ["tenant_acme"], "removed": ["tenant_ghost"], "reblocked": []}
     assert await alias_row(pgbouncer, "tenant_acme") is not None
     assert await alias_row(pgbouncer, "tenant_ghost") is None
+
+
+async def test_sync_blocks_inactive_tenants_again_after_a_pgbouncer_restart(
+    bouncer_service: ConsoleService, pgbouncer: LocalPgBouncer, su: asyncpg.Connection
+) -> None:
+    await bouncer_service.provision("sleepy")
+    await bouncer_service.provision("awake")
+    await bouncer_service.deactivate("sleepy", timeout=5)
+    pgbouncer.stop()  # PgBouncer keeps DISABLE/PAUSE in memory only
+    pgbouncer.start()
+    row = await alias_row(pgbouncer, "tenant_sleepy")
+    assert row is not None and not row.paused and not row.disabled
+
+    changes = await bouncer_service.pools.sync()
+    assert changes["reblocked"] == ["tenant_sleepy"]
+    row = await alias_row(pgbouncer, "tenant_sleepy")
+    assert row is not None and row.paused and row.disabled
+    awake = await alias_row(pgbouncer, "tenant_awake")
+    assert awake is not None and not awake.paused and not awake.disabled
+    assert (await audit_actions(su, "sleepy"))[-1] == "pool.reblock"
+    assert (await bouncer_service.pools.sync())["reblocked"] == []  # nothing left to do
+    await bouncer_service.reactivate("sleepy")
+    row = await alias_row(pgbouncer, "tenant_sleepy")
+    assert row is not None and not row.paused and not row.disabled
 
 
 # -- CLI ---------------------------------------------------------------------------------------

@@ -124,22 +124,39 @@ class AdminConnection:
 
     async def _execute(self, sql: str, *, rows: bool) -> list[Row]:
         async with self._lock:
-            if self._conn is None or self._conn.closed:
-                self._conn = await self._open()
-            conn = self._conn
-            self.queries += 1
+            reused = self._conn is not None and not self._conn.closed
             try:
-                return await _bounded(_run(conn, sql, rows), self.spec.command_timeout, conn)
-            except psycopg.errors.ProtocolViolation as exc:
-                # the admin console reports command errors (e.g. "no such database") this way
-                # and keeps the connection
-                if not conn.closed:
-                    raise _command_error(sql, exc) from exc
-                await self._drop()
-                raise self._unavailable(exc) from exc
-            except (OSError, psycopg.Error, TimeoutError) as exc:
-                await self._drop()
-                raise self._unavailable(exc) from exc
+                return await self._attempt(sql, rows)
+            except _StaleConnection as stale:
+                if not reused:
+                    raise self._unavailable(stale.cause) from stale.cause
+            # The kept connection died since its last use (PgBouncer restarted, a network
+            # blip): admin commands are idempotent, so one more try on a new connection.
+            try:
+                return await self._attempt(sql, rows)
+            except _StaleConnection as stale:
+                raise self._unavailable(stale.cause) from stale.cause
+
+    async def _attempt(self, sql: str, rows: bool) -> list[Row]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await self._open()
+        conn = self._conn
+        self.queries += 1
+        try:
+            return await _bounded(_run(conn, sql, rows), self.spec.command_timeout, conn)
+        except psycopg.errors.ProtocolViolation as exc:
+            # the admin console reports command errors (e.g. "no such database") this way
+            # and keeps the connection
+            if not conn.closed:
+                raise _command_error(sql, exc) from exc
+            await self._drop()
+            raise _StaleConnection(exc) from exc
+        except TimeoutError as exc:
+            await self._drop()
+            raise self._unavailable(exc) from exc  # no answer: do not wait a second time
+        except (OSError, psycopg.Error) as exc:
+            await self._drop()
+            raise _StaleConnection(exc) from exc
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -173,6 +190,14 @@ class AdminConnection:
             await conn.close()
             if not task.done():
                 await asyncio.gather(task, return_exceptions=True)
+
+
+class _StaleConnection(Exception):
+    """The connection failed under a command; ``cause`` says how."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 async def _run(conn: psycopg.AsyncConnection[Any], sql: str, rows: bool) -> list[Row]:

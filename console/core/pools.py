@@ -17,8 +17,9 @@ from console.core.errors import (
     NotFound,
     OperationFailed,
     PgBouncerUnavailable,
+    TenantBusy,
 )
-from console.core.events import EventSink, discard
+from console.core.events import EventSink, Phase, StepEvent, discard
 from console.core.identifiers import schema_for, validate_tenant_key
 from console.core.operations import Operation, OperationRunner
 from console.core.pgbouncer import AdminConnection, AdminSpec
@@ -248,7 +249,9 @@ class PoolService:
 
     async def sync(self, sink: EventSink = discard) -> dict[str, list[str]]:
         """Make the include file list exactly the ACTIVE/INACTIVE tenants (keeping sizes),
-        then RELOAD; returns the aliases added and removed."""
+        RELOAD, then block again the aliases of INACTIVE tenants that PgBouncer has open (it
+        keeps DISABLE/PAUSE in memory only: a restart forgets them); returns the aliases
+        added, removed and blocked again."""
         self._require_include()
         async with self._runner.run("pool", None, sink) as op:
             async with op.step("sync", "aligning tenant aliases with the registry") as step:
@@ -264,7 +267,30 @@ class PoolService:
                         aliases[name] = self._alias(name)
                 step.details.update(added=added, removed=removed)
                 step.details["reload"] = await self._reload_if_reachable(op)
-            return {"added": added, "removed": removed}
+        inactive = [t for t in tenants if t.status is TenantStatus.INACTIVE]
+        reblocked = await self._reblock(inactive, sink) if step.details["reload"] == "done" else []
+        return {"added": added, "removed": removed, "reblocked": reblocked}
+
+    async def _reblock(self, tenants: list[Tenant], sink: EventSink) -> list[str]:
+        """DISABLE + KILL (which leaves it paused) each INACTIVE tenant's alias that is open;
+        each under that tenant's lock and audited; a busy tenant is left for the next sync."""
+        states = parse_databases(await self.admin.show("DATABASES"))
+        done = []
+        for tenant in tenants:
+            state = states.get(tenant.schema_name)
+            if state is None or (state.paused and state.disabled):
+                continue
+            try:
+                async with self._runner.run("pool", tenant.key, sink) as op:
+                    op.tenant_id = tenant.id
+                    async with op.step("reblock", f"blocking {tenant.schema_name} again"):
+                        await self.admin.database_command("DISABLE", tenant.schema_name)
+                        await self.admin.database_command("KILL", tenant.schema_name)
+            except TenantBusy as exc:
+                sink(StepEvent("pool", tenant.key, "reblock", Phase.INFO, exc.message))
+                continue
+            done.append(tenant.schema_name)
+        return done
 
     # -- lifecycle hooks (inside an operation that already holds the tenant's lock) ------------
 

@@ -247,10 +247,11 @@ class Lifecycle:
                     backup = await self._backups.full_backup(tenant, reason="deactivate")
                     step.details.update(backup.as_json())
             blocked = await self._block(op, tenant, TenantStatus.DEACTIVATING)
+            deadline = time.monotonic() + timeout  # one budget for the pool pause and the drain
             try:
                 if self._pools is not None:
                     await self._pools.block(op, blocked, timeout, force)
-                await self._drain(op, blocked, timeout, force)
+                await self._drain(op, blocked, timeout, force, deadline)
             except Exception:
                 if self._pools is not None:
                     await self._pools.unblock(op, blocked)
@@ -300,11 +301,12 @@ class Lifecycle:
                     step.details.update(backup.as_json())
                 previous = tenant.status
                 blocked = await self._block(op, tenant, TenantStatus.OFFBOARDING)
+                deadline = time.monotonic() + timeout
                 try:
                     started = time.perf_counter()
                     if self._pools is not None:
                         await self._pools.block(op, blocked, timeout, force)
-                    await self._drain(op, blocked, timeout, force)
+                    await self._drain(op, blocked, timeout, force, deadline)
                     durations["drain"] = _ms(started)
                 except Exception:
                     if self._pools is not None and previous is TenantStatus.ACTIVE:
@@ -371,9 +373,12 @@ class Lifecycle:
                     await grant_access(conn, tenant.schema_name, self._app_role)
                 await self._registry.transition(conn, tenant, back_to, {tenant.status})
 
-    async def _drain(self, op: Operation, tenant: Tenant, timeout: float, force: bool) -> None:
+    async def _drain(
+        self, op: Operation, tenant: Tenant, timeout: float, force: bool, deadline: float
+    ) -> None:
+        """Wait until no other backend holds locks on the tenant's tables, until ``deadline``
+        (the end of the ``timeout`` the operator gave, shared with the pool pause)."""
         async with op.step("drain", f"waiting up to {timeout:g}s for lock holders") as step:
-            deadline = time.monotonic() + timeout
             async with self._db.acquire() as conn:
                 blockers = await self.blockers(conn, tenant.schema_name)
                 while blockers and time.monotonic() < deadline:

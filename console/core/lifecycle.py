@@ -247,11 +247,8 @@ class Lifecycle:
                     backup = await self._backups.full_backup(tenant, reason="deactivate")
                     step.details.update(backup.as_json())
             blocked = await self._block(op, tenant, TenantStatus.DEACTIVATING)
-            deadline = time.monotonic() + timeout  # one budget for the pool pause and the drain
             try:
-                if self._pools is not None:
-                    await self._pools.block(op, blocked, timeout, force)
-                await self._drain(op, blocked, timeout, force, deadline)
+                await self._quiesce(op, blocked, timeout, force)
             except Exception:
                 if self._pools is not None:
                     await self._pools.unblock(op, blocked)
@@ -301,12 +298,9 @@ class Lifecycle:
                     step.details.update(backup.as_json())
                 previous = tenant.status
                 blocked = await self._block(op, tenant, TenantStatus.OFFBOARDING)
-                deadline = time.monotonic() + timeout
                 try:
                     started = time.perf_counter()
-                    if self._pools is not None:
-                        await self._pools.block(op, blocked, timeout, force)
-                    await self._drain(op, blocked, timeout, force, deadline)
+                    await self._quiesce(op, blocked, timeout, force)
                     durations["drain"] = _ms(started)
                 except Exception:
                     if self._pools is not None and previous is TenantStatus.ACTIVE:
@@ -372,6 +366,14 @@ class Lifecycle:
                 if back_to is TenantStatus.ACTIVE:
                     await grant_access(conn, tenant.schema_name, self._app_role)
                 await self._registry.transition(conn, tenant, back_to, {tenant.status})
+
+    async def _quiesce(self, op: Operation, tenant: Tenant, timeout: float, force: bool) -> None:
+        """Block and pause the tenant's PgBouncer pool (when managed), then drain the database
+        side; both within the one ``timeout`` the operator gave."""
+        deadline = time.monotonic() + timeout
+        if self._pools is not None:
+            await self._pools.block(op, tenant, timeout, force)
+        await self._drain(op, tenant, timeout, force, deadline)
 
     async def _drain(
         self, op: Operation, tenant: Tenant, timeout: float, force: bool, deadline: float

@@ -100,13 +100,14 @@ class PoolService:
         self._runner = runner
         self._registry = registry
         self.target = ServerTarget.resolve(settings, db.spec)
-        self._admin_dsn = admin_dsn
         self._monitor: PoolMonitor | None = None
         self.include = IncludeFile(Path(settings.include_file).expanduser())
+        self.spec: AdminSpec | None = None
+        self._missing = NotConfigured("PgBouncer is not configured")
         try:
-            self.spec: AdminSpec | None = AdminSpec.resolve(settings, admin_dsn)
-        except NotConfigured:
-            self.spec = None
+            self.spec = AdminSpec.resolve(settings, admin_dsn)
+        except NotConfigured as exc:
+            self._missing = exc
 
     @property
     def configured(self) -> bool:
@@ -118,8 +119,7 @@ class PoolService:
         """The snapshot taker (one admin connection, reused)."""
         if self._monitor is None:
             if self.spec is None:
-                AdminSpec.resolve(self.settings, self._admin_dsn)  # raises NotConfigured
-                raise AssertionError("unreachable")
+                raise self._missing
             self._monitor = PoolMonitor(AdminConnection(self.spec))
         return self._monitor
 
@@ -196,9 +196,10 @@ class PoolService:
         """``SET default_pool_size`` (live, for every alias without its own pool_size)."""
         pool, _ = check_pool_size(size, 0, self.settings.max_pool_size)
         async with self._runner.run("pool", None, sink) as op:
-            pool, _ = check_pool_size(size, 0, await self.size_limit())
+            limits = parse_config(await self.admin.show("CONFIG"))
+            pool, _ = check_pool_size(size, 0, size_limit(self.settings, limits))
             async with op.step("set_default", f"default_pool_size = {pool}") as step:
-                before = parse_config(await self.admin.show("CONFIG")).default_pool_size
+                before = limits.default_pool_size
                 await self.admin.command(f"SET default_pool_size = {pool:d}")
                 self.monitor.invalidate_config()
                 step.details.update(before=before, after=pool)

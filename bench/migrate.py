@@ -232,25 +232,12 @@ async def raw_pass(
 
 
 async def script_pass(service: ConsoleService, dsn: str, connections: int) -> float:
-    """The console's own per-tenant scripts (lock, SQL, checks, run record, audit row) over raw
-    connections, without the runner around them: splits (a)-(c) into SQL and the rest."""
+    """The console's own per-tenant scripts (lock timeout, advisory lock, revision check, SQL)
+    over raw connections, without the runner around them: splits (a)-(c) into the script and
+    the rest (planning, batched records, bookkeeping)."""
     plan = await service.migrations.plan()
     (group,) = plan.groups
-    async with service.db.acquire() as conn:
-        run_id = await conn.fetchval(
-            "INSERT INTO public.migration_runs (target, status) VALUES ($1, 'succeeded') "
-            "RETURNING id",
-            plan.target,
-        )
-        await conn.execute(
-            "INSERT INTO public.migration_run_tenants (run_id, tenant_id, from_rev, to_rev, "
-            "status) SELECT $1, t, $3, $4, 'pending' FROM unnest($2::uuid[]) AS x(t)",
-            run_id,
-            [t.id for t in group.tenants],
-            group.from_rev,
-            group.to_rev,
-        )
-    jobs = [service.migrations._tenant_script(run_id, t, group) for t in group.tenants]
+    jobs = [service.migrations._tenant_script(t, group) for t in group.tenants]
     return await execute_pass(dsn, jobs, connections, False)
 
 

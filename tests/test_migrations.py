@@ -26,10 +26,12 @@ import pytest
 from helpers import PATIENCE_S, PROJECT_ROOT, wait_until
 
 from console.config import ClusterSettings, Settings
+from console.core import migrations
 from console.core.actor import Actor
 from console.core.errors import InvalidInput, ReadOnlyMode, TenantBusy
 from console.core.events import Phase, StepEvent
 from console.core.identifiers import TEMPLATE_SCHEMA, qualified, quote_ident
+from console.core.migration_records import LandedRecorder
 from console.core.migrations import RUN_LOCK, MigrationPlan, RunProgress
 from console.core.operations import TENANT_LOCK_CLASS
 from console.core.registry import Tenant, TenantStatus
@@ -153,6 +155,17 @@ async def run_status(su: asyncpg.Connection, run_id: uuid.UUID | str) -> str:
         "SELECT status FROM public.migration_runs WHERE id = $1", uuid.UUID(str(run_id))
     )
     return value
+
+
+async def apply_rows(su: asyncpg.Connection) -> dict[str, dict[str, Any]]:
+    """Each tenant's one ``migrate.apply`` audit row's details (fails on a second row)."""
+    rows = await su.fetch(
+        "SELECT t.key, a.details FROM public.tenant_audit_log a "
+        "JOIN public.tenants t ON t.id = a.tenant_id WHERE a.action_type = 'migrate.apply'"
+    )
+    keys = [r["key"] for r in rows]
+    assert len(keys) == len(set(keys)), f"a tenant has several migrate.apply rows: {keys}"
+    return {r["key"]: r["details"] for r in rows}
 
 
 async def count_runs(su: asyncpg.Connection) -> int:
@@ -824,14 +837,19 @@ async def test_killed_runner_leaves_no_half_migrated_tenant_and_rerun_completes(
         )
         run_id = await su.fetchval("SELECT id FROM public.migration_runs")
         assert await run_status(su, run_id) == "running"
-        progress = {k: r["status"] for k, r in (await run_rows(su, run_id)).items()}
-        assert progress == {
-            "ka": "succeeded",
-            "kb": "succeeded",
-            "kc": "pending",
-            "kd": "pending",
-            "ke": "pending",
-        }
+
+        async def recorded() -> bool:
+            progress = {k: r["status"] for k, r in (await run_rows(su, run_id)).items()}
+            return progress == {
+                "ka": "succeeded",
+                "kb": "succeeded",
+                "kc": "pending",
+                "kd": "pending",
+                "ke": "pending",
+            }
+
+        # outcome records follow each commit within a moment (batched after the commit)
+        await wait_until(recorded, "ka and kb recorded as succeeded while kc waits", alive)
         # A tenant provisioned while the run goes on is built at head (the template was
         # brought to head when the run started).
         late = await service.provision("late")
@@ -860,11 +878,14 @@ async def test_killed_runner_leaves_no_half_migrated_tenant_and_rerun_completes(
         revision = await revision_of(su, tenant)
         assert revision in KNOWN, (key, revision)
         assert await fingerprint(su, tenant) == expected[revision], key
-        # the run's record agrees with the schema
-        assert records[key] == ("succeeded" if revision == HEAD else "pending"), (key, revision)
     revisions = [await revision_of(su, tenants[k]) for k in keys]
     assert revisions[:2] == [HEAD, HEAD] and revisions[3:] == [R2, R2]
     assert revisions[2] in (R2, HEAD)
+    # ka and kb were recorded; kc, if its transaction committed after the kill, is not yet
+    assert records == {"ka": "succeeded", "kb": "succeeded"} | dict.fromkeys(
+        ("kc", "kd", "ke"), "pending"
+    )
+    kc_landed = revisions[2] == HEAD
     assert not await su.fetchval(
         "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND database = "
         "(SELECT oid FROM pg_database WHERE datname = current_database()))"
@@ -884,6 +905,67 @@ async def test_killed_runner_leaves_no_half_migrated_tenant_and_rerun_completes(
         ("succeeded", left, 0),
         ("interrupted", 5 - left, left),
     ]
+    # kc landed by the killed runner was recorded by the rerun (marked recovered); every
+    # tenant has exactly one migrate.apply audit row, from the run that moved it
+    audit = await apply_rows(su)
+    assert sorted(audit) == keys
+    killed = {"ka", "kb"} | ({"kc"} if kc_landed else set())
+    for key, details in audit.items():
+        assert details["run"] == str(run_id if key in killed else summary["run"]), key
+        assert details.get("recovered") is (True if key == "kc" and kc_landed else None), key
+
+
+async def test_records_lost_with_the_process_are_written_by_the_next_run(
+    service: ConsoleService, su: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The runner dies after the tenants committed but before their records were flushed: the
+    # schemas are at the target, the run still "running", its tenants "pending", no audit rows.
+    tenants = [await tenant_at(service, su, key, R3) for key in ("ra", "rb", "rc")]
+
+    class LostRecords(LandedRecorder):
+        async def _flush(self) -> None:
+            raise ConnectionResetError("connection reset before the records were written")
+
+    monkeypatch.setattr(migrations, "LandedRecorder", LostRecords)
+    plan = await service.migrations.plan()
+    rec = Recorder()
+    with pytest.raises(ConnectionResetError):
+        await service.migrations.run(plan, 2, rec.progress, rec.sink)
+    monkeypatch.undo()
+    dead = await su.fetchval("SELECT id FROM public.migration_runs")
+    assert await run_status(su, dead) == "running"
+    assert {k: r["status"] for k, r in (await run_rows(su, dead)).items()} == dict.fromkeys(
+        ("ra", "rb", "rc"), "pending"
+    )
+    assert [await revision_of(su, t) for t in tenants] == [HEAD] * 3
+    assert await apply_rows(su) == {}
+
+    # The next run (nothing left to migrate) records them from the schemas, then closes it.
+    rec = Recorder()
+    state = await migrate(service, recorder=rec)
+    assert (state.total, state.done) == (0, 0)
+    assert await run_status(su, dead) == "interrupted"
+    rows = await run_rows(su, dead)
+    assert {k: r["status"] for k, r in rows.items()} == dict.fromkeys(
+        ("ra", "rb", "rc"), "succeeded"
+    )
+    assert all(r["duration_ms"] is None for r in rows.values())  # not measured: recovered
+    audit = await apply_rows(su)
+    assert sorted(audit) == ["ra", "rb", "rc"]
+    for details in audit.values():
+        assert details == {
+            "run": str(dead),
+            "from": R3,
+            "to": HEAD,
+            "method": "sql",
+            "recovered": True,
+        }
+    assert any(e.step == "reconcile" and "recorded 3 tenant(s)" in e.message for e in rec.events), (
+        rec.events
+    )
+    # A later run finds nothing to reconcile and writes nothing more.
+    await migrate(service)
+    assert len(await apply_rows(su)) == 3
 
 
 # -- refusals ------------------------------------------------------------------------------------

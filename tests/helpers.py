@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -99,3 +100,41 @@ class AuditGate:
             "DROP FUNCTION IF EXISTS public.goconsole_test_gate()"
         )
         self.closed_on = None
+
+
+class TableGate:
+    """Holds migrations inside their tenants' transactions, deterministically.
+
+    A transaction on the gate's own connection holds ROW EXCLUSIVE locks on chosen tables: DDL
+    on one (CREATE INDEX and stronger) waits there, inside its transaction with its advisory
+    lock taken, until :meth:`open` rolls the gate's transaction back; readers (the screens'
+    size queries) are not held.
+    """
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self._tables: list[str] = []
+        self._tx: Any = None
+
+    async def close(self, tables: list[str]) -> None:
+        """Lock ``tables`` (qualified names) until :meth:`open`."""
+        self._tx = self.conn.transaction()
+        await self._tx.start()
+        for table in tables:
+            await self.conn.execute(f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE")
+        self._tables = tables
+
+    async def waiters(self) -> list[int]:
+        """Backends waiting for one of the locked tables."""
+        rows = await self.conn.fetch(
+            "SELECT pid FROM pg_locks WHERE locktype = 'relation' AND NOT granted "
+            "AND relation = ANY($1::regclass[])",
+            self._tables,
+        )
+        return [r["pid"] for r in rows]
+
+    async def open(self) -> None:
+        """Release the tables."""
+        if self._tx is not None:
+            await self._tx.rollback()
+            self._tx = None

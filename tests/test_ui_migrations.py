@@ -2,18 +2,18 @@
 
 Tenants are put at older revisions the way tests/test_migrations.py does it; runs are started,
 retried and cancelled with key presses and clicks, and their outcome is checked in the database.
-A run is held in progress deterministically with an :class:`AuditGate` on ``migrate.apply``
-(written inside each tenant's transaction). Every wait polls a condition up to a generous
-deadline (``wait_for``); nothing asserts on time.
+A run is held in progress deterministically with a :class:`TableGate` on the tenants' ``orders``
+tables (the migration under test indexes them, inside each tenant's transaction). Every wait
+polls a condition up to a generous deadline (``wait_for``); nothing asserts on time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
-from helpers import PATIENCE_S, AuditGate
+from helpers import PATIENCE_S, TableGate
 from test_migrations import (
     HEAD,
     R1,
@@ -38,6 +38,7 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
 
 from console.config import Settings
+from console.core.identifiers import qualified
 from console.core.migrations import RunProgress
 from console.core.service import ConsoleService
 from console.ui.app import GoConsoleApp
@@ -53,6 +54,20 @@ HELD_LOCK_TIMEOUT_S = PATIENCE_S * 4
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def gate(database_dsn: str) -> AsyncIterator[TableGate]:
+    """A :class:`TableGate` on the test database (opened at the end whatever happens)."""
+    conn = await asyncpg.connect(database_dsn)
+    table_gate = TableGate(conn)
+    try:
+        yield table_gate
+    finally:
+        try:
+            await table_gate.open()
+        finally:
+            await conn.close()
 
 
 @pytest.fixture
@@ -184,7 +199,7 @@ async def alive_and(
 
 
 async def start_held_run(
-    app: GoConsoleApp, pilot: Pilot[object], gate: AuditGate
+    app: GoConsoleApp, pilot: Pilot[object], gate: TableGate
 ) -> tuple[MigrationsScreen, RunProgress]:
     """Start a run from the screen and wait until its two workers are held at the gate (each
     with one tenant inside its transaction); fails if the run ends meanwhile."""
@@ -384,13 +399,12 @@ async def test_failed_tenant_shows_its_error_and_retry_failed_completes_it(
 
 
 async def test_run_goes_on_in_another_area_and_quitting_asks_first(
-    ui_service: ConsoleService, su: asyncpg.Connection, gate: AuditGate
+    ui_service: ConsoleService, su: asyncpg.Connection, gate: TableGate
 ) -> None:
     keys = ("sw_a", "sw_b", "sw_c")
-    for key in keys:
-        await tenant_at(ui_service, su, key, R3)
+    tenants = [await tenant_at(ui_service, su, key, R3) for key in keys]
     ui_service.migrations.lock_timeout_s = HELD_LOCK_TIMEOUT_S
-    await gate.close("migrate.apply")
+    await gate.close([qualified(t.schema_name, "orders") for t in tenants])
     app = GoConsoleApp(ui_service)
     async with app.run_test(size=SIZE) as pilot:
         screen, state = await start_held_run(app, pilot, gate)
@@ -462,17 +476,16 @@ async def test_run_goes_on_in_another_area_and_quitting_asks_first(
 
 
 async def test_cancel_finishes_tenants_in_flight_and_starts_no_new_ones(
-    ui_service: ConsoleService, su: asyncpg.Connection, gate: AuditGate
+    ui_service: ConsoleService, su: asyncpg.Connection, gate: TableGate
 ) -> None:
     keys = ("cx_a", "cx_b", "cx_c", "cx_d", "cx_e")
-    for key in keys:
-        await tenant_at(ui_service, su, key, R3)
+    tenants = [await tenant_at(ui_service, su, key, R3) for key in keys]
     ui_service.migrations.lock_timeout_s = HELD_LOCK_TIMEOUT_S
-    await gate.close("migrate.apply")
+    await gate.close([qualified(t.schema_name, "orders") for t in tenants])
     notes = Notes()
     app = GoConsoleApp(ui_service)
     async with app.run_test(size=SIZE, message_hook=notes) as pilot:
-        # The plan's first two tenants are in flight (two workers), held at their audit row.
+        # The plan's first two tenants are in flight (two workers), held at their index.
         screen, _ = await start_held_run(app, pilot, gate)
         await pilot.press("c")
         await wait_for(pilot, lambda: notes.any("cancelling"), "the cancel notice")

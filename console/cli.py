@@ -14,9 +14,11 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any, Protocol, TextIO
 
 from console.config import Settings, load_settings
+from console.core.bulk_provision import check_concurrency, check_request
 from console.core.errors import (
     ConnectionFailed,
     ConsoleError,
@@ -26,7 +28,7 @@ from console.core.errors import (
 )
 from console.core.events import Phase, StepEvent
 from console.core.identifiers import schema_for, validate_tenant_key
-from console.core.migrations import MigrationPlan, RunProgress, display_sql
+from console.core.migrations import MigrationPlan, display_sql
 from console.core.pool_monitor import PoolSnapshot
 from console.core.registry import parse_status
 from console.core.service import ConsoleService
@@ -67,10 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     tenants = sub.add_parser("tenants", help="tenant lifecycle").add_subparsers(
         dest="action", parser_class=_Parser, metavar="ACTION", required=True
     )
-    p = tenants.add_parser("provision", help="create a tenant (or finish an interrupted one)")
-    p.add_argument("key")
-    p.add_argument("--name", help="display name (default: the key)")
+    p = tenants.add_parser(
+        "provision", help="create tenants (or finish interrupted ones); several at once in batches"
+    )
+    p.add_argument("keys", nargs="*", metavar="KEY")
+    p.add_argument(
+        "--from-file", metavar="FILE", help="keys, one per line (# comments; '-' reads stdin)"
+    )
+    p.add_argument("--name", help="display name (default: the key; only with one KEY)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        help="tenants built at once (default: lifecycle.provision_concurrency)",
+    )
     p.add_argument("--alembic", action="store_true", help="build via alembic, not the template")
+    p.add_argument("--json", action="store_true")
     p = tenants.add_parser("list", help="list tenants")
     p.add_argument("--status", help="only tenants in this status")
     p.add_argument("--json", action="store_true")
@@ -195,12 +208,17 @@ def _fail(message: str, debug: bool) -> None:
 
 def print_event(event: StepEvent, out: TextIO = sys.stderr) -> None:
     """Render one progress event as a line."""
+    print(format_event(event), file=out, flush=True)
+
+
+def format_event(event: StepEvent) -> str:
+    """One progress event as a line of text."""
     who = f"{event.operation} {event.tenant}" if event.tenant else event.operation
     took = f" ({event.duration_ms:.0f} ms)" if event.duration_ms is not None else ""
     text = event.message
     if event.phase is Phase.DONE and event.details.get("method"):
         text += f" [{event.details['method']}]"
-    print(f"[{who}] {_MARKS[event.phase]} {event.step}: {text}{took}", file=out, flush=True)
+    return f"[{who}] {_MARKS[event.phase]} {event.step}: {text}{took}"
 
 
 def _emit_json(payload: Any) -> None:
@@ -225,7 +243,7 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         ui = None if args.no_ui else run_tui
         return await run_demo(settings, args.tenants, args.data_dir, ui, print_event)
-    _validate(args)
+    _validate(args, settings)
     service = ConsoleService(
         settings,
         cluster=args.cluster,
@@ -263,8 +281,11 @@ async def run_tui(service: ConsoleService) -> int:
     return app.return_code or 0
 
 
-def _validate(args: argparse.Namespace) -> None:
+def _validate(args: argparse.Namespace, settings: Settings) -> None:
     """Check arguments before connecting, so bad input never reaches the database."""
+    if args.command == "tenants" and args.action == "provision":
+        _validate_provision(args, settings)
+        return
     if getattr(args, "key", None) is not None:
         validate_tenant_key(args.key)
     if getattr(args, "status", None):
@@ -294,6 +315,44 @@ def _validate(args: argparse.Namespace) -> None:
         _confirm(args.action, args.key, args.yes, destructive[args.action])
 
 
+def _validate_provision(args: argparse.Namespace, settings: Settings) -> None:
+    """Gather the keys (arguments, then ``--from-file``) into ``args.keys`` and check them all;
+    ``args.bulk`` says whether the bulk path runs (several keys, or a file)."""
+    if args.from_file is not None:
+        args.keys = [*args.keys, *_read_keys(args.from_file)]
+    args.bulk = args.from_file is not None or len(args.keys) > 1
+    if args.name is not None and args.bulk:
+        raise InvalidInput(
+            f"--name names one tenant: give exactly one KEY with it (got {len(args.keys)}); "
+            "bulk provisioning names each tenant after its key"
+        )
+    check_request(args.keys)
+    if args.concurrency is not None:
+        check_concurrency(args.concurrency, settings.cluster(args.cluster).pool_max_size)
+
+
+def _read_keys(path: str) -> list[str]:
+    """Tenant keys from a file (``-``: stdin), one per line; ``#`` starts a comment, blank
+    lines are skipped; an invalid key is reported with its file and line."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "not UTF-8 text"
+        raise InvalidInput(f"cannot read {path}: {reason}") from None
+    keys = []
+    for number, line in enumerate(text.splitlines(), 1):
+        key = line.split("#", 1)[0].strip()
+        if not key:
+            continue
+        try:
+            keys.append(validate_tenant_key(key))
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"{'stdin' if path == '-' else path}:{number}: {exc.message}"
+            ) from None
+    return keys
+
+
 def _validate_pool(args: argparse.Namespace) -> None:
     if args.action == "show":
         if args.interval is not None and not 0.1 <= args.interval <= 3600:
@@ -317,8 +376,50 @@ async def _init(service: ConsoleService, args: argparse.Namespace) -> None:
 
 
 async def _provision(service: ConsoleService, args: argparse.Namespace) -> None:
-    tenant = await service.provision(args.key, args.name, print_event, not args.alembic)
-    print(f"tenant {tenant.key} is {tenant.status} (schema {tenant.schema_name}, id {tenant.id})")
+    if args.bulk:
+        await _provision_many(service, args)
+        return
+    tenant = await service.provision(args.keys[0], args.name, print_event, not args.alembic)
+    if args.json:
+        _emit_json(tenant.as_json())
+    else:
+        print(
+            f"tenant {tenant.key} is {tenant.status} (schema {tenant.schema_name}, id {tenant.id})"
+        )
+
+
+async def _provision_many(service: ConsoleService, args: argparse.Namespace) -> None:
+    """Several keys: a progress line (failures and notes above it), then a summary."""
+    bar = ProgressBar(sys.stderr)
+
+    def show(event: StepEvent) -> None:
+        if event.phase in (Phase.FAILED, Phase.INFO):
+            bar.note(format_event(event))
+
+    report = await service.provision_many(
+        args.keys, show, not args.alembic, args.concurrency, progress=bar.update
+    )
+    bar.finish(report)
+    if args.json:
+        _emit_json(report.as_json())
+    else:
+        print(
+            f"{report.total} tenant(s): {report.done} ACTIVE, {report.failed} failed, "
+            f"{report.skipped} busy in {report.elapsed_s or 0:.1f} s ({report.rate:.1f} tenants/s)"
+        )
+        failures = report.unsuccessful()
+        if failures:
+            _print_table(
+                ("KEY", "RESULT", "STEP", "DETAIL"),
+                [(o.key, o.result, o.step or "-", o.error or "") for o in failures],
+            )
+    if report.failed or report.skipped:
+        raise OperationFailed(
+            f"{report.failed + report.skipped} of {report.total} tenant(s) not provisioned "
+            "(listed above); fix the cause, then run goconsole tenants provision again with "
+            "those keys (a tenant left INITIALIZING or FAILED is finished; a key in use must "
+            "change)"
+        )
 
 
 async def _list(service: ConsoleService, args: argparse.Namespace) -> None:
@@ -556,21 +657,59 @@ def _migrate_event(event: StepEvent) -> None:
         print_event(event)
 
 
+class Progress(Protocol):
+    """What a progress line shows: a migration run's or a bulk provision's counts."""
+
+    @property
+    def total(self) -> int: ...
+
+    @property
+    def done(self) -> int: ...
+
+    @property
+    def failed(self) -> int: ...
+
+    @property
+    def skipped(self) -> int: ...
+
+    @property
+    def remaining(self) -> int: ...
+
+    @property
+    def rate(self) -> float: ...
+
+    @property
+    def eta_s(self) -> float | None: ...
+
+
 class ProgressBar:
-    """One status line of a migration run on a terminal; a line every few seconds otherwise."""
+    """One status line of a run over many tenants on a terminal; a line every few seconds
+    otherwise."""
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
         self._tty = out.isatty()
         self._last = 0.0
+        self._shown = -1  # tenants finished in the line last drawn
 
-    def update(self, state: RunProgress) -> None:
-        """Redraw (at most 10 times a second on a terminal, every 5 s otherwise)."""
+    def note(self, text: str) -> None:
+        """A line of its own above the status line (which the next update redraws)."""
+        if self._tty:
+            print("\r\x1b[2K" + text, file=self._out, flush=True)
+            self._last, self._shown = 0.0, -1
+        else:
+            print(text, file=self._out, flush=True)
+
+    def update(self, state: Progress, force: bool = False) -> None:
+        """Redraw when more tenants finished, at most 10 times a second on a terminal and
+        every 5 s otherwise (``force``: now, whatever changed)."""
         now = time.monotonic()
-        if now - self._last < (0.1 if self._tty else 5.0) and state.remaining:
-            return
-        self._last = now
         finished = state.total - state.remaining
+        if not force and (
+            finished == self._shown or now - self._last < (0.1 if self._tty else 5.0)
+        ):
+            return
+        self._last, self._shown = now, finished
         width = 30
         filled = round(width * finished / state.total) if state.total else width
         eta = f"{state.eta_s:.0f}s" if state.eta_s is not None else "-"
@@ -586,10 +725,9 @@ class ProgressBar:
             flush=True,
         )
 
-    def finish(self, state: RunProgress) -> None:
+    def finish(self, state: Progress) -> None:
         """Final redraw and newline."""
-        self._last = 0.0
-        self.update(state)
+        self.update(state, force=True)
         if self._tty:
             print(file=self._out)
 

@@ -79,3 +79,13 @@ def retarget(
     pattern = re.compile(rf'"?\b{re.escape(from_schema)}\b"?')
     text = pattern.sub(lambda _m: quote_ident(to_schema), sql)
     return text.replace(str(from_id), str(uuid.UUID(str(to_id))))
+
+
+def dollar_quoted(body: str) -> str:
+    """``body`` as a dollar-quoted string constant (e.g. a DO block's code), with a tag that
+    does not occur in it (the newlines keep the tag from pairing with the body's edges)."""
+    tag, n = "$goconsole$", 0
+    while tag in body:
+        n += 1
+        tag = f"$goconsole{n}$"
+    return f"{tag}\n{body}\n{tag}"

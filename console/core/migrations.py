@@ -5,8 +5,9 @@ grouped by starting revision and the SQL of each group is rendered once with ale
 mode, then executed per tenant over asyncpg — each tenant in its own transaction, under its
 advisory lock, with a lock timeout and its version row updated in the same transaction; its
 outcome record and audit row follow within a quarter of a second, batched with other tenants'
-(``migration_records``). Revisions that declare ``OFFLINE_SAFE = False`` run through alembic in worker
-processes instead (alembic's module globals forbid concurrent upgrades in one process).
+(``migration_records``). Revisions that declare ``OFFLINE_SAFE = False`` run through alembic
+in worker processes instead (alembic's module globals forbid concurrent upgrades in one
+process).
 
 Rules by status: ACTIVE and INACTIVE tenants are migrated; ARCHIVED (no schema), INITIALIZING,
 FAILED, DEACTIVATING and OFFBOARDING are skipped (provisioning always builds at head).

@@ -103,6 +103,18 @@ class OperationRunner:
         self._audit = audit
         self.read_only = read_only
 
+    @property
+    def audit_log(self) -> AuditLog:
+        """The audit log operations write to, with the actor."""
+        return self._audit
+
+    def application_name(self, operation: str) -> str:
+        """The ``application_name`` a lock holder shows while running ``operation`` (what
+        :meth:`holder_description` reports to others), within PostgreSQL's 63 bytes."""
+        actor = self._audit.actor
+        label = f"goconsole {operation} {actor.user}@{actor.host}"
+        return label.encode()[:_APP_NAME_LIMIT].decode(errors="ignore")
+
     @asynccontextmanager
     async def run(self, name: str, key: str | None, sink: EventSink) -> AsyncIterator[Operation]:
         """Validate, lock, and yield an Operation; failures are audited and raised as
@@ -133,15 +145,12 @@ class OperationRunner:
                 )
 
     async def _lock(self, conn: asyncpg.Connection, op: Operation) -> None:
-        actor = self._audit.actor
-        label = f"goconsole {op.name} {actor.user}@{actor.host}"
-        encoded = label.encode()[:_APP_NAME_LIMIT].decode(errors="ignore")
         got = await conn.fetchval(
             "SELECT set_config('application_name', $3, false) IS NOT NULL "
             "AND pg_try_advisory_lock($1, hashtext($2))",
             TENANT_LOCK_CLASS,
             op.key or CLUSTER_LOCK_OBJECT,
-            encoded,
+            self.application_name(op.name),
         )
         if not got:
             raise TenantBusy(await self.holder_description(conn, op.key))

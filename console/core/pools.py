@@ -5,6 +5,7 @@ audit with the actor, events)."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -267,7 +268,7 @@ class PoolService:
                     for name in added:
                         aliases[name] = self._alias(name)
                 step.details.update(added=added, removed=removed)
-                step.details["reload"] = await self._reload_if_reachable(op)
+                step.details["reload"] = await self._reload_if_reachable(op.info)
         inactive = [t for t in tenants if t.status is TenantStatus.INACTIVE]
         reblocked = await self._reblock(inactive, sink) if step.details["reload"] == "done" else []
         return {"added": added, "removed": removed, "reblocked": reblocked}
@@ -298,21 +299,33 @@ class PoolService:
     async def add_alias(self, op: Operation, tenant: Tenant) -> None:
         """Provisioning: add the tenant's alias (keeping a size set earlier) and RELOAD."""
         async with op.step("pool", f"adding PgBouncer alias {tenant.schema_name}") as step:
-            with self.include.editing() as aliases:
-                if tenant.schema_name not in aliases:
-                    aliases[tenant.schema_name] = self._alias(tenant.schema_name)
-                alias = aliases[tenant.schema_name]
+            aliases, reload = await self.add_aliases([tenant], op.info)
+            alias = aliases[tenant.schema_name]
             step.details.update(
                 alias=alias.name, pool_size=alias.pool_size, reserve_pool=alias.reserve_pool
             )
-            step.details["reload"] = await self._reload_if_reachable(op)
+            step.details["reload"] = reload
+
+    async def add_aliases(
+        self, tenants: list[Tenant], note: Callable[[str], None]
+    ) -> tuple[dict[str, Alias], str]:
+        """Add the aliases of ``tenants`` (keeping sizes set earlier) in one edit of the include
+        file, then RELOAD once; returns the aliases by name and how the RELOAD went (see
+        :meth:`_reload_if_reachable`, which tells ``note`` when PgBouncer is down). The
+        caller holds the tenants' locks."""
+        with self.include.editing() as aliases:
+            for tenant in tenants:
+                if tenant.schema_name not in aliases:
+                    aliases[tenant.schema_name] = self._alias(tenant.schema_name)
+            added = {t.schema_name: aliases[t.schema_name] for t in tenants}
+        return added, await self._reload_if_reachable(note)
 
     async def remove_alias(self, op: Operation, tenant: Tenant) -> None:
         """Offboarding: remove the alias and RELOAD (PgBouncer closes its connections)."""
         async with op.step("pool_remove", f"removing PgBouncer alias {tenant.schema_name}") as s:
             with self.include.editing() as aliases:
                 aliases.pop(tenant.schema_name, None)
-            s.details["reload"] = await self._reload_if_reachable(op)
+            s.details["reload"] = await self._reload_if_reachable(op.info)
 
     async def block(self, op: Operation, tenant: Tenant, timeout: float, force: bool) -> bool:
         """Deactivation/offboarding: DISABLE the alias (no new clients), then PAUSE it (wait for
@@ -406,13 +419,13 @@ class PoolService:
             f"{len(active)} client(s) still in a transaction: {listing}{more}"
         )
 
-    async def _reload_if_reachable(self, op: Operation) -> str:
+    async def _reload_if_reachable(self, note: Callable[[str], None]) -> str:
         """RELOAD now; when PgBouncer is down the file is already right and is read when it
-        starts, so the step goes on with a note instead of failing."""
+        starts, so the step goes on with a ``note`` instead of failing."""
         try:
             await self.admin.command("RELOAD")
         except PgBouncerUnavailable as exc:
-            op.info(f"{exc.message}; it reads the include file when it starts")
+            note(f"{exc.message}; it reads the include file when it starts")
             return "pending: PgBouncer unreachable"
         self.monitor.invalidate_config()
         return "done"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import json
 import uuid
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +29,8 @@ class TenantStatus(enum.StrEnum):
 
 
 _STATUS = {s.value: s for s in TenantStatus}
+# A provision finds these left by an earlier run (crashed or failed) and finishes the tenant.
+RESUMABLE = frozenset({TenantStatus.INITIALIZING, TenantStatus.FAILED})
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,14 @@ def parse_status(value: str) -> TenantStatus:
         raise InvalidInput(f"unknown status {value!r}; allowed: {allowed}") from None
 
 
+def display_name_for(key: str, display_name: str | None) -> str:
+    """The display name a new tenant gets: ``display_name`` stripped, or else the key."""
+    name = (display_name or key).strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("display name must be 1-200 characters")
+    return name
+
+
 class Registry:
     """Reads and writes ``public.tenants``."""
 
@@ -163,7 +175,7 @@ class Registry:
         conn: asyncpg.Connection,
         tenant: Tenant,
         to: TenantStatus,
-        allowed_from: set[TenantStatus],
+        allowed_from: AbstractSet[TenantStatus],
     ) -> Tenant:
         """Move ``tenant`` to ``to`` if it is still in one of ``allowed_from``."""
         row = await conn.fetchrow(
@@ -203,6 +215,27 @@ class AuditLog:
             self.actor.host,
             self.actor.address,
             details,
+        )
+
+    async def write_many(
+        self,
+        conn: asyncpg.Connection,
+        action_type: str,
+        entries: list[tuple[uuid.UUID, dict[str, Any]]],
+    ) -> None:
+        """One audit row per ``(tenant id, details)`` entry, all by the current actor, in one
+        statement."""
+        await conn.execute(
+            "INSERT INTO public.tenant_audit_log "
+            "(tenant_id, action_type, actor, actor_host, actor_address, details) "
+            "SELECT tenant_id, $1, $2, $3, $4, details::jsonb "
+            "FROM unnest($5::uuid[], $6::text[]) AS x(tenant_id, details)",
+            action_type[:50],
+            self.actor.user,
+            self.actor.host,
+            self.actor.address,
+            [tenant_id for tenant_id, _ in entries],
+            [json.dumps(details) for _, details in entries],
         )
 
     async def recent(

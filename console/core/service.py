@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -12,6 +13,7 @@ from console.config import Settings
 from console.core.actor import Actor
 from console.core.backups import BackupStore
 from console.core.bootstrap import initialize
+from console.core.bulk_provision import BulkProgress, BulkReport
 from console.core.db import ConnectionSpec, Database
 from console.core.events import EventSink, discard
 from console.core.lifecycle import Lifecycle, OffboardReport
@@ -129,6 +131,24 @@ class ConsoleService:
     ) -> Tenant:
         """See :meth:`Lifecycle.provision`."""
         return await self.lifecycle.provision(key, display_name, sink, use_template)
+
+    async def provision_many(
+        self,
+        keys: Sequence[str],
+        sink: EventSink = discard,
+        use_template: bool = True,
+        concurrency: int | None = None,
+        names: Mapping[str, str] | None = None,
+        progress: BulkProgress | None = None,
+    ) -> BulkReport:
+        """See :meth:`Lifecycle.provision_many`; ``concurrency`` defaults to
+        ``lifecycle.provision_concurrency``."""
+        workers = (
+            self.settings.lifecycle.provision_concurrency if concurrency is None else concurrency
+        )
+        return await self.lifecycle.provision_many(
+            keys, sink, use_template, workers, names, progress
+        )
 
     async def deactivate(
         self,

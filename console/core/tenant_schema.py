@@ -15,6 +15,12 @@ from console.core.schema_tree import VERSION_TABLE
 
 # Tables the application role may only read and append to; all others get full DML.
 APPEND_ONLY_TABLES = frozenset({"deletion_log"})
+# Rows every tenant starts with: its categories.
+INITIAL_CATEGORIES = ("Uncategorized",)
+# SQLSTATE of an access breach found by the PL/pgSQL form of the access check.
+ACCESS_BREACH_SQLSTATE = "GCVFY"
+# Raised and caught inside that check, only to roll back what it did.
+_CHECKED_SQLSTATE = "GCVOK"
 
 
 async def schema_revision(conn: asyncpg.Connection, schema: str) -> tuple[bool, str | None]:
@@ -50,17 +56,9 @@ async def table_names(conn: asyncpg.Connection, schema: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-async def grant_access(
-    conn: asyncpg.Connection, schema: str, app_role: str, tables: list[str] | None = None
-) -> int:
-    """Give the application role USAGE and DML on the schema's data tables; return table count.
-
-    The version table gets nothing; append-only tables get SELECT and INSERT. Pass ``tables``
-    when known (a clone of the template): pg_class has no index on the namespace, so looking
-    them up costs a scan that grows with every tenant.
-    """
-    if tables is None:
-        tables = await table_names(conn, schema)
+def grant_statements(schema: str, app_role: str, tables: list[str]) -> list[str]:
+    """The GRANTs giving the application role USAGE and DML on ``tables`` of ``schema``: the
+    version table gets nothing; append-only tables get SELECT and INSERT."""
     role = quote_ident(app_role)
     statements = [f"GRANT USAGE ON SCHEMA {quote_ident(schema)} TO {role}"]
     for table in tables:
@@ -68,7 +66,20 @@ async def grant_access(
             "SELECT, INSERT" if table in APPEND_ONLY_TABLES else "SELECT, INSERT, UPDATE, DELETE"
         )
         statements.append(f"GRANT {rights} ON {qualified(schema, table)} TO {role}")
-    await conn.execute(";\n".join(statements))
+    return statements
+
+
+async def grant_access(
+    conn: asyncpg.Connection, schema: str, app_role: str, tables: list[str] | None = None
+) -> int:
+    """Give the application role USAGE and DML on the schema's data tables; return table count.
+
+    Pass ``tables`` when known (a clone of the template): pg_class has no index on the
+    namespace, so looking them up costs a scan that grows with every tenant.
+    """
+    if tables is None:
+        tables = await table_names(conn, schema)
+    await conn.execute(";\n".join(grant_statements(schema, app_role, tables)))
     return len(tables)
 
 
@@ -82,10 +93,15 @@ async def seed_initial_data(conn: asyncpg.Connection, schema: str, tenant_id: uu
     async with conn.transaction():
         await conn.execute("SELECT set_config('app.current_tenant_id', $1, true)", str(tenant_id))
         await conn.execute(
-            f"INSERT INTO {qualified(schema, 'categories')} (name) VALUES ($1) "
-            "ON CONFLICT (name) DO NOTHING",
-            "Uncategorized",
+            f"INSERT INTO {qualified(schema, 'categories')} (name) "
+            "SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING",
+            list(INITIAL_CATEGORIES),
         )
+
+
+def verify_details(app_role: str) -> dict[str, Any]:
+    """What a passed access verification records in its audit row."""
+    return {"role": app_role, "own_rows": 1, "foreign_rows": 0, "foreign_write": "refused"}
 
 
 async def verify_access(
@@ -127,7 +143,47 @@ async def verify_access(
             raise OperationFailed("row-level security lets another tenant id write rows")
     finally:
         await tx.rollback()
-    return {"role": app_role, "own_rows": 1, "foreign_rows": 0, "foreign_write": "refused"}
+    return verify_details(app_role)
+
+
+def access_check_plpgsql(schema: str, tenant_id: uuid.UUID, app_role: str) -> str:
+    """The checks of :func:`verify_access` as a PL/pgSQL block, to embed in a DO body so that a
+    provision can verify in the same message that builds the schema. As the application role:
+    its own row is writable and readable, another tenant id sees none and cannot write. A
+    breach raises SQLSTATE ``ACCESS_BREACH_SQLSTATE``; other errors (no privilege) propagate as
+    they are; on success everything the checks did (role, tenant id, rows) is rolled back."""
+    customers = qualified(schema, "customers")
+    own, other = uuid.UUID(str(tenant_id)), uuid.uuid4()
+    breach = f"RAISE EXCEPTION USING ERRCODE = '{ACCESS_BREACH_SQLSTATE}', MESSAGE ="
+    return f"""
+    DECLARE
+        row_id uuid;
+        seen bigint;
+    BEGIN
+        SET LOCAL ROLE {quote_ident(app_role)};
+        PERFORM set_config('app.current_tenant_id', '{own}', true);
+        INSERT INTO {customers} (email, full_name)
+            VALUES ('verify@goconsole.invalid', 'goconsole access check') RETURNING id INTO row_id;
+        SELECT count(*) INTO seen FROM {customers} WHERE id = row_id;
+        IF seen <> 1 THEN
+            {breach} current_user || ' cannot read its own row';
+        END IF;
+        PERFORM set_config('app.current_tenant_id', '{other}', true);
+        SELECT count(*) INTO seen FROM {customers};
+        IF seen <> 0 THEN
+            {breach} 'row-level security leaks: another tenant id sees ' || seen || ' rows';
+        END IF;
+        BEGIN
+            INSERT INTO {customers} (email, full_name)
+                VALUES ('intruder@goconsole.invalid', 'must be refused');
+            {breach} 'row-level security lets another tenant id write rows';
+        EXCEPTION WHEN insufficient_privilege THEN
+            NULL;
+        END;
+        RAISE EXCEPTION USING ERRCODE = '{_CHECKED_SQLSTATE}';
+    EXCEPTION WHEN SQLSTATE '{_CHECKED_SQLSTATE}' THEN
+        NULL;
+    END;"""
 
 
 async def catalog_fingerprint(

@@ -272,19 +272,21 @@ async def test_a_verification_breach_fails_only_that_tenant_and_a_rerun_finishes
     service: ConsoleService, su: asyncpg.Connection, breach: str
 ) -> None:
     sabotage, message = BREACHES[breach]
-    # Between its grants and its verification, one tenant's schema is broken (inside the
-    # tenant's own transaction: the trigger fires on its init_data audit row).
+    # Between its grants and its verification, one tenant's schema is broken, inside the
+    # tenant's own transaction: an event trigger fires after its first GRANT (only that
+    # transaction can see the uncommitted schema tenant_victim; once per transaction).
     await su.execute(f"""
-        CREATE FUNCTION public.sabotage() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION public.sabotage() RETURNS event_trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF NEW.action_type = 'provision.init_data' AND NEW.tenant_id =
-                    (SELECT id FROM public.tenants WHERE key = 'victim') THEN
+            IF to_regnamespace('tenant_victim') IS NOT NULL
+                    AND current_setting('goconsole_test.sabotaged', true)
+                        IS DISTINCT FROM 'yes' THEN
+                PERFORM set_config('goconsole_test.sabotaged', 'yes', true);
                 EXECUTE '{sabotage}';
             END IF;
-            RETURN NEW;
         END $$;
-        CREATE TRIGGER sabotage BEFORE INSERT ON public.tenant_audit_log
-            FOR EACH ROW EXECUTE FUNCTION public.sabotage();
+        CREATE EVENT TRIGGER sabotage ON ddl_command_end WHEN TAG IN ('GRANT')
+            EXECUTE FUNCTION public.sabotage();
     """)
     report = await service.provision_many(["healthy", "victim", "sturdy"])
 
@@ -298,7 +300,7 @@ async def test_a_verification_breach_fails_only_that_tenant_and_a_rerun_finishes
     assert [r["action_type"] for r in rows] == ["provision.register", "provision.failed"]
     assert rows[1]["details"] == {"step": "verify", "error": message}
 
-    await su.execute("DROP TRIGGER sabotage ON public.tenant_audit_log")
+    await su.execute("DROP EVENT TRIGGER sabotage")
     again = await service.provision_many(["victim"])
     assert again.done == 1 and again.outcomes["victim"].resumed
     assert (await statuses(su))["victim"] == "ACTIVE"

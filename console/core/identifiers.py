@@ -71,14 +71,34 @@ def qualified(schema: str, name: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(name)}"
 
 
+class SqlTemplate:
+    """SQL written for a placeholder schema and tenant id (a template schema's DDL, a rendered
+    migration), split once so that rewriting it for each tenant is a join, not a regex pass."""
+
+    def __init__(self, sql: str, from_schema: str, from_id: uuid.UUID) -> None:
+        schema = rf'"?\b{re.escape(from_schema)}\b"?'
+        tenant_id = re.escape(str(from_id))
+        # re.split with one group: text, placeholder, text, placeholder, ..., text
+        pieces = re.split(f"({schema}|{tenant_id})", sql)
+        self._texts = pieces[0::2]
+        self._is_id = [piece == str(from_id) for piece in pieces[1::2]]
+
+    def render(self, to_schema: str, to_id: uuid.UUID) -> str:
+        """The SQL for ``to_schema`` (quoted) and ``to_id``."""
+        schema, tenant_id = quote_ident(to_schema), str(uuid.UUID(str(to_id)))
+        out = [self._texts[0]]
+        for is_id, text in zip(self._is_id, self._texts[1:], strict=True):
+            out.append(tenant_id if is_id else schema)
+            out.append(text)
+        return "".join(out)
+
+
 def retarget(
     sql: str, from_schema: str, to_schema: str, from_id: uuid.UUID, to_id: uuid.UUID
 ) -> str:
     """Rewrite SQL written for ``from_schema``/``from_id`` (a template or a rendering
     placeholder) for another tenant; quoted and bare occurrences alike."""
-    pattern = re.compile(rf'"?\b{re.escape(from_schema)}\b"?')
-    text = pattern.sub(lambda _m: quote_ident(to_schema), sql)
-    return text.replace(str(from_id), str(uuid.UUID(str(to_id))))
+    return SqlTemplate(sql, from_schema, from_id).render(to_schema, to_id)
 
 
 def dollar_quoted(body: str) -> str:

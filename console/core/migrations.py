@@ -16,6 +16,7 @@ FAILED, DEACTIVATING and OFFBOARDING are skipped (provisioning always builds at 
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import multiprocessing
 import time
@@ -32,7 +33,7 @@ from alembic import command
 from console.core.db import ConnectionSpec, Database
 from console.core.errors import InvalidInput, NotFound, OperationFailed, ReadOnlyMode, TenantBusy
 from console.core.events import EventSink, Phase, StepEvent
-from console.core.identifiers import qualified, retarget
+from console.core.identifiers import SqlTemplate, qualified
 from console.core.migration_records import LandedRecorder, reconcile
 from console.core.operations import TENANT_LOCK_CLASS, OperationRunner, describe_error
 from console.core.registry import AuditLog, Tenant, TenantStatus
@@ -70,6 +71,12 @@ class PlanGroup:
     def method(self) -> str:
         """``sql`` (pre-rendered) or ``alembic`` (process pool)."""
         return "sql" if self.sql is not None else "alembic"
+
+    @functools.cached_property
+    def template(self) -> SqlTemplate:
+        """The rendered SQL, split once for rewriting per tenant."""
+        assert self.sql is not None
+        return SqlTemplate(self.sql, RENDER_SCHEMA, RENDER_TENANT_ID)
 
     def as_json(self, with_sql: bool = True) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -571,8 +578,7 @@ class MigrationRunner:
         share the cores, and the round trips, not the DDL, were most of the cost. Values are
         inlined as literals (simple query protocol).
         """
-        assert group.sql is not None
-        sql = retarget(group.sql, RENDER_SCHEMA, tenant.schema_name, RENDER_TENANT_ID, tenant.id)
+        sql = group.template.render(tenant.schema_name, tenant.id)
         key, from_rev = _literal(tenant.key), _literal(group.from_rev)
         timeout_ms = max(1, round(self.lock_timeout_s * 1000))
         return f"""DO $goconsole$DECLARE found text;

@@ -23,6 +23,13 @@ _UNION_CHUNK = 500
 _TENANT_LIKE = TENANT_SCHEMA_PREFIX.replace("_", "\\_") + "%"
 
 
+# The schema name of pg_class row ``c`` by a lookup on pg_namespace's oid index. A join on
+# relnamespace instead lets the planner, with catalog statistics stale after many tenants were
+# created, pick a nested loop that rescans every tenant namespace per relation: 0.35 s instead
+# of 3 ms at 2,000 tenants, growing with the square of the count.
+_SCHEMA_NAME = "(SELECT n.nspname FROM pg_namespace n WHERE n.oid = c.relnamespace)"
+
+
 @dataclass(frozen=True)
 class SchemaStats:
     """Catalog figures of one tenant schema."""
@@ -37,11 +44,13 @@ async def schema_stats(conn: asyncpg.Connection, with_sizes: bool) -> dict[str, 
     size = "sum(pg_total_relation_size(c.oid))::int8" if with_sizes else "NULL::int8"
     rows = await conn.fetch(
         f"""
-        SELECT n.nspname AS schema, count(*) AS tables,
-               sum(greatest(c.reltuples, 0))::int8 AS estimated_rows, {size} AS bytes
-        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname LIKE $1 AND c.relkind IN ('r', 'p') AND c.relname <> $2
-        GROUP BY n.nspname
+        SELECT schema, tables, estimated_rows, bytes FROM (
+            SELECT {_SCHEMA_NAME} AS schema, count(*) AS tables,
+                   sum(greatest(c.reltuples, 0))::int8 AS estimated_rows, {size} AS bytes
+            FROM pg_class c WHERE c.relkind IN ('r', 'p') AND c.relname <> $2
+            GROUP BY c.relnamespace
+        ) per_schema
+        WHERE schema LIKE $1
         """,
         _TENANT_LIKE,
         VERSION_TABLE,
@@ -75,8 +84,8 @@ _GONE = (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError)
 
 async def _read_revisions(conns: tuple[asyncpg.Connection, ...]) -> dict[str, str]:
     schemas = await conns[0].fetch(
-        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relname = $1 AND n.nspname LIKE $2",
+        f"SELECT schema FROM (SELECT {_SCHEMA_NAME} AS schema FROM pg_class c "
+        "WHERE c.relname = $1) version_tables WHERE schema LIKE $2",
         VERSION_TABLE,
         _TENANT_LIKE,
     )

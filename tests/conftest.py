@@ -12,11 +12,13 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import asyncpg
 import pytest
-from helpers import APP_ROLE, AuditGate
+from helpers import APP_ROLE, AuditGate, TableGate
 
 from console.config import BackupSettings, PgBouncerSettings, Settings
 from console.core.errors import OperationFailed
@@ -146,18 +148,41 @@ async def app_conn(app_dsn: str) -> AsyncIterator[Callable[[], Awaitable[asyncpg
         await conn.close()
 
 
-@pytest.fixture
-async def gate(database_dsn: str) -> AsyncIterator[AuditGate]:
-    """An :class:`AuditGate` on the test database (opened at the end whatever happens)."""
+class Gate(Protocol):
+    """A test gate: holds some operation until opened."""
+
+    async def open(self) -> None: ...
+
+
+G = TypeVar("G", bound=Gate)
+
+
+@asynccontextmanager
+async def gate_on(database_dsn: str, make: Callable[[asyncpg.Connection], G]) -> AsyncIterator[G]:
+    """A gate on its own connection to the test database, opened at the end whatever happens."""
     conn = await asyncpg.connect(database_dsn)
-    audit_gate = AuditGate(conn)
+    made = make(conn)
     try:
-        yield audit_gate
+        yield made
     finally:
         try:
-            await audit_gate.open()
+            await made.open()
         finally:
             await conn.close()
+
+
+@pytest.fixture
+async def gate(database_dsn: str) -> AsyncIterator[AuditGate]:
+    """An :class:`AuditGate`: holds writers of one audit action."""
+    async with gate_on(database_dsn, AuditGate) as audit_gate:
+        yield audit_gate
+
+
+@pytest.fixture
+async def table_gate(database_dsn: str) -> AsyncIterator[TableGate]:
+    """A :class:`TableGate`: holds DDL on chosen tables."""
+    async with gate_on(database_dsn, TableGate) as held:
+        yield held
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ polls a condition up to a generous deadline (``wait_for``); nothing asserts on t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -54,20 +54,6 @@ HELD_LOCK_TIMEOUT_S = PATIENCE_S * 4
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def gate(database_dsn: str) -> AsyncIterator[TableGate]:
-    """A :class:`TableGate` on the test database (opened at the end whatever happens)."""
-    conn = await asyncpg.connect(database_dsn)
-    table_gate = TableGate(conn)
-    try:
-        yield table_gate
-    finally:
-        try:
-            await table_gate.open()
-        finally:
-            await conn.close()
 
 
 @pytest.fixture
@@ -399,15 +385,15 @@ async def test_failed_tenant_shows_its_error_and_retry_failed_completes_it(
 
 
 async def test_run_goes_on_in_another_area_and_quitting_asks_first(
-    ui_service: ConsoleService, su: asyncpg.Connection, gate: TableGate
+    ui_service: ConsoleService, su: asyncpg.Connection, table_gate: TableGate
 ) -> None:
     keys = ("sw_a", "sw_b", "sw_c")
     tenants = [await tenant_at(ui_service, su, key, R3) for key in keys]
     ui_service.migrations.lock_timeout_s = HELD_LOCK_TIMEOUT_S
-    await gate.close([qualified(t.schema_name, "orders") for t in tenants])
+    await table_gate.close([qualified(t.schema_name, "orders") for t in tenants])
     app = GoConsoleApp(ui_service)
     async with app.run_test(size=SIZE) as pilot:
-        screen, state = await start_held_run(app, pilot, gate)
+        screen, state = await start_held_run(app, pilot, table_gate)
         await wait_for(
             pilot,
             lambda: "running: 0/3" in text_of(screen, "#mig-progress"),
@@ -437,7 +423,7 @@ async def test_run_goes_on_in_another_area_and_quitting_asks_first(
         assert app.migration_running()
 
         # Released while the operator is elsewhere: the run finishes there.
-        await gate.open()
+        await table_gate.open()
         await wait_for(pilot, lambda: not app.migration_running(), "the run to finish")
         assert isinstance(app.screen, TenantsScreen)
         assert (state.done, state.failed, state.remaining) == (3, 0, 0)
@@ -476,21 +462,21 @@ async def test_run_goes_on_in_another_area_and_quitting_asks_first(
 
 
 async def test_cancel_finishes_tenants_in_flight_and_starts_no_new_ones(
-    ui_service: ConsoleService, su: asyncpg.Connection, gate: TableGate
+    ui_service: ConsoleService, su: asyncpg.Connection, table_gate: TableGate
 ) -> None:
     keys = ("cx_a", "cx_b", "cx_c", "cx_d", "cx_e")
     tenants = [await tenant_at(ui_service, su, key, R3) for key in keys]
     ui_service.migrations.lock_timeout_s = HELD_LOCK_TIMEOUT_S
-    await gate.close([qualified(t.schema_name, "orders") for t in tenants])
+    await table_gate.close([qualified(t.schema_name, "orders") for t in tenants])
     notes = Notes()
     app = GoConsoleApp(ui_service)
     async with app.run_test(size=SIZE, message_hook=notes) as pilot:
         # The plan's first two tenants are in flight (two workers), held at their index.
-        screen, _ = await start_held_run(app, pilot, gate)
+        screen, _ = await start_held_run(app, pilot, table_gate)
         await pilot.press("c")
         await wait_for(pilot, lambda: notes.any("cancelling"), "the cancel notice")
         assert app.migration_running()
-        await gate.open()
+        await table_gate.open()
         state = await run_finished(pilot, screen, None)
 
         # In flight: finished. The rest: never started.

@@ -441,10 +441,11 @@ class BulkProvisioner:
             keys,
         )
         locked = {r["key"] for r in rows if r["locked"]}
-        for key in keys:
-            if key not in locked:
-                holder = await self._runner.holder_description(conn, key)
-                run.failed(key, "lock", holder, busy=True)
+        busy = [key for key in keys if key not in locked]
+        if busy:
+            holders = await self._runner.holder_descriptions(conn, busy)
+            for key in busy:
+                run.failed(key, "lock", holders[key], busy=True)
         return locked
 
     async def _unlock(self, conn: asyncpg.Connection, keys: set[str]) -> None:

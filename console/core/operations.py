@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +84,19 @@ class Operation:
         self.emit(name, Phase.DONE, message, duration_ms=elapsed, details=current.details)
 
 
+def _holder_line(key: str | None, row: asyncpg.Record | None) -> str:
+    """One line naming the holder of ``key``'s lock (``row``: its backend, if still held)."""
+    what = f"tenant {key!r}" if key else "the cluster"
+    if row is None:
+        return f"{what} is busy with another operation (holder just finished; retry)"
+    since = row["state_change"].strftime("%Y-%m-%d %H:%M:%S %Z")
+    where = f" from {row['client_addr']}" if row["client_addr"] else ""
+    return (
+        f"{what} is busy: {row['application_name'] or 'another session'} "
+        f"(pid {row['pid']}{where}) since {since}; try again when it finishes"
+    )
+
+
 def describe_error(exc: BaseException) -> str:
     """One line for an exception, PostgreSQL errors included."""
     if isinstance(exc, ConsoleError):
@@ -157,23 +170,24 @@ class OperationRunner:
 
     async def holder_description(self, conn: asyncpg.Connection, key: str | None) -> str:
         """Who holds the lock on ``key`` and since when, as one line."""
-        row = await conn.fetchrow(
-            "SELECT a.pid, a.application_name, a.state_change, a.client_addr "
-            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        return (await self.holder_descriptions(conn, [key]))[key]
+
+    async def holder_descriptions(
+        self, conn: asyncpg.Connection, keys: Sequence[str | None]
+    ) -> dict[str | None, str]:
+        """:meth:`holder_description` of each of ``keys`` (None: the cluster), in one query."""
+        rows = await conn.fetch(
+            "SELECT o.object, a.pid, a.application_name, a.state_change, a.client_addr "
+            "FROM unnest($2::text[]) AS o(object) "
+            "JOIN pg_locks l ON l.objid = hashtext(o.object)::oid "
+            "JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
-            "AND l.classid = $1::int4::oid AND l.objid = hashtext($2)::oid",
+            "AND l.classid = $1::int4::oid",
             TENANT_LOCK_CLASS,
-            key or CLUSTER_LOCK_OBJECT,
+            [key or CLUSTER_LOCK_OBJECT for key in keys],
         )
-        what = f"tenant {key!r}" if key else "the cluster"
-        if row is None:
-            return f"{what} is busy with another operation (holder just finished; retry)"
-        since = row["state_change"].strftime("%Y-%m-%d %H:%M:%S %Z")
-        where = f" from {row['client_addr']}" if row["client_addr"] else ""
-        return (
-            f"{what} is busy: {row['application_name'] or 'another session'} "
-            f"(pid {row['pid']}{where}) since {since}; try again when it finishes"
-        )
+        holders = {r["object"]: r for r in rows}
+        return {key: _holder_line(key, holders.get(key or CLUSTER_LOCK_OBJECT)) for key in keys}
 
     async def busy(self, conn: asyncpg.Connection) -> dict[str, str]:
         """Every tenant whose lock is held now: key -> holder and since when."""

@@ -1,5 +1,5 @@
 """`python -m console` runs the same entry point as the `goconsole` script."""
 
-from console.cli import main
+from console.entry import main
 
 raise SystemExit(main())

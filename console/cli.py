@@ -1,7 +1,9 @@
 """Headless command line: the same core service as the TUI, for runbooks and cron.
 
-Exit codes: 0 success, 1 the operation failed, 2 bad usage or input. Errors are one line on
-stderr (``--debug`` adds the traceback); progress goes to stderr, results to stdout.
+Exit codes: 0 success, 1 the operation failed (including a cluster that cannot be reached),
+2 bad usage or input (including a cluster where ``init`` never ran), 141 stdout closed early
+(``| head``). Errors are one line on stderr (``--debug`` adds the traceback); progress goes to
+stderr, results to stdout.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
+import select
+import signal
 import sys
 import time
 import traceback
@@ -20,7 +25,6 @@ from typing import Any, Protocol, TextIO
 from console.config import Settings, load_settings
 from console.core.bulk_provision import check_concurrency, check_request
 from console.core.errors import (
-    ConnectionFailed,
     ConsoleError,
     InvalidInput,
     OperationFailed,
@@ -32,6 +36,7 @@ from console.core.migrations import MigrationPlan, display_sql
 from console.core.pool_monitor import PoolSnapshot
 from console.core.registry import parse_status
 from console.core.service import ConsoleService
+from console.entry import version_text
 
 PROG = "goconsole"
 _MARKS = {Phase.STARTED: "…", Phase.DONE: "✓", Phase.FAILED: "✗", Phase.INFO: "·"}
@@ -42,7 +47,7 @@ class UsageError(InvalidInput):
 
 
 class StartupFailed(InvalidInput):
-    """The console could not start (e.g. the cluster is unreachable): exit 2, no traceback."""
+    """The console cannot start without a terminal: exit 2, no traceback."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--read-only", action="store_true", help="refuse every mutation")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     sub.add_parser("tui", help="open the terminal console (the default without a command)")
@@ -181,14 +187,18 @@ def _add_pool_commands(sub: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``goconsole`` and ``python -m console``."""
+    """Run the CLI (``console.entry.main`` calls it); returns the exit code."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
             args.command = "tui"
         settings = load_settings(args.config)
-        return asyncio.run(dispatch(args, settings))
+        code = asyncio.run(dispatch(args, settings))
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+        return code
+    except BrokenPipeError as exc:
+        return _broken_pipe(exc, debug)
     except ConsoleError as exc:
         _fail(f"{exc.message}", debug)
         return exc.exit_code
@@ -196,8 +206,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         _fail("interrupted", debug)
         return 130
     except Exception as exc:
-        _fail(f"unexpected error: {type(exc).__name__}: {exc} (rerun with --debug)", debug)
-        return 1
+        return _unexpected(exc, debug)
+
+
+def _unexpected(exc: Exception, debug: bool) -> int:
+    hint = "" if debug else " (rerun with --debug)"
+    _fail(f"unexpected error: {type(exc).__name__}: {exc}{hint}", debug)
+    return 1
+
+
+def _broken_pipe(exc: BrokenPipeError, debug: bool) -> int:
+    """The reader of stdout or stderr went away (``| head``): stop quietly with the status of
+    a process killed by SIGPIPE, after pointing the closed stream at devnull so the final
+    flush cannot fail again (Python's documented recipe). Any other broken pipe is an error."""
+    closed = _closed_pipes()
+    if not closed:
+        return _unexpected(exc, debug)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in closed:
+        os.dup2(devnull, fd)
+    return 128 + signal.SIGPIPE
+
+
+def _closed_pipes() -> list[int]:
+    """stdout/stderr descriptors that are pipes without a reader (they poll as an error)."""
+    poller = select.poll()
+    for stream in (sys.stdout, sys.stderr):
+        poller.register(stream.fileno(), select.POLLOUT)
+    return [fd for fd, events in poller.poll(0) if events & select.POLLERR]
 
 
 def _fail(message: str, debug: bool) -> None:
@@ -255,25 +291,38 @@ async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return await run_tui(service)
     command = _COMMANDS[(args.command, getattr(args, "action", None))]
     async with service:
+        await _connected(service, initialised=args.command != "init")
         await command(service, args)
     return 0
 
 
-async def run_tui(service: ConsoleService) -> int:
-    """Open the terminal UI on ``service``; a cluster that cannot be reached exits 2."""
-    try:
-        await service.open()
-    except ConnectionFailed as exc:
-        raise StartupFailed(exc.message) from None
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        await service.close()
-        raise StartupFailed(
-            "the console needs a terminal; without one, use a command such as "
-            "'goconsole tenants list' (see goconsole --help)"
+async def _connected(service: ConsoleService, initialised: bool) -> None:
+    """After connecting: say once which server the defaults chose (no DSN given anywhere),
+    and, when ``initialised``, refuse a cluster where ``init`` never ran (exit 2)."""
+    server = await service.default_server()
+    if server is not None:
+        print(
+            f"{PROG}: no DSN given (--dsn, $GOCONSOLE_DSN, [clusters.{service.cluster_name}] "
+            f"dsn): PG* variables and defaults chose {server}",
+            file=sys.stderr,
         )
-    from console.ui.app import GoConsoleApp
+    if initialised:
+        await service.require_initialised()
 
+
+async def run_tui(service: ConsoleService) -> int:
+    """Open the terminal UI on ``service``. A cluster that cannot be reached (exit 1) or was
+    never initialised (exit 2), or no terminal (exit 2), is one line on stderr."""
+    await service.open()
     try:
+        await _connected(service, initialised=True)
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            raise StartupFailed(
+                "the console needs a terminal; without one, use a command such as "
+                "'goconsole tenants list' (see goconsole --help)"
+            )
+        from console.ui.app import GoConsoleApp
+
         app = GoConsoleApp(service)
         await app.run_async()
     finally:

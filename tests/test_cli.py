@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import pty
@@ -9,6 +10,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -200,15 +202,30 @@ async def test_unreachable_cluster_and_bad_config(cli, tmp_path: Path) -> None:
     line = one_error_line(result)
     assert str(bad) in line and "clusters.primary.dsn must be a string" in line
 
-    # No command opens the console; an unreachable cluster exits 2 with one line, no traceback.
+    # No command opens the console; an unreachable cluster exits 1 with one line, no traceback,
+    # as every command does.
     no_command = subprocess.run(
         [sys.executable, "-m", "console", "--dsn", "postgresql://postgres@127.0.0.1:1/x"],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert no_command.returncode == 2
+    assert no_command.returncode == 1
     assert "cannot connect to postgres@127.0.0.1:1/x" in one_error_line(no_command)
+
+
+def test_console_and_commands_share_the_unreachable_exit_code(cli) -> None:
+    # A server that accepts TCP connections but never answers: the connect timeout decides.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        dsn = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/x?connect_timeout=1"
+        for args in (("tui",), ("tenants", "list")):
+            result = cli(*args, dsn=dsn)
+            assert result.returncode == 1, (args, result.stderr)
+            line = one_error_line(result)
+            assert "cannot connect to postgres@127.0.0.1" in line, line
+            assert "no answer within 1 s (connect_timeout)" in line, line
 
 
 def test_console_without_a_terminal_says_so(cli) -> None:
@@ -222,6 +239,51 @@ def test_console_script_is_installed() -> None:
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
     assert "tenants" in result.stdout and "demo" in result.stdout
+
+
+def test_version_is_answered_from_package_metadata_without_the_core() -> None:
+    expected = f"goconsole {importlib.metadata.version('goconsole')}\n"
+    script = Path(sys.executable).parent / "goconsole"
+    for argv in ([str(script), "--version"], [str(script), "--debug", "--version"]):
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        assert (result.returncode, result.stdout, result.stderr) == (0, expected, ""), argv
+    imports = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "console", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert imports.stdout == expected
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in imports.stderr.splitlines()}
+    assert "console.entry" in loaded
+    assert not loaded & {"console.cli", "console.core", "asyncpg", "textual", "alembic"}
+
+
+async def test_stdout_closed_early_is_quiet_with_the_sigpipe_status(
+    cli, su: asyncpg.Connection, database_dsn: str, tmp_path: Path
+) -> None:
+    assert cli("init").returncode == 0
+    # Enough rows that the output outgrows the pipe's buffer: the reader leaves mid-output.
+    await su.execute(
+        "INSERT INTO public.tenants (key, schema_name, display_name, status) "
+        "SELECT 'shop_' || i, 'tenant_shop_' || i, 'Shop ' || i, 'ARCHIVED' "
+        "FROM generate_series(1, 3000) AS i"
+    )
+    config = tmp_path / "cli-config.toml"
+    prefix = [sys.executable, "-m", "console", "--config", str(config), "--dsn", database_dsn]
+    for args in (["tenants", "list"], ["tenants", "list", "--json"]):
+        with subprocess.Popen(
+            [*prefix, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        ) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            assert proc.stdout.readline()  # like `| head -1`: one line, then no reader
+            proc.stdout.close()
+            stderr = proc.stderr.read().decode()
+            assert proc.wait(timeout=120) == 128 + signal.SIGPIPE, stderr
+        assert stderr == "", args
 
 
 def _interactive(args: list[str], answer: str, timeout: float = 60.0) -> tuple[int, str]:
@@ -283,15 +345,44 @@ async def test_libpq_environment_and_goconsole_dsn(cli, pg_cluster, database_dsn
         "PGPORT": str(pg_cluster.port),
         "PGUSER": "postgres",
         "PGDATABASE": dbname,
+        "PGPASSWORD": "pg-env-secret",
     }
     via_env = cli("tenants", "list", "--json", dsn=None, env=libpq)
     assert via_env.returncode == 0, via_env.stderr
     assert [t["key"] for t in json.loads(via_env.stdout)] == ["acme"]
+    # With no DSN anywhere, stderr says once which server the PG* variables and defaults chose.
+    notice = (
+        "goconsole: no DSN given (--dsn, $GOCONSOLE_DSN, [clusters.primary] dsn): PG* variables "
+        f"and defaults chose host 127.0.0.1, port {pg_cluster.port}, database {dbname}, "
+        "user postgres"
+    )
+    assert via_env.stderr.splitlines() == [notice]
     via_var = cli("tenants", "list", "--json", dsn=None, env={"GOCONSOLE_DSN": database_dsn})
     assert [t["key"] for t in json.loads(via_var.stdout)] == ["acme"]
+    assert via_var.stderr == ""
     # With no DSN anywhere, a tenant backup still reaches the same cluster through PG* vars.
     down = cli("tenants", "deactivate", "acme", "--yes", dsn=None, env=libpq)
     assert down.returncode == 0, down.stderr
+    assert down.stderr.splitlines().count(notice) == 1
+    assert "pg-env-secret" not in down.stderr + down.stdout
+
+
+async def test_a_cluster_where_init_never_ran_says_so(cli, pg_cluster, database_dsn: str) -> None:
+    where = f"postgres@127.0.0.1:{pg_cluster.port}/{database_dsn.rsplit('/', 1)[1]}"
+    expected = (
+        f"goconsole: error: the cluster at {where} is not initialised (no public.tenants "
+        "registry); run 'goconsole init' with the same connection options first"
+    )
+    for args in (("tenants", "list"), ("migrate", "status"), ("audit",), ("tui",)):
+        result = cli(*args)
+        assert (result.returncode, one_error_line(result)) == (2, expected), args
+    debug = cli("--debug", "tenants", "show", "acme")
+    assert debug.returncode == 2
+    assert "Traceback" in debug.stderr and "NotInitialised" in debug.stderr
+    assert debug.stderr.splitlines()[-1] == expected
+    assert "--debug" not in debug.stderr
+    assert cli("init").returncode == 0
+    assert cli("tenants", "list").returncode == 0
 
 
 def test_password_is_never_printed(cli) -> None:

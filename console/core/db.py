@@ -6,6 +6,7 @@ session-level advisory locks, which a transaction-mode pooler would not keep.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ class ConnectionSpec:
     conninfo: str
     password: str | None = None
     connect_timeout: float = 10.0
+    from_defaults: bool = False  # no DSN anywhere: PG* variables and built-in defaults apply
 
     @classmethod
     def resolve(cls, cluster: ClusterSettings, dsn_override: str | None = None) -> ConnectionSpec:
@@ -67,6 +69,7 @@ class ConnectionSpec:
             psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items()}),
             password,
             timeout,
+            from_defaults=not dsn,
         )
 
     def params(self) -> dict[str, str]:
@@ -76,7 +79,7 @@ class ConnectionSpec:
     def describe(self) -> str:
         """``user@host:port/dbname`` for messages, with libpq's defaults filled from env."""
         p = self.params()
-        host = p.get("host") or os.environ.get("PGHOST") or "localhost"
+        host = p.get("host") or os.environ.get("PGHOST") or "(a local socket or localhost)"
         port = p.get("port") or os.environ.get("PGPORT") or "5432"
         db = p.get("dbname") or os.environ.get("PGDATABASE") or "(default db)"
         user = p.get("user") or os.environ.get("PGUSER") or "(os user)"
@@ -164,6 +167,26 @@ class Database:
         await init_connection(conn)
         return conn
 
+    async def chosen_server(self) -> str:
+        """Where the pool's connections go, as the driver resolved it: socket path or host
+        and port, database and user (never the password)."""
+        seen: asyncio.Future[tuple[str, int] | str] = asyncio.get_running_loop().create_future()
+
+        def logged(record: asyncpg.connection.LoggedQuery) -> None:
+            if not seen.done():
+                seen.set_result(record.conn_addr)
+
+        async with self.acquire() as conn:
+            conn.add_query_logger(logged)
+            try:
+                row = await conn.fetchrow("SELECT current_user AS u, current_database() AS d")
+                addr = await seen
+            finally:
+                conn.remove_query_logger(logged)
+        assert row is not None
+        where = f"socket {addr}" if isinstance(addr, str) else f"host {addr[0]}, port {addr[1]}"
+        return f"{where}, database {row['d']}, user {row['u']}"
+
 
 async def init_connection(conn: asyncpg.Connection) -> None:
     """Per-connection setup: json/jsonb <-> Python values."""
@@ -173,7 +196,12 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 
 def connection_failed(spec: ConnectionSpec, exc: BaseException) -> ConnectionFailed:
     """One-line error: which DSN, what failed, how to fix."""
-    cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        cause = f"no answer within {spec.connect_timeout:g} s (connect_timeout)"
+    elif str(exc).strip():
+        cause = str(exc).strip().splitlines()[0]
+    else:
+        cause = type(exc).__name__
     return ConnectionFailed(
         f"cannot connect to {spec.describe()}: {cause} "
         "(check --dsn / $GOCONSOLE_DSN / the [clusters] DSN, and that the server is running)"

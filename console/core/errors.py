@@ -75,6 +75,12 @@ class PgBouncerUnavailable(ConnectionFailed):
     title = "PgBouncer unavailable"
 
 
+class NotInitialised(InvalidInput):
+    """The cluster has no control schema: ``goconsole init`` never ran on it."""
+
+    title = "Not initialised"
+
+
 class NotConfigured(InvalidInput):
     """A feature needs configuration that is missing."""
 

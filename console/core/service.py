@@ -15,6 +15,7 @@ from console.core.backups import BackupStore
 from console.core.bootstrap import initialize
 from console.core.bulk_provision import BulkProgress, BulkReport
 from console.core.db import ConnectionSpec, Database
+from console.core.errors import NotInitialised
 from console.core.events import EventSink, discard
 from console.core.lifecycle import Lifecycle, OffboardReport
 from console.core.migrations import MigrationRunner
@@ -100,6 +101,22 @@ class ConsoleService:
     async def open(self) -> None:
         """Open the connection pool (idempotent); ConnectionFailed names the DSN and cause."""
         await self.db.open()
+
+    async def require_initialised(self) -> None:
+        """Raise NotInitialised (exit 2) when the cluster has no control schema: every
+        command but ``init`` needs the registry."""
+        async with self.db.acquire() as conn:
+            present = await conn.fetchval("SELECT to_regclass('public.tenants') IS NOT NULL")
+        if not present:
+            raise NotInitialised(
+                f"the cluster at {self.spec.describe()} is not initialised (no public.tenants "
+                "registry); run 'goconsole init' with the same connection options first"
+            )
+
+    async def default_server(self) -> str | None:
+        """With no DSN anywhere, which server PG* variables and the defaults chose (host or
+        socket, port, database, user); None when a DSN was given."""
+        return await self.db.chosen_server() if self.spec.from_defaults else None
 
     async def close(self) -> None:
         """Close the connection pool and the PgBouncer admin connection (idempotent)."""

@@ -229,6 +229,7 @@ def test_console_and_commands_share_the_unreachable_exit_code(cli) -> None:
 
 
 def test_console_without_a_terminal_says_so(cli) -> None:
+    assert cli("init").returncode == 0
     result = cli("tui")
     assert result.returncode == 2
     assert "needs a terminal" in one_error_line(result)
@@ -367,7 +368,9 @@ async def test_libpq_environment_and_goconsole_dsn(cli, pg_cluster, database_dsn
     assert "pg-env-secret" not in down.stderr + down.stdout
 
 
-async def test_a_cluster_where_init_never_ran_says_so(cli, pg_cluster, database_dsn: str) -> None:
+async def test_a_cluster_where_init_never_ran_says_so(
+    cli, pg_cluster, database_dsn: str, tmp_path: Path
+) -> None:
     where = f"postgres@127.0.0.1:{pg_cluster.port}/{database_dsn.rsplit('/', 1)[1]}"
     expected = (
         f"goconsole: error: the cluster at {where} is not initialised (no public.tenants "
@@ -376,6 +379,11 @@ async def test_a_cluster_where_init_never_ran_says_so(cli, pg_cluster, database_
     for args in (("tenants", "list"), ("migrate", "status"), ("audit",), ("tui",)):
         result = cli(*args)
         assert (result.returncode, one_error_line(result)) == (2, expected), args
+    # On a terminal the console does not start either: the same line, exit 2.
+    code, output = _interactive(
+        ["--config", str(tmp_path / "cli-config.toml"), "--dsn", database_dsn, "tui"], ""
+    )
+    assert (code, output.strip()) == (2, expected)
     debug = cli("--debug", "tenants", "show", "acme")
     assert debug.returncode == 2
     assert "Traceback" in debug.stderr and "NotInitialised" in debug.stderr

@@ -61,7 +61,9 @@ def with_role(settings: Settings, role: str) -> Settings:
 # -- as the application role ---------------------------------------------------------------------
 
 
-async def test_app_role_reads_and_writes_no_control_table(service: ConsoleService, app_conn) -> None:
+async def test_app_role_reads_and_writes_no_control_table(
+    service: ConsoleService, app_conn
+) -> None:
     await service.provision("alpha")
     conn = await app_conn()
     for table in CONTROL_TABLES:
@@ -90,7 +92,7 @@ async def test_app_role_resolves_one_tenant_and_cannot_list_them(
     alpha = await svc.provision("alpha")
     await svc.provision("bravo")
     await su.execute(
-        "UPDATE public.tenants SET config = '{\"locale\": \"de\", \"api_secret\": \"s3\"}' "
+        'UPDATE public.tenants SET config = \'{"locale": "de", "api_secret": "s3"}\' '
         "WHERE key = 'alpha'"
     )
     conn = await app_conn()
@@ -126,9 +128,7 @@ async def test_app_role_resolves_one_tenant_and_cannot_list_them(
     plain = await make_service()
     report = await plain.init()
     assert report["privilege_changes"] == ["config field 'locale' is no longer public"]
-    assert await conn.fetchval(
-        "SELECT public_config FROM public.resolve_tenant('alpha')"
-    ) == "{}"
+    assert await conn.fetchval("SELECT public_config FROM public.resolve_tenant('alpha')") == "{}"
 
 
 # -- check-privileges ----------------------------------------------------------------------------
@@ -200,9 +200,7 @@ async def test_check_privileges_names_each_planted_problem(
 
     report = await svc.check_privileges()
     found = [(f.problem, f.fix) for f in report.findings]
-    assert any(problem in p and fix.replace('"', "") in f.replace('"', "") for p, f in found), (
-        found
-    )
+    assert any(problem in p and fix.replace('"', "") in f.replace('"', "") for p, f in found), found
     # the fix it names cures it
     await su.execute(fix)
     assert (await svc.check_privileges()).findings == []

@@ -210,20 +210,33 @@ async def tighten_control_schema(
             "goconsole; run goconsole init"
         )
     names = {app: app_role, 0: _PUBLIC}
-    changes: list[str] = []
-    for entry in await _entries(conn, [schema_oid], [app, 0]):
-        if entry.grantee == entry.owner or _allowed_in_control(entry, app):
-            continue
-        grantee = quote_ident(app_role) if entry.grantee == app else _PUBLIC
-        column = f" ({quote_ident(entry.detail or '')})" if entry.kind == "column" else ""
-        await conn.execute(f"REVOKE {entry.privilege}{column} ON {entry.target} FROM {grantee}")
-        changes.append(
-            f"revoked {entry.privilege} on {entry.kind} {entry.label} from {names[entry.grantee]}"
-        )
+    extra = [
+        e
+        for e in await _entries(conn, [schema_oid], [app, 0])
+        if e.grantee != e.owner and not _allowed_in_control(e, app)
+    ]
+    for entry in extra:
+        await conn.execute(_revoke_statement(entry, app_role, app))
+    # A REVOKE by a role that neither owns the object nor granted the privilege changes nothing
+    # (PostgreSQL only warns): say so instead of claiming it.
+    left = set(await _entries(conn, [schema_oid], [app, 0]))
+    changes = [
+        f"could not revoke {e.privilege} on {e.kind} {e.label} from {names[e.grantee]} (the "
+        f"console's role is not its owner; as the owner run: {_revoke_statement(e, app_role, app)})"
+        if e in left
+        else f"revoked {e.privilege} on {e.kind} {e.label} from {names[e.grantee]}"
+        for e in extra
+    ]
     changes += await _grant_interface(conn, app_role, app)
     changes += await _revoke_default_acls(conn, app_role, app)
     changes += await _sync_public_fields(conn, public_fields)
     return changes
+
+
+def _revoke_statement(entry: _Entry, app_role: str, app: int) -> str:
+    grantee = quote_ident(app_role) if entry.grantee == app else _PUBLIC
+    column = f" ({quote_ident(entry.detail or '')})" if entry.kind == "column" else ""
+    return f"REVOKE {entry.privilege}{column} ON {entry.target} FROM {grantee}"
 
 
 def _allowed_in_control(entry: _Entry, app: int) -> bool:

@@ -307,3 +307,49 @@ async def test_init_removes_default_privileges_on_the_control_schema(
         "SELECT has_table_privilege($1, 'public.added_later', 'SELECT')", APP_ROLE
     )
     assert (await service.check_privileges()).findings == []
+
+
+# -- a console that is not a superuser -----------------------------------------------------------
+
+
+async def test_a_non_superuser_console_initialises_provisions_and_verifies(
+    database_dsn: str, settings: Settings, su: asyncpg.Connection, own_role: str
+) -> None:
+    """What the README says an operator role needs is enough: CREATEROLE (the application role
+    does not exist yet) and ownership of the database (CREATE on it and, from PostgreSQL 15,
+    on schema public). Verification switches to the application role and back."""
+    console = f"console_{uuid.uuid4().hex[:12]}"
+    database = database_dsn.rsplit("/", 1)[1]
+    await su.execute(f'CREATE ROLE "{console}" LOGIN CREATEROLE')
+    await su.execute(f'ALTER DATABASE "{database}" OWNER TO "{console}"')
+    dsn = database_dsn.replace("postgresql://postgres@", f"postgresql://{console}@")
+    assert dsn != database_dsn
+    try:
+        async with ConsoleService(with_role(settings, own_role), dsn=dsn) as svc:
+            report = await svc.init()
+            assert (
+                f"granted EXECUTE on function {INTERFACE_SIGNATURE} to {own_role}"
+                in (report["privilege_changes"])
+            )
+            await svc.provision("alpha")
+            bulk = await svc.provision_many(["bravo", "charlie"])
+            assert (bulk.done, bulk.failed) == (2, 0)
+            assert (await svc.check_privileges()).findings == []
+        # every verification passed and was audited by the console's role
+        assert (
+            await su.fetchval(
+                "SELECT count(*) FROM public.tenant_audit_log WHERE action_type = 'provision.verify'"
+            )
+            == 3
+        )
+        owner = await su.fetchval(
+            "SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE oid = to_regprocedure($1)",
+            INTERFACE_SIGNATURE,
+        )
+        assert owner == console
+    finally:
+        await su.execute(
+            f'ALTER DATABASE "{database}" OWNER TO CURRENT_USER; '
+            f'REASSIGN OWNED BY "{console}" TO CURRENT_USER; DROP OWNED BY "{console}"; '
+            f'DROP ROLE "{console}"'
+        )

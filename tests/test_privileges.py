@@ -338,7 +338,8 @@ async def test_a_non_superuser_console_initialises_provisions_and_verifies(
         # every verification passed and was audited by the console's role
         assert (
             await su.fetchval(
-                "SELECT count(*) FROM public.tenant_audit_log WHERE action_type = 'provision.verify'"
+                "SELECT count(*) FROM public.tenant_audit_log "
+                "WHERE action_type = 'provision.verify'"
             )
             == 3
         )

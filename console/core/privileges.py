@@ -206,8 +206,9 @@ async def tighten_control_schema(
     schema_oid = await conn.fetchval("SELECT to_regnamespace($1)::oid", CONTROL_SCHEMA)
     if await conn.fetchval("SELECT to_regprocedure($1)", INTERFACE_SIGNATURE) is None:
         raise InvalidState(
-            f"{INTERFACE_SIGNATURE} is missing: the control schema is older than this "
-            "goconsole; run goconsole init"
+            f"{INTERFACE_SIGNATURE} is missing although the control schema is at "
+            "0002_registry_interface or later: recreate it from "
+            "migrations/control/versions/0002_registry_interface.py"
         )
     names = {app: app_role, 0: _PUBLIC}
     extra = [

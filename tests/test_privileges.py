@@ -179,9 +179,19 @@ PLANTS = {
         "{role} owns tenant schema tenant_alpha",
         "ALTER SCHEMA tenant_alpha OWNER TO postgres",
     ),
+    "create_on_public": (
+        "GRANT CREATE ON SCHEMA public TO PUBLIC",
+        "{role} holds CREATE on schema public (via PUBLIC), beyond the interface",
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+    ),
+    "owns_database": (
+        "ALTER DATABASE {db} OWNER TO {role}",
+        "{role} owns database {db}",
+        "ALTER DATABASE {db} OWNER TO postgres",
+    ),
     "member_of_reader": (
         "GRANT pg_read_all_data TO {role}",
-        "{role} is a member of pg_read_all_data and holds its privileges",
+        "{role} is a member of pg_read_all_data (it can use that role's privileges)",
         "REVOKE pg_read_all_data FROM {role}",
     ),
 }
@@ -195,7 +205,8 @@ async def test_check_privileges_names_each_planted_problem(
     await svc.init()
     await svc.provision("alpha")
     assert (await svc.check_privileges()).findings == []
-    sql, problem, fix = (text.format(role=own_role) for text in PLANTS[plant])
+    db = await su.fetchval("SELECT current_database()")
+    sql, problem, fix = (text.format(role=own_role, db=db) for text in PLANTS[plant])
     await su.execute(sql)
 
     report = await svc.check_privileges()

@@ -358,14 +358,16 @@ async def check_privileges(conn: asyncpg.Connection, app_role: str) -> Privilege
     ]
     findings += [
         Finding(
-            f"{app_role} is a member of {r['rolname']} and holds its privileges",
+            f"{app_role} is a member of {r['rolname']} (it can use that role's privileges)",
             f"REVOKE {quote_ident(r['rolname'])} FROM {quote_ident(app_role)}",
         )
         for r in inherited
     ]
     grantees = [app, 0, *(r["oid"] for r in inherited)]
     names = await _names(conn, grantees)
-    held_database, db_findings = await _database_privileges(conn, app_role, grantees, names)
+    held_database, db_findings = await _database_privileges(
+        conn, app_role, grantees, names, console
+    )
     privileges += held_database
     findings += db_findings
     held, object_findings = await _object_privileges(conn, app_role, app, grantees, names, console)
@@ -398,30 +400,41 @@ def _role_findings(app_role: str, role: asyncpg.Record) -> list[Finding]:
 
 
 async def _database_privileges(
-    conn: asyncpg.Connection, app_role: str, grantees: list[int], names: dict[int, str]
+    conn: asyncpg.Connection,
+    app_role: str,
+    grantees: list[int],
+    names: dict[int, str],
+    console: str,
 ) -> tuple[list[Privilege], list[Finding]]:
     rows = await conn.fetch(
-        "SELECT d.datname, a.privilege_type, a.grantee, d.datdba FROM pg_database d, "
-        "aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a "
+        "SELECT d.datname, a.privilege_type, a.grantee, a.grantee = d.datdba AS owned "
+        "FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a "
         "WHERE d.datname = current_database() AND a.grantee = ANY($1::oid[]) ORDER BY 2, 3",
         grantees,
     )
     held, found = [], []
     for r in rows:
-        owner = r["grantee"] == r["datdba"]
-        via = "owner" if owner else names[r["grantee"]]
-        expected = r["privilege_type"] in EXPECTED_ON_DATABASE and not owner
+        via = "owner" if r["owned"] else names[r["grantee"]]
+        expected = r["privilege_type"] in EXPECTED_ON_DATABASE and not r["owned"]
         held.append(Privilege("database", r["datname"], r["privilege_type"], via, expected))
-        if not expected:
+        if not expected and not r["owned"]:
+            target = f"DATABASE {quote_ident(r['datname'])}"
             found.append(
                 Finding(
                     f"{app_role} holds {r['privilege_type']} on database {r['datname']} "
                     f"(via {via})",
-                    _revoke_fix(
-                        r["privilege_type"], f"DATABASE {quote_ident(r['datname'])}", via, app_role
-                    ),
+                    _revoke_fix(r["privilege_type"], target, via, app_role),
                 )
             )
+    owned = {r["datname"] for r in rows if r["owned"]}
+    found += [
+        Finding(
+            f"{app_role} owns database {name} (so holds every privilege on it and on schema "
+            "public)",
+            f"ALTER DATABASE {quote_ident(name)} OWNER TO {console}",
+        )
+        for name in sorted(owned)
+    ]
     return held, found
 
 

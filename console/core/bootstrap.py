@@ -29,7 +29,7 @@ async def initialize(
     sink: EventSink,
 ) -> dict[str, Any]:
     """Apply the control tree, create or verify the app role, reduce its privileges in the
-    control schema to the registry interface (``changes`` lists what that changed), build the
+    control schema to the registry interface (``privilege_changes`` lists what changed), build the
     template at head."""
     report: dict[str, Any] = {}
     async with runner.run("init", None, sink) as op:

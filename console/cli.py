@@ -143,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser(
+        "check-privileges",
+        help="what the application role holds outside its tenant schemas; exit 1 on findings",
+    )
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("demo", help="embedded PostgreSQL with demo tenants")
     p.add_argument("--tenants", type=int, default=25, help="number of demo tenants")
     p.add_argument("--data-dir", help="persistent data dir (default: user data dir)")
@@ -422,6 +428,9 @@ async def _init(service: ConsoleService, args: argparse.Namespace) -> None:
         f"control schema at {report['control_revision']}, role {service.app_role} "
         f"{report['app_role']}, template at {report['template_revision']}"
     )
+    changes = report["privilege_changes"]
+    for change in changes or ["nothing to change"]:
+        print(f"privileges of {service.app_role}: {change}")
 
 
 async def _provision(service: ConsoleService, args: argparse.Namespace) -> None:
@@ -929,6 +938,29 @@ async def _pool_sync(service: ConsoleService, args: argparse.Namespace) -> None:
     )
 
 
+async def _check_privileges(service: ConsoleService, args: argparse.Namespace) -> None:
+    report = await service.check_privileges()
+    if args.json:
+        _emit_json(report.as_json())
+    else:
+        _print_table(
+            ("KIND", "OBJECT", "PRIVILEGE", "VIA", "EXPECTED"),
+            [
+                (p.kind, p.object, p.privilege, p.via, "yes" if p.expected else "NO")
+                for p in report.privileges
+            ],
+        )
+        for finding in report.findings:
+            print(f"FINDING: {finding.problem}; fix: {finding.fix}")
+        if report.clean:
+            print(f"no findings: {report.role} holds only the documented interface")
+    if not report.clean:
+        raise OperationFailed(
+            f"{len(report.findings)} finding(s) for role {report.role} on database "
+            f"{report.database} (listed above)"
+        )
+
+
 _Command = Callable[[ConsoleService, argparse.Namespace], Awaitable[None]]
 _COMMANDS: dict[tuple[str, str | None], _Command] = {
     ("init", None): _init,
@@ -939,6 +971,7 @@ _COMMANDS: dict[tuple[str, str | None], _Command] = {
     ("tenants", "reactivate"): _reactivate,
     ("tenants", "offboard"): _offboard,
     ("audit", None): _audit,
+    ("check-privileges", None): _check_privileges,
     ("migrate", "status"): _migrate_status,
     ("migrate", "runs"): _migrate_runs,
     ("migrate", "plan"): _migrate_plan,

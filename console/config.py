@@ -111,6 +111,14 @@ class UiSettings:
 
 
 @dataclass(frozen=True)
+class SecuritySettings:
+    """What the application role may see of the registry."""
+
+    # Top-level keys of a tenant's ``config`` JSON that ``public.resolve_tenant`` returns.
+    public_config_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the console reads from its configuration."""
 
@@ -125,6 +133,7 @@ class Settings:
     health: HealthSettings = HealthSettings()
     pgbouncer: PgBouncerSettings = PgBouncerSettings()
     ui: UiSettings = UiSettings()
+    security: SecuritySettings = SecuritySettings()
     keys: dict[str, str] = field(default_factory=dict)
     source: str = "(defaults)"
 
@@ -247,6 +256,8 @@ def _build(cls: type[T], raw: dict[str, Any], source: str, prefix: str) -> T:
 
 
 def _coerce(value: object, expected: object, source: str, key: str) -> object:
+    if expected == tuple[str, ...]:
+        return _string_list(value, source, key)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(expected, type) and type(value) is expected:
@@ -301,6 +312,18 @@ def _check_ranges(settings: Settings, source: str) -> None:
         problem = _cron_problem(expr)
         if problem:
             raise ConfigError(f"{source}: schedule.{key}: {problem}, got {expr!r}")
+
+
+def _string_list(value: object, source: str, key: str) -> tuple[str, ...]:
+    """A TOML list of distinct, non-empty strings."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(
+            f'{source}: {key} must be a list of non-empty strings, e.g. ["locale"], got {value!r}'
+        )
+    repeated = sorted({v for v in value if value.count(v) > 1})
+    if repeated:
+        raise ConfigError(f"{source}: {key} lists {', '.join(map(repr, repeated))} more than once")
+    return tuple(value)
 
 
 def _check_pgbouncer(bouncer: PgBouncerSettings, source: str) -> None:

@@ -91,6 +91,25 @@ def test_wrong_types(tmp_path: Path, text: str, key: str, expected: str) -> None
     assert f"{key} must be {expected}, got " in config_error(tmp_path, text)
 
 
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ('"locale"', "must be a list of non-empty strings, e.g. [\"locale\"], got 'locale'"),
+        ('["locale", 3]', "must be a list of non-empty strings"),
+        ('[""]', "must be a list of non-empty strings"),
+        ('["locale", "locale"]', "lists 'locale' more than once"),
+    ],
+)
+def test_bad_public_config_fields(tmp_path: Path, value: str, complaint: str) -> None:
+    error = config_error(tmp_path, f"[security]\npublic_config_fields = {value}\n")
+    assert f"security.public_config_fields {complaint}" in error
+
+
+def test_public_config_fields(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.toml", '[security]\npublic_config_fields = ["locale", "tz"]\n')
+    assert load_settings(str(path)).security.public_config_fields == ("locale", "tz")
+
+
 def test_table_expected(tmp_path: Path) -> None:
     assert "backup must be a table" in config_error(tmp_path, 'backup = "/srv"\n')
 
@@ -235,7 +254,7 @@ def test_example_config_documents_every_option_with_its_default() -> None:
             documented |= {f"{section}.{k}" for k in value}
     expected: set[str] = {"default_cluster", "read_only"}
     expected |= {f"clusters.NAME.{f.name}" for f in dataclasses.fields(ClusterSettings)}
-    for section in ("lifecycle", "backup", "schedule", "health", "pgbouncer", "ui"):
+    for section in ("lifecycle", "backup", "schedule", "health", "pgbouncer", "ui", "security"):
         section_type = type(getattr(Settings(), section))
         expected |= {f"{section}.{f.name}" for f in dataclasses.fields(section_type)}
     assert documented == expected

@@ -71,6 +71,7 @@ async def test_init_twice_is_idempotent(make_service, su: asyncpg.Connection) ->
     assert second == {
         "control_revision": head_revision("control"),
         "app_role": "verified",
+        "privilege_changes": [],
         "template_revision": head_revision("tenant"),
     }
     assert first["control_revision"] == second["control_revision"]
@@ -94,6 +95,7 @@ async def test_init_twice_is_idempotent(make_service, su: asyncpg.Connection) ->
     assert [tuple(r) for r in steps] == [
         ("init.app_role", 2),
         ("init.control_schema", 2),
+        ("init.privileges", 2),
         ("init.template", 2),
     ]
 

@@ -1,8 +1,10 @@
-"""``goconsole init``: control schema, application role, template schema. Safe to rerun."""
+"""``goconsole init``: control schema, application role and its privileges, template schema.
+Safe to rerun: a rerun also tightens what an older version granted the application role."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -12,6 +14,7 @@ from console.core.errors import InvalidState
 from console.core.events import EventSink
 from console.core.identifiers import quote_ident
 from console.core.operations import OperationRunner
+from console.core.privileges import tighten_control_schema
 from console.core.schema_tree import AlembicRunner, head_revision
 from console.core.template import TemplateSchema
 
@@ -22,9 +25,12 @@ async def initialize(
     alembic: AlembicRunner,
     template: TemplateSchema,
     app_role: str,
+    public_fields: Sequence[str],
     sink: EventSink,
 ) -> dict[str, Any]:
-    """Apply the control tree, create or verify the app role, build the template at head."""
+    """Apply the control tree, create or verify the app role, reduce its privileges in the
+    control schema to the registry interface (``privilege_changes`` lists what changed), build the
+    template at head."""
     report: dict[str, Any] = {}
     async with runner.run("init", None, sink) as op:
         async with op.step("control_schema", "applying the control migration tree") as step:
@@ -33,6 +39,10 @@ async def initialize(
         async with op.step("app_role", f"creating or verifying role {app_role}") as step:
             async with db.acquire() as conn, conn.transaction():
                 step.details["role"] = report["app_role"] = await _ensure_role(conn, app_role)
+        async with op.step("privileges", f"limiting {app_role} to the registry interface") as step:
+            async with db.acquire() as conn, conn.transaction():
+                changes = await tighten_control_schema(conn, app_role, public_fields)
+            step.details["changes"] = report["privilege_changes"] = changes
         async with op.step("template", "building the tenant template schema") as step:
             async with db.acquire() as conn:
                 step.details["revision"] = await template.ensure(conn)
@@ -64,11 +74,6 @@ async def _ensure_role(conn: asyncpg.Connection, role: str) -> str:
                 f"NOSUPERUSER, NOBYPASSRLS (fix with ALTER ROLE {quoted} ...)"
             )
         outcome = "verified"
-    await conn.execute(
-        f"GRANT USAGE ON SCHEMA public TO {quoted};"
-        f"GRANT SELECT ON public.tenants TO {quoted};"
-        f"GRANT SELECT, INSERT ON public.tenant_audit_log TO {quoted}"
-    )
     if not await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
         # Lets the console SET ROLE to the app role when verifying tenant access.
         await conn.execute(f"GRANT {quoted} TO current_user")

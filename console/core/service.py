@@ -22,6 +22,7 @@ from console.core.migrations import MigrationRunner
 from console.core.operations import OperationRunner
 from console.core.pgserver import PgBinaries
 from console.core.pools import PoolService
+from console.core.privileges import PrivilegeReport, check_privileges
 from console.core.registry import AuditEntry, AuditLog, Registry, Tenant, TenantStatus
 from console.core.schema_tree import VERSION_TABLE, AlembicRunner
 from console.core.stats import SchemaStats, schema_revisions, schema_stats
@@ -134,9 +135,16 @@ class ConsoleService:
     # -- mutations (all through OperationRunner) ------------------------------------------
 
     async def init(self, sink: EventSink = discard) -> dict[str, Any]:
-        """Apply the control tree, create/verify the app role, build the template."""
+        """Apply the control tree, create/verify the app role and limit its privileges to the
+        registry interface, build the template."""
         return await initialize(
-            self.db, self.runner, self.alembic, self.template, self.app_role, sink
+            self.db,
+            self.runner,
+            self.alembic,
+            self.template,
+            self.app_role,
+            self.settings.security.public_config_fields,
+            sink,
         )
 
     async def provision(
@@ -258,6 +266,11 @@ class ConsoleService:
         ~0.3 s per 2,000 schemas, so screens fetch them less often than the registry)."""
         async with self.db.acquire() as conn:
             return await schema_stats(conn, with_sizes=True), await schema_revisions(conn)
+
+    async def check_privileges(self) -> PrivilegeReport:
+        """What the application role holds outside its tenant schemas, and what is wrong."""
+        async with self.db.acquire() as conn:
+            return await check_privileges(conn, self.app_role)
 
     async def cluster_role(self) -> str:
         """``primary`` or ``replica`` (from pg_is_in_recovery)."""

@@ -37,6 +37,7 @@ from console.core.pgbouncer_server import LocalPgBouncer, pgbouncer_binary
 from console.core.pgserver import LocalCluster, server_os_user, throwaway_cluster
 from console.core.service import ConsoleService
 from console.ui.app import GoConsoleApp
+from console.ui.connection import ConnectionState, Link
 from console.ui.screens.audit import AuditScreen
 from console.ui.widgets.header import ConsoleHeader
 
@@ -239,3 +240,23 @@ async def test_a_lost_pgbouncer_is_shown_in_the_header_until_it_is_back(
             lambda: notes.any("reconnected to PgBouncer after 12 s"),
             "the reconnection notification",
         )
+
+
+def test_connection_state_reports_each_change_once_and_names_both_links() -> None:
+    clock = FakeClock(0, 0, 0)
+    state = ConnectionState(clock)
+    assert state.succeeded(Link.DATABASE) is None and state.banner(2) == ""
+    lost = state.failed(Link.DATABASE, "connection\nrefused")
+    assert lost is not None and lost.lost and lost.error == "connection refused"
+    clock.set(0, 0, 3)
+    assert state.failed(Link.DATABASE, "still refused") is None  # already lost: no new change
+    assert state.failed(Link.PGBOUNCER, "timeout") is not None
+    assert state.banner(2) == (
+        "✗ DISCONNECTED from the database since 00:00:00Z, retrying every 2 s · "
+        "✗ PgBouncer LOST since 00:00:03Z, retrying every 2 s"
+    )
+    clock.set(0, 1, 0)
+    back = state.succeeded(Link.DATABASE)
+    assert back is not None and not back.lost and back.outage_s == 60
+    assert state.succeeded(Link.DATABASE) is None
+    assert state.banner(2) == "✗ PgBouncer LOST since 00:00:03Z, retrying every 2 s"

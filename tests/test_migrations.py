@@ -441,10 +441,12 @@ async def test_status_and_plan_survive_a_schema_dropped_while_they_read(
         status = await asyncio.wait_for(reading, PATIENCE_S)
     finally:
         await dropper.close()
+    # A tenant without a version row is unknown, as plan has it (skipped), never behind.
     assert status["revisions"] == [
-        {"revision": "(none)", "tenants": 1, "at_head": False},
-        {"revision": R3, "tenants": 1, "at_head": False},
+        {"revision": R3, "tenants": 1, "at_head": False, "state": "behind"},
+        {"revision": "(none)", "tenants": 1, "at_head": False, "state": "unknown"},
     ]
+    assert (status["behind"], status["unknown"]) == (1, 1)
     plan = await service.migrations.plan()
     assert plan_groups(plan) == [(R3, HEAD, ["stays"], "sql")]
     assert [(t.key, r) for t, r in plan.skipped] == [("leaving", "schema or version table missing")]

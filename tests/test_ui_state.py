@@ -150,7 +150,7 @@ async def test_a_lost_database_is_shown_in_the_header_and_as_stale_data_until_it
                 pilot,
                 lambda: notes.any(
                     "cannot refresh: the database is unreachable since 00:31:02Z",
-                    "The table shows data from 00:31:00Z",
+                    "The data shown is from 00:31:00Z.",
                 ),
                 "Ctrl+R to say why it cannot refresh",
             )
@@ -160,6 +160,12 @@ async def test_a_lost_database_is_shown_in_the_header_and_as_stale_data_until_it
             await wait_for(pilot, lambda: isinstance(app.screen, AuditScreen), "the audit screen")
             await wait_for(pilot, lambda: banner(pilot) == lost, "the audit screen's header")
             assert app.screen.has_class("db-lost")
+            await pilot.press("ctrl+r")
+            await wait_for(
+                pilot,
+                lambda: sum("cannot refresh" in text for text in notes.texts()) == 2,
+                "Ctrl+R on the audit screen to say why it cannot refresh",
+            )
 
             # -- the server is back: the banner goes, a notification says for how long --
             clock.set(0, 31, 44)

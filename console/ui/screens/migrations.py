@@ -329,4 +329,5 @@ class MigrationsScreen(ConsoleScreen):
             self.notify("cancelling: tenants in flight finish, no new ones start")
 
     def action_refresh_now(self) -> None:
-        self.refresh_state()
+        if not self.cannot_refresh():
+            self.refresh_state()

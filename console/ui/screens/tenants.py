@@ -251,18 +251,7 @@ class TenantsScreen(ConsoleScreen):
         self._apply()
 
     def action_refresh_now(self) -> None:
-        lost = self.goapp.connection.lost_since(Link.DATABASE)
-        if lost is not None:
-            since = f"data from {clock_text(self._updated)}" if self._updated else "no data yet"
-            self.notify(
-                f"cannot refresh: the database is unreachable since {clock_text(lost)} "
-                f"({self.goapp.connection.error(Link.DATABASE)}); retrying every "
-                f"{self.goapp.health.interval:g} s. The table shows {since}.",
-                title="Refresh",
-                severity="warning",
-                markup=False,
-            )
-            self.goapp.health.probe_soon()
+        if self.cannot_refresh(self._updated):
             return
         self._ticks = 0  # include sizes
         self.refresh_tenants()

@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="tenant schema migrations").add_subparsers(
         dest="action", parser_class=_Parser, metavar="ACTION", required=True
     )
-    p = migrate.add_parser("status", help="tenants per revision, how many are behind")
+    p = migrate.add_parser("status", help="tenants per revision: at head, behind or unknown")
     p.add_argument("--json", action="store_true")
     p = migrate.add_parser("runs", help="recent migration runs")
     p.add_argument("--json", action="store_true")
@@ -608,12 +608,16 @@ async def _migrate_status(service: ConsoleService, args: argparse.Namespace) -> 
             r["revision"],
             str(r["tenants"]),
             "#" * max(1, round(30 * r["tenants"] / total)),
-            "head" if r["at_head"] else "behind",
+            r["state"],
         )
         for r in status["revisions"]
     ]
     _print_table(("REVISION", "TENANTS", "", "STATE"), rows)
-    print(f"head {status['head']}; {status['behind']} tenant(s) behind")
+    print(
+        f"head {status['head']}; {status['behind']} tenant(s) behind, "
+        f"{status['unknown']} at an unknown revision (ahead of head, not in this console's "
+        "tree, or no version row: not migrated)"
+    )
 
 
 async def _migrate_runs(service: ConsoleService, args: argparse.Namespace) -> None:

@@ -302,12 +302,13 @@ async def test_mixed_fleet_to_head_with_status_plan_dry_run_and_state_rules(
     status = await service.migrations.status()
     assert status["head"] == HEAD
     assert status["revisions"] == [
-        {"revision": R1, "tenants": 2, "at_head": False},
-        {"revision": R2, "tenants": 2, "at_head": False},
-        {"revision": R3, "tenants": 2, "at_head": False},
-        {"revision": HEAD, "tenants": 1, "at_head": True},
+        {"revision": R1, "tenants": 2, "at_head": False, "state": "behind"},
+        {"revision": R2, "tenants": 2, "at_head": False, "state": "behind"},
+        {"revision": R3, "tenants": 2, "at_head": False, "state": "behind"},
+        {"revision": HEAD, "tenants": 1, "at_head": True, "state": "head"},
     ]
     assert status["behind"] == 6
+    assert status["unknown"] == 0
     counted = {k: v for k, v in reality.items() if k != "gone3"}
     for row in status["revisions"]:
         assert row["tenants"] == sum(1 for v in counted.values() if v == row["revision"])
@@ -386,7 +387,7 @@ async def test_mixed_fleet_to_head_with_status_plan_dry_run_and_state_rules(
     ]
     assert (await service.migrations.status())["behind"] == 0
     assert (await service.migrations.status())["revisions"] == [
-        {"revision": HEAD, "tenants": 7, "at_head": True}
+        {"revision": HEAD, "tenants": 7, "at_head": True, "state": "head"}
     ]
 
     # -- the template was brought to head at run start: a new tenant is cloned at head --
@@ -440,10 +441,12 @@ async def test_status_and_plan_survive_a_schema_dropped_while_they_read(
         status = await asyncio.wait_for(reading, PATIENCE_S)
     finally:
         await dropper.close()
+    # A tenant without a version row is unknown, as plan has it (skipped), never behind.
     assert status["revisions"] == [
-        {"revision": "(none)", "tenants": 1, "at_head": False},
-        {"revision": R3, "tenants": 1, "at_head": False},
+        {"revision": R3, "tenants": 1, "at_head": False, "state": "behind"},
+        {"revision": "(none)", "tenants": 1, "at_head": False, "state": "unknown"},
     ]
+    assert (status["behind"], status["unknown"]) == (1, 1)
     plan = await service.migrations.plan()
     assert plan_groups(plan) == [(R3, HEAD, ["stays"], "sql")]
     assert [(t.key, r) for t, r in plan.skipped] == [("leaving", "schema or version table missing")]
@@ -507,6 +510,48 @@ async def test_to_an_intermediate_revision_moves_tenants_only_that_far(
     assert [(t.key, r) for t, r in plan.skipped] == [
         ("new", f"at {HEAD}, ahead of {R3}: no downgrades")
     ]
+
+
+# -- one classification: head, behind, unknown -----------------------------------------------------
+
+
+async def test_a_revision_the_code_does_not_know_is_unknown_everywhere(
+    service: ConsoleService, su: asyncpg.Connection, cli: Cli
+) -> None:
+    """status and plan classify alike: a tenant whose version row names a revision outside
+    this console's tree is unknown (not migrated), never behind."""
+    old = await tenant_at(service, su, "old", R2)
+    await tenant_at(service, su, "top", HEAD)
+    alien = await tenant_at(service, su, "alien", HEAD)
+    await su.execute(
+        f"UPDATE {qualified(alien.schema_name, 'schema_version')} SET version_num = '0099_future'"
+    )
+
+    status = await service.migrations.status()
+    assert (status["behind"], status["unknown"]) == (1, 1)
+    assert [
+        (r["revision"], r["tenants"], r["state"], r["at_head"]) for r in status["revisions"]
+    ] == [
+        (R2, 1, "behind", False),
+        (HEAD, 1, "head", True),
+        ("0099_future", 1, "unknown", False),
+    ]
+    plan = await service.migrations.plan()
+    assert plan_groups(plan) == [(R2, HEAD, [old.key], "sql")]
+    assert [(t.key, reason) for t, reason in plan.skipped] == [
+        ("alien", "unknown revision 0099_future")
+    ]
+
+    text = cli("migrate", "status")
+    assert text.returncode == 0, text.stderr
+    states = {line.split()[0]: line.split()[-1] for line in text.stdout.splitlines()[1:-1]}
+    assert states == {R2: "behind", HEAD: "head", "0099_future": "unknown"}
+    assert text.stdout.splitlines()[-1].startswith(
+        f"head {HEAD}; 1 tenant(s) behind, 1 at an unknown revision"
+    )
+    as_json = cli("migrate", "status", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == status
 
 
 # -- a failing tenant ----------------------------------------------------------------------------

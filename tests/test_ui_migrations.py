@@ -209,15 +209,20 @@ async def start_held_run(
 async def test_screen_shows_tenants_per_revision_and_how_many_are_behind(
     ui_service: ConsoleService, su: asyncpg.Connection
 ) -> None:
-    at = {"one_a": R1, "two_a": R2, "two_b": R2, "two_c": R2, "top_a": HEAD}
+    at = {"one_a": R1, "two_a": R2, "two_b": R2, "two_c": R2, "top_a": HEAD, "alien": HEAD}
     for key, revision in at.items():
         await tenant_at(ui_service, su, key, revision)
+    # A revision this console's tree does not know is unknown, never behind.
+    await su.execute(
+        f"UPDATE {qualified('tenant_alien', 'schema_version')} SET version_num = '0099_future'"
+    )
     status = await ui_service.migrations.status()
-    assert status["behind"] == 4
+    assert (status["behind"], status["unknown"]) == (4, 1)
     assert [(r["revision"], r["tenants"]) for r in status["revisions"]] == [
         (R1, 1),
         (R2, 3),
         (HEAD, 1),
+        ("0099_future", 1),
     ]
 
     app = GoConsoleApp(ui_service)
@@ -225,12 +230,14 @@ async def test_screen_shows_tenants_per_revision_and_how_many_are_behind(
         await tenants_screen(pilot)
         screen = await open_migrations(pilot)
         lines = text_of(screen, "#mig-bars").splitlines()
-        assert lines[0] == f"head {HEAD} · 4 tenant(s) behind"
+        assert lines[0] == f"head {HEAD} · 4 tenant(s) behind · 1 at an unknown revision"
         rows = [line.split() for line in lines[2:]]
         # revision, bar, count, mark — in revision order, as status() has them
         assert [(r[0], int(r[2]), " ".join(r[3:])) for r in rows] == [
-            (row["revision"], row["tenants"], "✓ head" if row["at_head"] else "… behind")
-            for row in status["revisions"]
+            (R1, 1, "… behind"),
+            (R2, 3, "… behind"),
+            (HEAD, 1, "✓ head"),
+            ("0099_future", 1, "? unknown"),
         ]
         bars = {r[0]: len(r[1]) for r in rows}
         assert bars[R2] > bars[R1] == bars[HEAD] > 0  # bars are proportional to the counts

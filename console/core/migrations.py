@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, cast
 
 import asyncpg
@@ -55,6 +56,24 @@ RUN_LOCK = "*migrate-run*"
 _SPARE_WAIT_S = 2.0
 # Raised inside a tenant's migration when its advisory lock is held by another operation.
 BUSY_SQLSTATE = "GCBSY"
+
+
+class RevisionState(StrEnum):
+    """Where a tenant's revision stands against a target revision (head unless given): the one
+    classification ``migrate status``, ``migrate plan`` and the Migrations screen share."""
+
+    AT_TARGET = "head"
+    BEHIND = "behind"  # a known revision before the target: a run moves it
+    UNKNOWN = "unknown"  # ahead of the target, not in this code's tree, or no version row
+
+
+def classify_revision(revision: str | None, target: str, order: dict[str, int]) -> RevisionState:
+    """Classify ``revision`` against ``target``; ``order`` ranks the tree's revisions."""
+    if revision is None or revision not in order:
+        return RevisionState.UNKNOWN
+    if revision == target:
+        return RevisionState.AT_TARGET
+    return RevisionState.BEHIND if order[revision] < order[target] else RevisionState.UNKNOWN
 
 
 @dataclass
@@ -252,23 +271,33 @@ class MigrationRunner:
             await pool.release(proxy)
 
     async def status(self) -> dict[str, Any]:
-        """Tenants per revision and how many are behind head."""
+        """Tenants per revision, each classified against head (:func:`classify_revision`), and
+        how many are behind (a run moves them) or at an unknown revision (none moves them)."""
         head = head_revision("tenant")
+        order = self._order()
         counts: dict[str, int] = {}
-        behind = 0
+        states: dict[str, RevisionState] = {}
         for tenant, revision in await self.revisions():
             if tenant.status not in MIGRATED_STATUSES:
                 continue
             label = revision or "(none)"
             counts[label] = counts.get(label, 0) + 1
-            behind += revision != head
-        order = self._order()
+            states[label] = classify_revision(revision, head, order)
+        total = {state: 0 for state in RevisionState}
+        for label, n in counts.items():
+            total[states[label]] += n
         return {
             "head": head,
-            "behind": behind,
+            "behind": total[RevisionState.BEHIND],
+            "unknown": total[RevisionState.UNKNOWN],
             "revisions": [
-                {"revision": rev, "tenants": n, "at_head": rev == head}
-                for rev, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], -1))
+                {
+                    "revision": rev,
+                    "tenants": n,
+                    "at_head": states[rev] is RevisionState.AT_TARGET,
+                    "state": states[rev].value,
+                }
+                for rev, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], len(order)))
             ],
         }
 
@@ -301,16 +330,15 @@ class MigrationRunner:
                 continue
             if tenant.status not in MIGRATED_STATUSES:
                 plan.skipped.append((tenant, f"status {tenant.status}: not migrated"))
-            elif revision is None:
-                plan.skipped.append((tenant, "schema or version table missing"))
-            elif revision not in order:
-                plan.skipped.append((tenant, f"unknown revision {revision}"))
-            elif revision == to:
-                plan.at_target.append(tenant)
-            elif order[revision] > order[to]:
-                plan.skipped.append((tenant, f"at {revision}, ahead of {to}: no downgrades"))
-            else:
-                groups.setdefault(revision, []).append(tenant)
+                continue
+            match classify_revision(revision, to, order):
+                case RevisionState.AT_TARGET:
+                    plan.at_target.append(tenant)
+                case RevisionState.BEHIND:
+                    assert revision is not None
+                    groups.setdefault(revision, []).append(tenant)
+                case RevisionState.UNKNOWN:
+                    plan.skipped.append((tenant, _unknown_reason(revision, to, order)))
         if wanted is not None and wanted - seen:
             raise InvalidInput(f"unknown tenant key(s): {', '.join(sorted(wanted - seen))}")
         for from_rev in sorted(groups, key=order.__getitem__):
@@ -745,6 +773,15 @@ END$goconsole$;
                 found["id"],
             )
         return found["target"], [r["key"] for r in rows], {r["key"]: r["error"] or "" for r in rows}
+
+
+def _unknown_reason(revision: str | None, target: str, order: dict[str, int]) -> str:
+    """Why a tenant classified UNKNOWN against ``target`` is not migrated."""
+    if revision is None:
+        return "schema or version table missing"
+    if revision not in order:
+        return f"unknown revision {revision}"
+    return f"at {revision}, ahead of {target}: no downgrades"
 
 
 def _literal(value: str) -> str:

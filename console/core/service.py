@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -9,12 +10,14 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+import asyncpg
+
 from console.config import Settings
 from console.core.actor import Actor
 from console.core.backups import BackupStore
 from console.core.bootstrap import initialize
 from console.core.bulk_provision import BulkProgress, BulkReport
-from console.core.db import ConnectionSpec, Database
+from console.core.db import ConnectionSpec, Database, connection_failed
 from console.core.errors import NotInitialised
 from console.core.events import EventSink, discard
 from console.core.lifecycle import Lifecycle, OffboardReport
@@ -276,6 +279,31 @@ class ConsoleService:
         """``primary`` or ``replica`` (from pg_is_in_recovery)."""
         async with self.db.acquire() as conn:
             return "replica" if await conn.fetchval("SELECT pg_is_in_recovery()") else "primary"
+
+    async def ping(self) -> None:
+        """``SELECT 1`` on the pool, bounded by the connect timeout: the console's health probe.
+
+        Raises ConnectionFailed (naming the DSN and the cause) when the cluster does not answer.
+        """
+        try:
+            async with self.db.acquire() as conn:
+                await conn.fetchval("SELECT 1", timeout=self.spec.connect_timeout)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise connection_failed(self.spec, exc) from exc
+
+    @property
+    def pgbouncer_watched(self) -> bool:
+        """Whether a PgBouncer admin DSN is set, so :meth:`ping_pgbouncer` can probe it."""
+        return self.pools.spec is not None
+
+    async def ping_pgbouncer(self) -> None:
+        """``SHOW VERSION`` on the reused admin connection (bounded by its command timeout);
+        raises PgBouncerUnavailable when PgBouncer does not answer.
+
+        Cancelling it (a UI quitting mid-probe) lets the probe finish in the background under
+        the admin connection's lock, so :meth:`close` then closes any connection it opened.
+        """
+        await asyncio.shield(self.pools.admin.show("VERSION"))
 
     async def registry_signature(self) -> tuple[int, object]:
         """(row count, latest updated_at) of the registry: changes whenever a tenant is added

@@ -20,6 +20,7 @@ from console.core.migrations import MigrationPlan, RunProgress
 from console.core.registry import TenantStatus
 from console.core.service import ConsoleService
 from console.ui.commands import ConsoleCommands
+from console.ui.connection import ConnectionState, HealthProbe, Link, LinkChange
 from console.ui.screens.audit import AuditScreen
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.migrations import MigrationsScreen
@@ -98,6 +99,11 @@ class GoConsoleApp(App[int]):
         self.cluster_role = "…"
         self._themes_folder = themes_folder or themes_dir()
         self._refresh_errors: set[str] = set()
+        self.connection = ConnectionState(self.clock)
+        self.link_changes: Signal[LinkChange] = Signal(self, "link-changes")
+        self.health = HealthProbe(
+            self, service, self.connection, self.settings.ui.refresh_interval, self._link_changed
+        )
 
     # -- start-up ----------------------------------------------------------------------------
 
@@ -106,6 +112,7 @@ class GoConsoleApp(App[int]):
         self._apply_keymap()
         await self.service.open()
         self.cluster_role = await self.service.cluster_role()
+        self.health.start()
         for area, (_, issue, meanwhile) in AREAS.items():
             self.add_mode(area, partial(self._area_screen, area, issue, meanwhile))
         await self.switch_mode("tenants")
@@ -177,7 +184,13 @@ class GoConsoleApp(App[int]):
     def make_header(self) -> ConsoleHeader:
         """A header for a screen (each screen composes its own)."""
         header = ConsoleHeader(
-            self.service.cluster_name, self.settings.ui.environment, self.read_only, self.clock
+            self.service.cluster_name,
+            self.settings.ui.environment,
+            self.read_only,
+            self.clock,
+            self.connection,
+            self.link_changes,
+            self.health.interval,
         )
         header.call_after_refresh(header.set_role, self.cluster_role)
         return header
@@ -369,8 +382,28 @@ class GoConsoleApp(App[int]):
         status: TenantStatus | None = rows.get(key)
         return status.value if status else "not registered"
 
+    def _link_changed(self, change: LinkChange) -> None:
+        """A link was lost or came back: every header follows; one notification each way."""
+        self.link_changes.publish(change)
+        name = "the database" if change.link is Link.DATABASE else "PgBouncer"
+        if change.outage_s is None:
+            self.notify(
+                f"{name}: {change.error} — the header shows it until it is back; data on "
+                "screen is stale",
+                title=f"Lost {name}",
+                severity="error",
+                markup=False,
+            )
+        else:
+            self._refresh_errors.clear()  # a later outage is reported again
+            self.notify(f"reconnected to {name} after {change.outage_s:.0f} s", title="Reconnected")
+
     def report_refresh_error(self, what: str, exc: BaseException) -> None:
-        """Notify once per failing view; the view keeps retrying."""
+        """Notify once per failing view (not while the header shows the database lost); the
+        view keeps retrying, and the health probe checks the links now."""
+        self.health.probe_soon()
+        if self.connection.lost_since(Link.DATABASE) is not None:
+            return
         if what not in self._refresh_errors:
             self._refresh_errors.add(what)
             self.notify(

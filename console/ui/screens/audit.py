@@ -141,7 +141,8 @@ class AuditScreen(ConsoleScreen):
         self.query_one("#f-tenant", Input).focus()
 
     def action_refresh_now(self) -> None:
-        self.refresh_audit()
+        if not self.cannot_refresh():
+            self.refresh_audit()
 
     def shown_actions(self) -> list[str]:
         """Action types in display order (for tests)."""

@@ -16,11 +16,17 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 from console.core.errors import ConsoleError, InvalidInput
 from console.core.events import Phase, StepEvent
 from console.core.identifiers import validate_tenant_key
-from console.core.migrations import MigrationPlan, RunProgress
+from console.core.migrations import MigrationPlan, RevisionState, RunProgress
 from console.core.registry import parse_status
 from console.ui.screens.base import ConsoleScreen
 
 BAR_WIDTH = 30
+# symbol and word, never colour alone
+STATE_MARKS = {
+    RevisionState.AT_TARGET: "✓ head",
+    RevisionState.BEHIND: "… behind",
+    RevisionState.UNKNOWN: "? unknown",
+}
 PLAN_KEYS_SHOWN = 8
 RUN_COLUMNS = (
     ("Run started", "started"),
@@ -194,10 +200,14 @@ class MigrationsScreen(ConsoleScreen):
 
     def _show_state(self, status: dict[str, Any], runs: list[dict[str, Any]]) -> None:
         total = sum(r["tenants"] for r in status["revisions"]) or 1
-        lines = [f"head {status['head']} · {status['behind']} tenant(s) behind", ""]
+        lines = [
+            f"head {status['head']} · {status['behind']} tenant(s) behind · "
+            f"{status['unknown']} at an unknown revision",
+            "",
+        ]
         for r in status["revisions"]:
             filled = max(1, round(BAR_WIDTH * r["tenants"] / total))
-            mark = "✓ head" if r["at_head"] else "… behind"
+            mark = STATE_MARKS[RevisionState(r["state"])]
             lines.append(
                 f"{r['revision'][:28]:<28} {'█' * filled:<{BAR_WIDTH}} {r['tenants']:>6} {mark}"
             )
@@ -319,4 +329,5 @@ class MigrationsScreen(ConsoleScreen):
             self.notify("cancelling: tenants in flight finish, no new ones start")
 
     def action_refresh_now(self) -> None:
-        self.refresh_state()
+        if not self.cannot_refresh():
+            self.refresh_state()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -11,6 +13,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from console.core.registry import TenantStatus
 from console.core.service import TenantRow
+from console.ui.connection import Link, LinkChange, clock_text
 from console.ui.screens.base import ConsoleScreen
 from console.ui.tenant_view import COLUMNS, PAGE_SIZE, RowIndex, SlowFacts, cells
 
@@ -50,6 +53,9 @@ class TenantsScreen(ConsoleScreen):
         self._ticks = 0
         self._signature: tuple[int, object] | None = None
         self._timer: Timer | None = None
+        self._counts = ""  # the status line's paging/filter part
+        self._updated: datetime | None = None  # when the shown data was last read
+        self._error: str | None = None  # why the last refresh failed (None: it did not)
         self.loaded = False
 
     def compose(self) -> ComposeResult:
@@ -64,7 +70,14 @@ class TenantsScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
+        self.goapp.link_changes.subscribe(self, self._link_changed)
         self.refresh_tenants()
+
+    def _link_changed(self, change: LinkChange) -> None:
+        if change.link is Link.DATABASE:
+            self._show_freshness()
+            if not change.lost:
+                self.refresh_tenants()
 
     # -- data --------------------------------------------------------------------------------
 
@@ -100,7 +113,11 @@ class TenantsScreen(ConsoleScreen):
                     self._busy = busy
                     self._apply(rebuild=not self.loaded)
                 self.loaded = True
+                self._updated, self._error = self.goapp.clock(), None
+                self._show_freshness()
         except Exception as exc:  # reported, and the next refresh retries
+            self._error = " ".join((str(exc) or type(exc).__name__).split())
+            self._show_freshness()
             self.goapp.report_refresh_error("tenants", exc)
         finally:
             self._schedule(soon=first and self.loaded)
@@ -139,8 +156,8 @@ class TenantsScreen(ConsoleScreen):
                 for key in keys:
                     old = self._shown_cells[key]
                     for (column, _), before, after in zip(COLUMNS, old, fresh[key], strict=True):
-                        if before != after:
-                            table.update_cell(key, column, Text(after, end=""))
+                        if before != after:  # the column widens (or narrows) to its content
+                            table.update_cell(key, column, Text(after, end=""), update_width=True)
         self._shown = keys
         self._shown_cells = fresh
         self._show_status(start, len(page), pages)
@@ -149,10 +166,32 @@ class TenantsScreen(ConsoleScreen):
         status = self._status.value if self._status else "all"
         arrow = "↓" if self._descending else "↑"
         shown = f"{start + 1:,}–{start + count:,}" if count else "0"
-        self.query_one("#tenant-status", Static).update(
+        self._counts = (
             f"{shown} of {len(self._view):,} (registry {len(self._rows):,}) · page "
             f"{self._page + 1}/{pages} · status {status} · sort {self._sort} {arrow}"
         )
+        self._show_freshness()
+
+    def stale_reason(self) -> str | None:
+        """Why the table may be out of date (a failed refresh, the database lost), or None."""
+        lost = self.goapp.connection.lost_since(Link.DATABASE)
+        if lost is not None:
+            return f"database unreachable since {clock_text(lost)}, retrying"
+        if self._error is not None:
+            return f"refresh failed: {self._error}; retrying"
+        return None
+
+    def _show_freshness(self) -> None:
+        """The status line, led by a stale mark while the data cannot be refreshed."""
+        reason = self.stale_reason()
+        line = self.query_one("#tenant-status", Static)
+        line.set_class(reason is not None, "stale")
+        self.query_one(DataTable).set_class(reason is not None, "stale")
+        if reason is None:
+            line.update(self._counts)
+            return
+        since = f"data from {clock_text(self._updated)}" if self._updated else "no data yet"
+        line.update(f"✗ stale — {since} ({reason}) · {self._counts}")
 
     def cursor_key(self) -> str | None:
         """Key of the tenant under the cursor."""
@@ -212,6 +251,8 @@ class TenantsScreen(ConsoleScreen):
         self._apply()
 
     def action_refresh_now(self) -> None:
+        if self.cannot_refresh(self._updated):
+            return
         self._ticks = 0  # include sizes
         self.refresh_tenants()
 

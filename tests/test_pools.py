@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -20,7 +22,8 @@ from helpers import APP_ROLE, wait_until
 
 from console.config import Settings
 from console.core.errors import InvalidInput, InvalidState, OperationFailed, PgBouncerUnavailable
-from console.core.pgbouncer_server import LocalPgBouncer
+from console.core.pgbouncer_server import LocalPgBouncer, pgbouncer_binary
+from console.core.pgserver import LocalCluster, server_os_user
 from console.core.pool_rows import parse_clients, parse_databases, parse_pools, parse_stats
 from console.core.service import ConsoleService
 
@@ -77,6 +80,31 @@ async def test_show_output_of_a_live_pgbouncer_parses_by_name(
     assert databases["tenant_acme"].pool_size == 20
     assert databases["tenant_acme"].reserve_pool == 5
     assert [c.user for c in clients if c.database == "tenant_acme"] == [APP_ROLE]
+
+
+def test_pgbouncer_that_logs_over_a_mebibyte_stays_responsive(pg_cluster: LocalCluster) -> None:
+    """Its log goes to a file: a child whose stderr pipe nobody reads blocks in write(2) after
+    64 KiB, and then answers nothing."""
+    if pgbouncer_binary() is None:
+        pytest.skip("pgbouncer is not installed (.ci/run installs Debian's pgbouncer)")
+    work = Path(tempfile.mkdtemp(prefix="goconsole-pgbouncer-log-"))
+    owner = server_os_user()
+    if owner is not None:
+        shutil.chown(work, owner, owner)
+    bouncer = LocalPgBouncer(work, pg_cluster.port, settings={"verbose": "2"})
+    try:
+        bouncer.start()
+        while bouncer.log_file.stat().st_size < 1 << 20:  # ~600 refused logins at verbose 2
+            with pytest.raises(psycopg.OperationalError, match="no such database"):
+                psycopg.connect(bouncer.dsn("nosuch", "postgres"), connect_timeout=5)
+        with psycopg.connect(
+            bouncer.admin_dsn, autocommit=True, prepare_threshold=None, connect_timeout=5
+        ) as admin:
+            assert "PgBouncer" in str(admin.execute(b"SHOW VERSION").fetchone())
+            assert admin.execute(b"SHOW POOLS").fetchall() is not None
+    finally:
+        bouncer.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 async def test_provisioned_alias_serves_the_tenant_with_rls_per_transaction(

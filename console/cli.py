@@ -177,7 +177,10 @@ def _add_pool_commands(sub: Any) -> None:
     p.add_argument("key")
     p.add_argument("--keep-paused", action="store_true", help="leave the pool paused after")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    pool.add_parser("sync", help="aliases for exactly the ACTIVE/INACTIVE tenants; RELOAD")
+    p = pool.add_parser(
+        "sync", help="repair every alias (target, sizes) for the ACTIVE/INACTIVE tenants; RELOAD"
+    )
+    p.add_argument("--json", action="store_true")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -872,12 +875,13 @@ async def _pool_kill(service: ConsoleService, args: argparse.Namespace) -> None:
 
 
 async def _pool_sync(service: ConsoleService, args: argparse.Namespace) -> None:
-    changes = await service.pools.sync(print_event)
-    print(
-        f"aliases added: {', '.join(changes['added']) or 'none'}; "
-        f"removed: {', '.join(changes['removed']) or 'none'}; "
-        f"INACTIVE blocked again: {', '.join(changes['reblocked']) or 'none'}"
-    )
+    report = await service.pools.sync(print_event)
+    if args.json:
+        _emit_json(report.as_json())
+        return
+    for line in report.lines():
+        print(line)
+    print(report.summary())
 
 
 _Command = Callable[[ConsoleService, argparse.Namespace], Awaitable[None]]

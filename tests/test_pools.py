@@ -462,10 +462,65 @@ async def test_sync_aligns_aliases_with_the_registry(
     include.write_text(
         "[databases]\ntenant_ghost = host=127.0.0.1 port=1 dbname=x pool_size=1 reserve_pool=0\n"
     )
-    changes = await bouncer_service.pools.sync()
-    assert changes == {"added": ["tenant_acme"], "removed": ["tenant_ghost"], "reblocked": []}
+    report = await bouncer_service.pools.sync()
+    assert [c.describe() for c in report.changes] == [
+        "tenant_acme: added",
+        "tenant_ghost: removed",
+    ]
+    assert report.reblocked == ()
     assert await alias_row(pgbouncer, "tenant_acme") is not None
     assert await alias_row(pgbouncer, "tenant_ghost") is None
+
+
+async def test_sync_repairs_every_field_and_keeps_sizes_set_explicitly(
+    bouncer_service: ConsoleService,
+    bouncer_settings: Settings,
+    database_dsn: str,
+    pgbouncer: LocalPgBouncer,
+) -> None:
+    """After PostgreSQL moved to another port, every alias is pointed at it again; a size set
+    with ``pool set-size`` stays, a size nobody set follows the configured default."""
+    for key in ("acme", "bob", "carol"):
+        await bouncer_service.provision(key)
+    await bouncer_service.pools.set_size("carol", 7, 1)
+    port = pgbouncer.backend_port
+    include = Path(bouncer_settings.pgbouncer.include_file)
+    include.write_text(
+        "[databases]\n"
+        "tenant_acme = host=127.0.0.1 port=1 dbname=x pool_size=20 reserve_pool=5\n"
+        "tenant_bob = host=127.0.0.1 port=1 dbname=x pool_size=3 reserve_pool=0\n"
+        "tenant_carol = host=127.0.0.1 port=1 dbname=x pool_size=7 reserve_pool=1\n"
+    )
+    await bouncer_service.pools.admin.command("RELOAD")
+    dbname = bouncer_service.pools.target.dbname
+
+    shown = await asyncio.to_thread(run_cli, bouncer_settings, database_dsn, "pool", "sync")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        f"tenant_acme: port 1 → {port}, dbname x → {dbname}",
+        f"tenant_bob: port 1 → {port}, dbname x → {dbname}, pool_size 3 → 20, reserve_pool 0 → 5",
+        f"tenant_carol: port 1 → {port}, dbname x → {dbname}",
+        "3 alias(es) changed: 0 added, 0 removed, 3 updated",
+    ]
+    for key, size, reserve in (("acme", 20, 5), ("bob", 20, 5), ("carol", 7, 1)):
+        row = await alias_row(pgbouncer, f"tenant_{key}")
+        assert row is not None
+        assert (row.port, row.database, row.pool_size, row.reserve_pool) == (
+            port,
+            dbname,
+            size,
+            reserve,
+        )
+    client = await tenant_client(pgbouncer, "bob")
+    try:
+        assert await client.fetchval("SELECT 1") == 1
+    finally:
+        await client.close()
+    again = await asyncio.to_thread(
+        run_cli, bouncer_settings, database_dsn, "pool", "sync", "--json"
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == {"changes": [], "reblocked": [], "reload": "done"}
 
 
 async def test_sync_blocks_inactive_tenants_again_after_a_pgbouncer_restart(
@@ -479,14 +534,14 @@ async def test_sync_blocks_inactive_tenants_again_after_a_pgbouncer_restart(
     row = await alias_row(pgbouncer, "tenant_sleepy")
     assert row is not None and not row.paused and not row.disabled
 
-    changes = await bouncer_service.pools.sync()
-    assert changes["reblocked"] == ["tenant_sleepy"]
+    report = await bouncer_service.pools.sync()
+    assert report.reblocked == ("tenant_sleepy",)
     row = await alias_row(pgbouncer, "tenant_sleepy")
     assert row is not None and row.paused and row.disabled
     awake = await alias_row(pgbouncer, "tenant_awake")
     assert awake is not None and not awake.paused and not awake.disabled
     assert (await audit_actions(su, "sleepy"))[-1] == "pool.reblock"
-    assert (await bouncer_service.pools.sync())["reblocked"] == []  # nothing left to do
+    assert (await bouncer_service.pools.sync()).reblocked == ()  # nothing left to do
     await bouncer_service.reactivate("sleepy")
     row = await alias_row(pgbouncer, "tenant_sleepy")
     assert row is not None and not row.paused and not row.disabled

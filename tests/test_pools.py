@@ -21,9 +21,11 @@ import pytest
 from helpers import APP_ROLE, wait_until
 
 from console.config import Settings
+from console.core.events import Phase, StepEvent
 from console.core.errors import InvalidInput, InvalidState, OperationFailed, PgBouncerUnavailable
 from console.core.pgbouncer_server import LocalPgBouncer, pgbouncer_binary
 from console.core.pgserver import LocalCluster, server_os_user
+from console.core.pools import POOL_STEPS_SKIPPED
 from console.core.pool_rows import parse_clients, parse_databases, parse_pools, parse_stats
 from console.core.service import ConsoleService
 
@@ -698,6 +700,20 @@ async def test_not_configured_is_a_clear_error(
     )
     assert result.returncode == 2
     assert "PgBouncer is not configured: set [pgbouncer] admin_dsn" in result.stderr
-    # the lifecycle without PgBouncer has no pool steps at all
-    tenant = await service.provision(f"t{uuid.uuid4().hex[:8]}")
-    assert tenant.status == "ACTIVE"
+    # the lifecycle without PgBouncer has no pool steps, and each command says so once
+    key = f"t{uuid.uuid4().hex[:8]}"
+    events: list[StepEvent] = []
+    runs = (
+        lambda: service.provision(key, sink=events.append),
+        lambda: service.provision_many([f"{key}_a", f"{key}_b"], sink=events.append),
+        lambda: service.deactivate(key, timeout=5, sink=events.append),
+        lambda: service.reactivate(key, sink=events.append),
+        lambda: service.offboard(key, timeout=5, sink=events.append),
+    )
+    for run in runs:
+        events.clear()
+        await run()
+        assert [e.message for e in events if e.message == POOL_STEPS_SKIPPED] == [
+            "pgbouncer: not configured — pool steps skipped"
+        ]
+        assert not [e for e in events if e.step.startswith("pool") and e.phase is not Phase.INFO]

@@ -39,6 +39,7 @@ from console.core.pool_rows import (
 )
 from console.core.registry import Registry, Tenant, TenantStatus
 
+POOL_STEPS_SKIPPED = "pgbouncer: not configured — pool steps skipped"
 ALIASED = frozenset({TenantStatus.ACTIVE, TenantStatus.INACTIVE, TenantStatus.DEACTIVATING})
 SIMPLE_ACTIONS = {
     "resume": ("RESUME", "resuming"),

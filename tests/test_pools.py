@@ -21,12 +21,12 @@ import pytest
 from helpers import APP_ROLE, wait_until
 
 from console.config import Settings
-from console.core.events import Phase, StepEvent
 from console.core.errors import InvalidInput, InvalidState, OperationFailed, PgBouncerUnavailable
+from console.core.events import Phase, StepEvent
 from console.core.pgbouncer_server import LocalPgBouncer, pgbouncer_binary
 from console.core.pgserver import LocalCluster, server_os_user
-from console.core.pools import POOL_STEPS_SKIPPED
 from console.core.pool_rows import parse_clients, parse_databases, parse_pools, parse_stats
+from console.core.pools import POOL_STEPS_SKIPPED
 from console.core.service import ConsoleService
 
 

@@ -750,9 +750,12 @@ async def _pool_show(service: ConsoleService, args: argparse.Namespace) -> None:
     taken = 0
     while args.count is None or taken < args.count:
         taken += 1
+        last = args.count is not None and taken >= args.count
         try:
             snapshot = await service.pools.snapshot()
         except PgBouncerUnavailable as exc:
+            if last:  # the watch ends on a failed sample: exit 1
+                raise
             delay = monitor.next_delay(interval)
             print(f"{exc.message}; retrying in {delay:g}s", file=sys.stderr, flush=True)
             await asyncio.sleep(delay)
@@ -764,7 +767,8 @@ async def _pool_show(service: ConsoleService, args: argparse.Namespace) -> None:
                 print("\x1b[H\x1b[2J", end="")
             _print_pools(snapshot)
             print(flush=True)
-        await asyncio.sleep(monitor.next_delay(interval))
+        if not last:
+            await asyncio.sleep(monitor.next_delay(interval))
 
 
 def _print_pools(snapshot: PoolSnapshot) -> None:

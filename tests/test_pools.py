@@ -6,6 +6,7 @@ Each module gets its own PgBouncer (fixture ``pgbouncer``); each test empties th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from console.config import Settings
 from console.core.errors import InvalidInput, InvalidState, OperationFailed, PgBouncerUnavailable
 from console.core.events import Phase, StepEvent
 from console.core.pgbouncer_server import LocalPgBouncer, pgbouncer_binary
-from console.core.pgserver import LocalCluster, server_os_user
+from console.core.pgserver import LocalCluster, free_port, server_os_user
 from console.core.pool_rows import parse_clients, parse_databases, parse_pools, parse_stats
 from console.core.pools import POOL_STEPS_SKIPPED
 from console.core.service import ConsoleService
@@ -642,6 +643,41 @@ async def test_cli_pool_commands(
         run_cli, *cli, "--read-only", "pool", "clients", "acme", "--json"
     )
     assert readable.returncode == 0 and json.loads(readable.stdout) == []
+
+
+async def test_cli_failures_exit_1_watch_on_unreachable_and_clients_without_a_pool(
+    bouncer_service: ConsoleService, bouncer_settings: Settings, database_dsn: str
+) -> None:
+    await bouncer_service.provision("acme")
+    await bouncer_service.offboard("acme", timeout=5)
+    nopool = await asyncio.to_thread(
+        run_cli, bouncer_settings, database_dsn, "pool", "clients", "acme"
+    )
+    assert nopool.returncode == 1, nopool.stderr
+    assert nopool.stderr.strip().splitlines() == [
+        "goconsole: error: tenant acme has no pool: PgBouncer has no alias tenant_acme (only "
+        "ACTIVE and INACTIVE tenants have one; 'goconsole pool sync' adds missing ones)"
+    ]
+    assert nopool.stdout == ""
+
+    unreachable = dataclasses.replace(
+        bouncer_settings,
+        pgbouncer=dataclasses.replace(
+            bouncer_settings.pgbouncer,
+            admin_dsn=f"host=127.0.0.1 port={free_port()} dbname=pgbouncer user=x",
+        ),
+    )
+    watch = await asyncio.to_thread(
+        run_cli,
+        unreachable,
+        database_dsn,
+        *("pool", "show", "--watch", "--count", "2", "--interval", "0.1"),
+    )
+    assert watch.returncode == 1, watch.stderr
+    lines = watch.stderr.strip().splitlines()
+    assert len(lines) == 2 and "retrying in" in lines[0]
+    assert lines[1].startswith("goconsole: error: PgBouncer at x@127.0.0.1:")
+    assert "unreachable" in lines[1]
 
 
 async def test_cli_watch_reports_a_stopped_pgbouncer_and_recovers(

@@ -246,12 +246,17 @@ class PoolService:
         return await self.monitor.snapshot()
 
     async def clients(self, key: str | None = None) -> list[ClientRow]:
-        """Client connections, of one tenant's alias when ``key`` is given."""
-        rows = parse_clients(await self.admin.show("CLIENTS"))
+        """Client connections, of one tenant's alias when ``key`` is given (OperationFailed when
+        PgBouncer has no alias for it)."""
         if key is None:
-            return rows
+            return parse_clients(await self.admin.show("CLIENTS"))
         alias = schema_for(key)
-        return [c for c in rows if c.database == alias]
+        if await self.alias_state(alias) is None:
+            raise OperationFailed(
+                f"tenant {key} has no pool: PgBouncer has no alias {alias} "
+                "(only ACTIVE and INACTIVE tenants have one; 'goconsole pool sync' adds missing ones)"
+            )
+        return [c for c in parse_clients(await self.admin.show("CLIENTS")) if c.database == alias]
 
     async def size_limit(self) -> int:
         """Largest pool size + reserve allowed now (see :func:`size_limit`)."""

@@ -822,6 +822,9 @@ def _print_pools(snapshot: PoolSnapshot) -> None:
         ),
         rows,
     )
+    for view in snapshot.pools:
+        if view.reason is not None:
+            print(f"{view.name}: clients wait with no server connection: {view.reason}")
 
 
 async def _pool_clients(service: ConsoleService, args: argparse.Namespace) -> None:

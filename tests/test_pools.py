@@ -26,9 +26,15 @@ from console.core.errors import InvalidInput, InvalidState, OperationFailed, PgB
 from console.core.events import Phase, StepEvent
 from console.core.pgbouncer_server import LocalPgBouncer, pgbouncer_binary
 from console.core.pgserver import LocalCluster, free_port, server_os_user
+from console.core.pool_monitor import PoolView
 from console.core.pool_rows import parse_clients, parse_databases, parse_pools, parse_stats
 from console.core.pools import POOL_STEPS_SKIPPED
 from console.core.service import ConsoleService
+
+
+async def pool_of(service: ConsoleService, alias: str) -> PoolView:
+    snapshot = await service.pools.snapshot()
+    return next(v for v in snapshot.pools if v.name == alias)
 
 
 async def admin_rows(bouncer: LocalPgBouncer, what: str) -> list[dict[str, object]]:
@@ -526,6 +532,54 @@ async def test_sync_repairs_every_field_and_keeps_sizes_set_explicitly(
     assert json.loads(again.stdout) == {"changes": [], "reblocked": [], "reload": "done"}
 
 
+async def test_pool_waiting_without_a_server_says_why(
+    make_service, bouncer_settings: Settings, database_dsn: str, pgbouncer: LocalPgBouncer
+) -> None:
+    """An alias pointing at a dead port: clients wait, PgBouncer has no server connection, and
+    the snapshot (and ``pool show``) say why, from PgBouncer's log and the alias' target."""
+    settings = dataclasses.replace(
+        bouncer_settings,
+        pgbouncer=dataclasses.replace(bouncer_settings.pgbouncer, log_file=str(pgbouncer.log_file)),
+    )
+    service = await make_service(settings=settings)
+    await service.init()
+    await service.provision("acme")
+    dead = free_port()
+    Path(settings.pgbouncer.include_file).write_text(
+        f"[databases]\ntenant_acme = host=127.0.0.1 port={dead} dbname=x pool_size=2 "
+        "reserve_pool=0\n"
+    )
+    await service.pools.admin.command("RELOAD")
+    waiter = asyncio.ensure_future(tenant_client(pgbouncer, "acme"))
+    try:
+
+        async def stuck() -> PoolView | None:
+            view = await pool_of(service, "tenant_acme")
+            return view if view.reason is not None else None
+
+        view = await wait_until(stuck, "tenant_acme waiting with a reason")
+        assert isinstance(view, PoolView)
+        assert "NO SERVER" in view.alerts
+        assert view.reason is not None
+        assert view.reason.startswith(f"server connect failed (127.0.0.1:{dead})")
+        assert f"alias points at 127.0.0.1:{dead}, not the managed server" in view.reason
+        shown = await asyncio.to_thread(
+            run_cli, settings, database_dsn, "pool", "show", "--interval", "0.1"
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert (
+            f"tenant_acme: clients wait with no server connection: server connect failed "
+            f"(127.0.0.1:{dead})" in shown.stdout
+        )
+        data = await asyncio.to_thread(
+            run_cli, settings, database_dsn, "pool", "show", "--json", "--interval", "0.1"
+        )
+        assert json.loads(data.stdout)["pools"][0]["reason"].startswith("server connect failed")
+    finally:
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+
+
 async def test_sync_blocks_inactive_tenants_again_after_a_pgbouncer_restart(
     bouncer_service: ConsoleService, pgbouncer: LocalPgBouncer, su: asyncpg.Connection
 ) -> None:
@@ -563,6 +617,7 @@ def console_argv(settings: Settings, dsn: str, *args: str, command_timeout: floa
         text += (
             f'[pgbouncer]\nadmin_dsn = "{bouncer.admin_dsn}"\n'
             f'include_file = "{bouncer.include_file}"\ncommand_timeout = {command_timeout}\n'
+            f'log_file = "{bouncer.log_file}"\n'
         )
     config.write_text(text)
     return [sys.executable, "-m", "console", "--config", str(config), "--dsn", dsn, *args]

@@ -215,12 +215,23 @@ class PoolService:
         return self.spec is not None and bool(self.settings.include_file)
 
     @property
+    def monitored(self) -> bool:
+        """Whether PgBouncer's pools can be read (an admin DSN; the include file is needed
+        only for aliases: resize, sync and the lifecycle's alias steps)."""
+        return self.spec is not None
+
+    @property
     def monitor(self) -> PoolMonitor:
         """The snapshot taker (one admin connection, reused)."""
         if self._monitor is None:
             if self.spec is None:
                 raise self._missing
-            self._monitor = PoolMonitor(AdminConnection(self.spec))
+            log = self.settings.log_file
+            self._monitor = PoolMonitor(
+                AdminConnection(self.spec),
+                log_file=Path(log).expanduser() if log else None,
+                target=(self.target.host, self.target.port),
+            )
         return self._monitor
 
     @property

@@ -75,7 +75,13 @@ class PoolsScreen(ConsoleScreen):
 
     @property
     def configured(self) -> bool:
-        """Whether a PgBouncer is configured (else the screen explains how)."""
+        """Whether PgBouncer's pools can be read (else the screen explains how); without an
+        include file they are shown with only the actions that need none."""
+        return self.goapp.service.pools.monitored
+
+    @property
+    def aliases_managed(self) -> bool:
+        """Whether the include file is configured (resize rewrites it)."""
         return self.goapp.service.pools.configured
 
     def compose(self) -> ComposeResult:
@@ -85,6 +91,7 @@ class PoolsScreen(ConsoleScreen):
         else:
             yield Static("connecting to PgBouncer…", id="pool-status", markup=False)
             yield Static("", id="pool-summary", markup=False)
+            yield Static("", id="pool-no-server", markup=False)
             yield PoolPlots()
             yield PoolTable(id="pool-table")
         yield Footer()
@@ -195,14 +202,27 @@ class PoolsScreen(ConsoleScreen):
         version = snapshot.version
         if not version.lower().startswith("pgbouncer"):
             version = f"PgBouncer {version}"
+        if not self.aliases_managed:
+            note += " · no include_file: resize off"
         status.update(
             f"✓ {version} · {len(snapshot.pools)} pool(s), busiest first · "
             f"polled every {seconds(interval)} · updated {self._updated}{note}"
         )
         styles = table.cell_styles()
         self.query_one("#pool-summary", Static).update(summary(snapshot, styles))
+        self._show_no_server(snapshot)
         self.query_one(PoolPlots).show(self.history)
         table.show({v.name: pool_cells(v, styles) for v in snapshot.pools})
+
+    def _show_no_server(self, snapshot: PoolSnapshot) -> None:
+        """One line on the first pool whose clients wait with no server connection, and why;
+        hidden when there is none."""
+        stuck = [v for v in snapshot.pools if v.reason is not None]
+        line = self.query_one("#pool-no-server", Static)
+        line.display = bool(stuck)
+        if stuck:
+            more = f" (+{len(stuck) - 1} more pools)" if len(stuck) > 1 else ""
+            line.update(f"✗ {stuck[0].name}: clients wait, no server: {stuck[0].reason}{more}")
 
     def cursor_alias(self) -> str | None:
         """The alias under the cursor."""
@@ -269,7 +289,14 @@ class PoolsScreen(ConsoleScreen):
         if key is None or view is None:
             self.notify("select a tenant's pool first", severity="warning")
             return
-        if action == "resize":
+        if action == "resize" and not self.aliases_managed:
+            self.notify(
+                "resize rewrites the tenant's alias, and no [pgbouncer] include_file is "
+                "configured: the pools are shown, the other actions work",
+                title="Resize unavailable",
+                severity="warning",
+            )
+        elif action == "resize":
             self._ask_size(key, view)
         elif action == "kill":
             self._ask_kill(key, view)

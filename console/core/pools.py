@@ -265,7 +265,8 @@ class PoolService:
         if await self.alias_state(alias) is None:
             raise OperationFailed(
                 f"tenant {key} has no pool: PgBouncer has no alias {alias} "
-                "(only ACTIVE and INACTIVE tenants have one; 'goconsole pool sync' adds missing ones)"
+                "(only ACTIVE and INACTIVE tenants have one; "
+                "'goconsole pool sync' adds missing ones)"
             )
         return [c for c in parse_clients(await self.admin.show("CLIENTS")) if c.database == alias]
 

@@ -107,21 +107,17 @@ class PoolsScreen(ConsoleScreen):
         return "\n".join(
             [
                 "PgBouncer is not configured, so there are no pools to show.",
-                "",
                 f"Missing: [pgbouncer] {' and '.join(missing)} (config: {settings.source}).",
-                "Add to the config file:",
                 "",
+                "Add to the config file:",
                 "    [pgbouncer]",
-                '    admin_dsn = "host=10.0.0.5 port=6432 dbname=pgbouncer user=goconsole_admin"',
+                '    admin_dsn = "host=10.0.0.5 port=6432 user=goconsole_admin"',
                 '    include_file = "/etc/pgbouncer/goconsole_tenants.ini"',
                 "",
-                "admin_dsn reaches PgBouncer's admin console (the user must be in admin_users; "
-                f"the password comes from ${bouncer.admin_password_env}; ${DSN_ENV} overrides it).",
-                "include_file is the file of tenant aliases goconsole writes; pgbouncer.ini "
-                "needs the line:",
-                "",
+                "admin_dsn reaches PgBouncer's admin console (a user in admin_users; password "
+                f"from ${bouncer.admin_password_env}; ${DSN_ENV} overrides it). include_file "
+                "holds the tenant aliases goconsole writes; pgbouncer.ini needs:",
                 "    %include /etc/pgbouncer/goconsole_tenants.ini",
-                "",
                 "Then restart goconsole; `goconsole pool sync` writes the existing tenants' "
                 "aliases.",
             ]
@@ -328,7 +324,7 @@ class PoolsScreen(ConsoleScreen):
                 self._run("default size", None, partial(self._set_default, choice[0]))
 
         size = self.snapshot.limits.default_pool_size if self.snapshot else 0
-        title = "Default pool size (SET default_pool_size: for aliases without their own size)"
+        title = "Default pool size\nSET default_pool_size: pools without their own size"
         self.app.push_screen(PoolSizeScreen(title, size, None, self.size_limit()), chosen)
 
     def _ask_kill(self, key: str, view: PoolView) -> None:

@@ -151,7 +151,6 @@ class Lifecycle:
         validate_tenant_key(key)  # before the display name, which defaults to the key
         name = display_name_for(key, display_name)
         async with self._runner.run("provision", key, sink) as op:
-            self._note_unmanaged_pool(op)
             async with self._db.acquire() as conn:
                 existing = await self._registry.get(conn, key)
             if existing is not None and existing.status not in RESUMABLE:
@@ -224,6 +223,7 @@ class Lifecycle:
 
         if self._pools is not None:
             await self._pools.add_alias(op, tenant)
+        self._note_unmanaged_pool(op)
 
         async with op.step("activate", "marking the tenant ACTIVE"), self._db.acquire() as conn:
             return await self._registry.transition(

@@ -49,10 +49,19 @@ APP_USER = "bench_app"
 
 def run_load(dsns: list[str], stop: Any, report: Any) -> None:
     """Client process: one asyncpg client per DSN, short transactions until ``stop`` is set;
-    sends (transactions, errors) through the ``report`` pipe."""
+    sends (transactions, errors, closes that had to be forced) through the ``report`` pipe.
+    Every client task is awaited to its end, so none leaves an exception unretrieved."""
 
-    totals = {"done": 0, "errors": 0}
+    totals = {"done": 0, "errors": 0, "forced": 0}
     stopping = asyncio.Event()
+
+    async def close(conn: asyncpg.Connection) -> None:
+        """Close politely; when that fails or times out (a busy PgBouncer), drop the socket."""
+        try:
+            await conn.close(timeout=5)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):  # TimeoutError too
+            conn.terminate()
+            totals["forced"] += 1
 
     async def client(dsn: str) -> None:
         while not stopping.is_set():
@@ -74,14 +83,18 @@ def run_load(dsns: list[str], stop: Any, report: Any) -> None:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 totals["errors"] += 1
             finally:
-                await conn.close(timeout=5)
+                await close(conn)
 
     async def main() -> None:
         tasks = [asyncio.create_task(client(d)) for d in dsns]
         await asyncio.to_thread(stop.wait)
         stopping.set()  # clients finish their transaction and leave (cancelling mid-query
-        await asyncio.wait(tasks, timeout=30)  # would send cancel requests through PgBouncer)
-        report.send((totals["done"], totals["errors"]))
+        _, late = await asyncio.wait(tasks, timeout=30)  # would send cancel requests)
+        for task in late:
+            task.cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        totals["errors"] += sum(isinstance(o, BaseException) for o in outcomes)
+        report.send((totals["done"], totals["errors"], totals["forced"]))
 
     asyncio.run(main())
 
@@ -198,11 +211,14 @@ def main() -> int:
                 asyncio.run(measure(bouncer, args))
             finally:
                 stop.set()
-            done, errors = receive.recv() if receive.poll(60) else (-1, -1)
+            done, errors, forced = receive.recv() if receive.poll(60) else (-1, -1, -1)
             load.join(10)
             if load.is_alive():
                 load.terminate()
-            print(f"load: {done} transactions by {args.clients} clients, {errors} errors")
+            print(
+                f"load: {done} transactions by {args.clients} clients, {errors} errors, "
+                f"{forced} close(s) forced after a timeout"
+            )
         finally:
             bouncer.stop()
     return 0

@@ -189,7 +189,10 @@ def _add_pool_commands(sub: Any) -> None:
     p.add_argument("key")
     p.add_argument("--keep-paused", action="store_true", help="leave the pool paused after")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    pool.add_parser("sync", help="aliases for exactly the ACTIVE/INACTIVE tenants; RELOAD")
+    p = pool.add_parser(
+        "sync", help="repair every alias (target, sizes) for the ACTIVE/INACTIVE tenants; RELOAD"
+    )
+    p.add_argument("--json", action="store_true")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -809,9 +812,12 @@ async def _pool_show(service: ConsoleService, args: argparse.Namespace) -> None:
     taken = 0
     while args.count is None or taken < args.count:
         taken += 1
+        last = args.count is not None and taken >= args.count
         try:
             snapshot = await service.pools.snapshot()
         except PgBouncerUnavailable as exc:
+            if last:  # the watch ends on a failed sample: exit 1
+                raise
             delay = monitor.next_delay(interval)
             print(f"{exc.message}; retrying in {delay:g}s", file=sys.stderr, flush=True)
             await asyncio.sleep(delay)
@@ -823,7 +829,8 @@ async def _pool_show(service: ConsoleService, args: argparse.Namespace) -> None:
                 print("\x1b[H\x1b[2J", end="")
             _print_pools(snapshot)
             print(flush=True)
-        await asyncio.sleep(monitor.next_delay(interval))
+        if not last:
+            await asyncio.sleep(monitor.next_delay(interval))
 
 
 def _print_pools(snapshot: PoolSnapshot) -> None:
@@ -877,6 +884,9 @@ def _print_pools(snapshot: PoolSnapshot) -> None:
         ),
         rows,
     )
+    for view in snapshot.pools:
+        if view.reason is not None:
+            print(f"{view.name}: clients wait with no server connection: {view.reason}")
 
 
 async def _pool_clients(service: ConsoleService, args: argparse.Namespace) -> None:
@@ -934,12 +944,13 @@ async def _pool_kill(service: ConsoleService, args: argparse.Namespace) -> None:
 
 
 async def _pool_sync(service: ConsoleService, args: argparse.Namespace) -> None:
-    changes = await service.pools.sync(print_event)
-    print(
-        f"aliases added: {', '.join(changes['added']) or 'none'}; "
-        f"removed: {', '.join(changes['removed']) or 'none'}; "
-        f"INACTIVE blocked again: {', '.join(changes['reblocked']) or 'none'}"
-    )
+    report = await service.pools.sync(print_event)
+    if args.json:
+        _emit_json(report.as_json())
+        return
+    for line in report.lines():
+        print(line)
+    print(report.summary())
 
 
 async def _check_privileges(service: ConsoleService, args: argparse.Namespace) -> None:

@@ -89,6 +89,7 @@ class PgBouncerSettings:
     admin_dsn: str = ""
     admin_password_env: str = "PGBOUNCER_ADMIN_PASSWORD"
     include_file: str = ""
+    log_file: str = ""
     server_host: str = ""
     server_port: int = 0
     server_dbname: str = ""

@@ -20,6 +20,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from console.config import load_settings
+from console.core.pgbouncer_server import pgbouncer_binary
+
 
 def run_cli(
     *args: str, dsn: str | None, backup_dir: Path, env: dict[str, str] | None = None
@@ -416,12 +419,13 @@ def test_demo_serves_until_interrupted_and_reuses_its_data_dir() -> None:
 
 def _demo_twice(data_dir: Path) -> None:
     args = [sys.executable, "-m", "console", "demo", "--no-ui", "--tenants", "6"]
+    config = data_dir / "goconsole.toml"
 
     def serve() -> str:
         proc = subprocess.Popen(
             [*args, "--data-dir", str(data_dir)],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # one pipe, read to the end: a full pipe would block it
             text=True,
         )
         assert proc.stdout is not None
@@ -431,15 +435,35 @@ def _demo_twice(data_dir: Path) -> None:
             if line.startswith("Ctrl-C stops the server."):
                 break
         assert (data_dir / "pgdata" / "postmaster.pid").exists()
+        listed = subprocess.run(
+            [sys.executable, "-m", "console", "--config", str(config), "tenants", "list"],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+            env={k: v for k, v in os.environ.items() if not k.startswith("GOCONSOLE_")},
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert "acme_outdoors" in listed.stdout
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
+        rest, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, rest
         assert not (data_dir / "pgdata" / "postmaster.pid").exists()
-        return "".join(lines) + err
+        return "".join(lines) + rest
 
     first = serve()
     assert "tenants:      4 ACTIVE, 1 ARCHIVED, 1 INACTIVE" in first
     assert "[provision acme_outdoors]" in first
+    assert f"try:          goconsole --config {config} tenants list" in first
+    settings = load_settings(str(config))
+    assert settings.backup.dir == str(data_dir / "backups")
+    assert settings.cluster().dsn.endswith("/gocommerce")
     second = serve()
     assert "tenants:      4 ACTIVE, 1 ARCHIVED, 1 INACTIVE" in second
     assert "[provision" not in second  # the persistent data dir was reused
+    if pgbouncer_binary() is not None:
+        assert settings.pgbouncer.include_file == str(data_dir / "pgbouncer" / "tenants.ini")
+        assert f"try:          goconsole --config {config} pool show" in second
+        # PostgreSQL came back on another port: sync at start pointed the 5 aliases at it
+        assert "pool sync:    5 alias(es) changed: 0 added, 0 removed, 5 updated" in second
+        assert "tenant_acme_outdoors: port " in second

@@ -15,6 +15,7 @@ import pytest
 
 from console.core.errors import ConfigError, InvalidInput
 from console.core.pool_config import Alias, IncludeFile
+from console.core.pool_log import server_failures
 from console.core.pool_rates import RateTracker
 from console.core.pool_rows import (
     parse_clients,
@@ -23,7 +24,7 @@ from console.core.pool_rows import (
     parse_pools,
     parse_stats,
 )
-from console.core.pools import check_pool_size
+from console.core.pools import check_pool_size, reconcile
 
 # SHOW POOLS of PgBouncer 1.25 (recorded): cl_cancel_req is gone, load-balance and prepared
 # statement columns are new; the parser must take what it knows by name.
@@ -277,3 +278,49 @@ def test_unreadable_include_lines_name_the_file_and_line(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="cannot be written"):
         Alias("tenant_a", "h;x", 1, "d", 1, 0).line()
     assert os.access(path, os.R_OK)
+
+
+def test_log_gives_the_last_server_failure_per_database(tmp_path: Path) -> None:
+    """Lines as PgBouncer 1.18 writes them; a routine close after a failure clears it."""
+    log = tmp_path / "pgbouncer.log"
+    prefix = "2026-12-01 02:35:10.090 UTC [13691] LOG "
+    log.write_text(
+        prefix
+        + "C-0x1: tenant_a/app@127.0.0.1:58500 login attempt: db=tenant_a user=app\n"
+        + prefix
+        + "S-0x2: tenant_a/app@127.0.0.1:36937 closing because: connect failed (age=0s)\n"
+        + prefix
+        + "S-0x3: tenant_b/app@127.0.0.1:5432 closing because: connect failed (age=0s)\n"
+        + prefix
+        + "S-0x4: tenant_b/app@127.0.0.1:5432 closing because: server idle timeout "
+        "(age=600s)\n"
+        + prefix
+        + "C-0x5: tenant_c/app@127.0.0.1:58501 closing because: client close request "
+        "(age=0s)\n"
+    )
+    assert server_failures(log) == {"tenant_a": "server connect failed (127.0.0.1:36937)"}
+    assert server_failures(tmp_path / "missing.log") == {}
+
+
+def test_reconcile_reports_each_changed_field() -> None:
+    aliases = {
+        "tenant_a": Alias("tenant_a", "h", 1, "d", 20, 5),
+        "tenant_gone": Alias("tenant_gone", "h", 1, "d", 20, 5),
+    }
+    wanted = {
+        "tenant_a": Alias("tenant_a", "h", 2, "d", 10, 5),
+        "tenant_new": Alias("tenant_new", "h", 2, "d", 20, 5),
+    }
+    changes = reconcile(aliases, wanted)
+    assert aliases == wanted
+    assert [c.describe() for c in changes] == [
+        "tenant_a: port 1 → 2, pool_size 20 → 10",
+        "tenant_gone: removed",
+        "tenant_new: added",
+    ]
+    assert changes[0].as_json() == {
+        "alias": "tenant_a",
+        "action": "changed",
+        "fields": {"port": {"old": 1, "new": 2}, "pool_size": {"old": 20, "new": 10}},
+    }
+    assert reconcile(aliases, wanted) == []

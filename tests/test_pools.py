@@ -6,10 +6,13 @@ Each module gets its own PgBouncer (fixture ``pgbouncer``); each test empties th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -20,9 +23,18 @@ from helpers import APP_ROLE, wait_until
 
 from console.config import Settings
 from console.core.errors import InvalidInput, InvalidState, OperationFailed, PgBouncerUnavailable
-from console.core.pgbouncer_server import LocalPgBouncer
+from console.core.events import Phase, StepEvent
+from console.core.pgbouncer_server import LocalPgBouncer, pgbouncer_binary
+from console.core.pgserver import LocalCluster, free_port, server_os_user
+from console.core.pool_monitor import PoolView
 from console.core.pool_rows import parse_clients, parse_databases, parse_pools, parse_stats
+from console.core.pools import POOL_STEPS_SKIPPED
 from console.core.service import ConsoleService
+
+
+async def pool_of(service: ConsoleService, alias: str) -> PoolView:
+    snapshot = await service.pools.snapshot()
+    return next(v for v in snapshot.pools if v.name == alias)
 
 
 async def admin_rows(bouncer: LocalPgBouncer, what: str) -> list[dict[str, object]]:
@@ -77,6 +89,31 @@ async def test_show_output_of_a_live_pgbouncer_parses_by_name(
     assert databases["tenant_acme"].pool_size == 20
     assert databases["tenant_acme"].reserve_pool == 5
     assert [c.user for c in clients if c.database == "tenant_acme"] == [APP_ROLE]
+
+
+def test_pgbouncer_that_logs_over_a_mebibyte_stays_responsive(pg_cluster: LocalCluster) -> None:
+    """Its log goes to a file: a child whose stderr pipe nobody reads blocks in write(2) after
+    64 KiB, and then answers nothing."""
+    if pgbouncer_binary() is None:
+        pytest.skip("pgbouncer is not installed (.ci/run installs Debian's pgbouncer)")
+    work = Path(tempfile.mkdtemp(prefix="goconsole-pgbouncer-log-"))
+    owner = server_os_user()
+    if owner is not None:
+        shutil.chown(work, owner, owner)
+    bouncer = LocalPgBouncer(work, pg_cluster.port, settings={"verbose": "2"})
+    try:
+        bouncer.start()
+        while bouncer.log_file.stat().st_size < 1 << 20:  # ~600 refused logins at verbose 2
+            with pytest.raises(psycopg.OperationalError, match="no such database"):
+                psycopg.connect(bouncer.dsn("nosuch", "postgres"), connect_timeout=5)
+        with psycopg.connect(
+            bouncer.admin_dsn, autocommit=True, prepare_threshold=None, connect_timeout=5
+        ) as admin:
+            assert "PgBouncer" in str(admin.execute(b"SHOW VERSION").fetchone())
+            assert admin.execute(b"SHOW POOLS").fetchall() is not None
+    finally:
+        bouncer.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 async def test_provisioned_alias_serves_the_tenant_with_rls_per_transaction(
@@ -434,10 +471,113 @@ async def test_sync_aligns_aliases_with_the_registry(
     include.write_text(
         "[databases]\ntenant_ghost = host=127.0.0.1 port=1 dbname=x pool_size=1 reserve_pool=0\n"
     )
-    changes = await bouncer_service.pools.sync()
-    assert changes == {"added": ["tenant_acme"], "removed": ["tenant_ghost"], "reblocked": []}
+    report = await bouncer_service.pools.sync()
+    assert [c.describe() for c in report.changes] == [
+        "tenant_acme: added",
+        "tenant_ghost: removed",
+    ]
+    assert report.reblocked == ()
     assert await alias_row(pgbouncer, "tenant_acme") is not None
     assert await alias_row(pgbouncer, "tenant_ghost") is None
+
+
+async def test_sync_repairs_every_field_and_keeps_sizes_set_explicitly(
+    bouncer_service: ConsoleService,
+    bouncer_settings: Settings,
+    database_dsn: str,
+    pgbouncer: LocalPgBouncer,
+) -> None:
+    """After PostgreSQL moved to another port, every alias is pointed at it again; a size set
+    with ``pool set-size`` stays, a size nobody set follows the configured default."""
+    for key in ("acme", "bob", "carol"):
+        await bouncer_service.provision(key)
+    await bouncer_service.pools.set_size("carol", 7, 1)
+    port = pgbouncer.backend_port
+    include = Path(bouncer_settings.pgbouncer.include_file)
+    include.write_text(
+        "[databases]\n"
+        "tenant_acme = host=127.0.0.1 port=1 dbname=x pool_size=20 reserve_pool=5\n"
+        "tenant_bob = host=127.0.0.1 port=1 dbname=x pool_size=3 reserve_pool=0\n"
+        "tenant_carol = host=127.0.0.1 port=1 dbname=x pool_size=7 reserve_pool=1\n"
+    )
+    await bouncer_service.pools.admin.command("RELOAD")
+    dbname = bouncer_service.pools.target.dbname
+
+    shown = await asyncio.to_thread(run_cli, bouncer_settings, database_dsn, "pool", "sync")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        f"tenant_acme: port 1 → {port}, dbname x → {dbname}",
+        f"tenant_bob: port 1 → {port}, dbname x → {dbname}, pool_size 3 → 20, reserve_pool 0 → 5",
+        f"tenant_carol: port 1 → {port}, dbname x → {dbname}",
+        "3 alias(es) changed: 0 added, 0 removed, 3 updated",
+    ]
+    for key, size, reserve in (("acme", 20, 5), ("bob", 20, 5), ("carol", 7, 1)):
+        row = await alias_row(pgbouncer, f"tenant_{key}")
+        assert row is not None
+        assert (row.port, row.database, row.pool_size, row.reserve_pool) == (
+            port,
+            dbname,
+            size,
+            reserve,
+        )
+    client = await tenant_client(pgbouncer, "bob")
+    try:
+        assert await client.fetchval("SELECT 1") == 1
+    finally:
+        await client.close()
+    again = await asyncio.to_thread(
+        run_cli, bouncer_settings, database_dsn, "pool", "sync", "--json"
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == {"changes": [], "reblocked": [], "reload": "done"}
+
+
+async def test_pool_waiting_without_a_server_says_why(
+    make_service, bouncer_settings: Settings, database_dsn: str, pgbouncer: LocalPgBouncer
+) -> None:
+    """An alias pointing at a dead port: clients wait, PgBouncer has no server connection, and
+    the snapshot (and ``pool show``) say why, from PgBouncer's log and the alias' target."""
+    settings = dataclasses.replace(
+        bouncer_settings,
+        pgbouncer=dataclasses.replace(bouncer_settings.pgbouncer, log_file=str(pgbouncer.log_file)),
+    )
+    service = await make_service(settings=settings)
+    await service.init()
+    await service.provision("acme")
+    dead = free_port()
+    Path(settings.pgbouncer.include_file).write_text(
+        f"[databases]\ntenant_acme = host=127.0.0.1 port={dead} dbname=x pool_size=2 "
+        "reserve_pool=0\n"
+    )
+    await service.pools.admin.command("RELOAD")
+    waiter = asyncio.ensure_future(tenant_client(pgbouncer, "acme"))
+    try:
+
+        async def stuck() -> PoolView | None:
+            view = await pool_of(service, "tenant_acme")
+            return view if view.reason is not None else None
+
+        view = await wait_until(stuck, "tenant_acme waiting with a reason")
+        assert isinstance(view, PoolView)
+        assert "NO SERVER" in view.alerts
+        assert view.reason is not None
+        assert view.reason.startswith(f"server connect failed (127.0.0.1:{dead})")
+        assert f"alias points at 127.0.0.1:{dead}, not the managed server" in view.reason
+        shown = await asyncio.to_thread(
+            run_cli, settings, database_dsn, "pool", "show", "--interval", "0.1"
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert (
+            f"tenant_acme: clients wait with no server connection: server connect failed "
+            f"(127.0.0.1:{dead})" in shown.stdout
+        )
+        data = await asyncio.to_thread(
+            run_cli, settings, database_dsn, "pool", "show", "--json", "--interval", "0.1"
+        )
+        assert json.loads(data.stdout)["pools"][0]["reason"].startswith("server connect failed")
+    finally:
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
 
 
 async def test_sync_blocks_inactive_tenants_again_after_a_pgbouncer_restart(
@@ -451,14 +591,14 @@ async def test_sync_blocks_inactive_tenants_again_after_a_pgbouncer_restart(
     row = await alias_row(pgbouncer, "tenant_sleepy")
     assert row is not None and not row.paused and not row.disabled
 
-    changes = await bouncer_service.pools.sync()
-    assert changes["reblocked"] == ["tenant_sleepy"]
+    report = await bouncer_service.pools.sync()
+    assert report.reblocked == ("tenant_sleepy",)
     row = await alias_row(pgbouncer, "tenant_sleepy")
     assert row is not None and row.paused and row.disabled
     awake = await alias_row(pgbouncer, "tenant_awake")
     assert awake is not None and not awake.paused and not awake.disabled
     assert (await audit_actions(su, "sleepy"))[-1] == "pool.reblock"
-    assert (await bouncer_service.pools.sync())["reblocked"] == []  # nothing left to do
+    assert (await bouncer_service.pools.sync()).reblocked == ()  # nothing left to do
     await bouncer_service.reactivate("sleepy")
     row = await alias_row(pgbouncer, "tenant_sleepy")
     assert row is not None and not row.paused and not row.disabled
@@ -477,6 +617,7 @@ def console_argv(settings: Settings, dsn: str, *args: str, command_timeout: floa
         text += (
             f'[pgbouncer]\nadmin_dsn = "{bouncer.admin_dsn}"\n'
             f'include_file = "{bouncer.include_file}"\ncommand_timeout = {command_timeout}\n'
+            f'log_file = "{bouncer.log_file}"\n'
         )
     config.write_text(text)
     return [sys.executable, "-m", "console", "--config", str(config), "--dsn", dsn, *args]
@@ -559,6 +700,41 @@ async def test_cli_pool_commands(
     assert readable.returncode == 0 and json.loads(readable.stdout) == []
 
 
+async def test_cli_failures_exit_1_watch_on_unreachable_and_clients_without_a_pool(
+    bouncer_service: ConsoleService, bouncer_settings: Settings, database_dsn: str
+) -> None:
+    await bouncer_service.provision("acme")
+    await bouncer_service.offboard("acme", timeout=5)
+    nopool = await asyncio.to_thread(
+        run_cli, bouncer_settings, database_dsn, "pool", "clients", "acme"
+    )
+    assert nopool.returncode == 1, nopool.stderr
+    assert nopool.stderr.strip().splitlines() == [
+        "goconsole: error: tenant acme has no pool: PgBouncer has no alias tenant_acme (only "
+        "ACTIVE and INACTIVE tenants have one; 'goconsole pool sync' adds missing ones)"
+    ]
+    assert nopool.stdout == ""
+
+    unreachable = dataclasses.replace(
+        bouncer_settings,
+        pgbouncer=dataclasses.replace(
+            bouncer_settings.pgbouncer,
+            admin_dsn=f"host=127.0.0.1 port={free_port()} dbname=pgbouncer user=x",
+        ),
+    )
+    watch = await asyncio.to_thread(
+        run_cli,
+        unreachable,
+        database_dsn,
+        *("pool", "show", "--watch", "--count", "2", "--interval", "0.1"),
+    )
+    assert watch.returncode == 1, watch.stderr
+    lines = watch.stderr.strip().splitlines()
+    assert len(lines) == 2 and "retrying in" in lines[0]
+    assert lines[1].startswith("goconsole: error: PgBouncer at x@127.0.0.1:")
+    assert "unreachable" in lines[1]
+
+
 async def test_cli_watch_reports_a_stopped_pgbouncer_and_recovers(
     bouncer_service: ConsoleService,
     bouncer_settings: Settings,
@@ -615,6 +791,20 @@ async def test_not_configured_is_a_clear_error(
     )
     assert result.returncode == 2
     assert "PgBouncer is not configured: set [pgbouncer] admin_dsn" in result.stderr
-    # the lifecycle without PgBouncer has no pool steps at all
-    tenant = await service.provision(f"t{uuid.uuid4().hex[:8]}")
-    assert tenant.status == "ACTIVE"
+    # the lifecycle without PgBouncer has no pool steps, and each command says so once
+    key = f"t{uuid.uuid4().hex[:8]}"
+    events: list[StepEvent] = []
+    runs = (
+        lambda: service.provision(key, sink=events.append),
+        lambda: service.provision_many([f"{key}_a", f"{key}_b"], sink=events.append),
+        lambda: service.deactivate(key, timeout=5, sink=events.append),
+        lambda: service.reactivate(key, sink=events.append),
+        lambda: service.offboard(key, timeout=5, sink=events.append),
+    )
+    for run in runs:
+        events.clear()
+        await run()
+        assert [e.message for e in events if e.message == POOL_STEPS_SKIPPED] == [
+            "pgbouncer: not configured — pool steps skipped"
+        ]
+        assert not [e for e in events if e.step.startswith("pool") and e.phase is not Phase.INFO]

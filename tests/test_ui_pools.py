@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,6 +24,7 @@ from textual.widgets import Button, Input, Static
 
 from console.config import Settings, UiSettings
 from console.core.pgbouncer_server import LocalPgBouncer
+from console.core.pgserver import free_port
 from console.core.pool_monitor import PoolSnapshot, PoolView
 from console.core.pool_rates import PoolRates
 from console.core.pool_rows import Limits, PoolRow
@@ -398,6 +400,75 @@ async def test_not_configured_explains_how(service: ConsoleService) -> None:
         assert screen.polls == 0 and service.pools._monitor is None  # nothing polled
         assert "pool" not in bound_actions(app)
         assert screen.palette_commands() == []
+
+
+async def test_admin_dsn_without_include_file_shows_pools_and_refuses_only_resize(
+    pool_service: ConsoleService, bouncer_settings: Settings, pgbouncer: LocalPgBouncer
+) -> None:
+    """--pgbouncer-dsn alone: the pools are shown (as ``pool show`` shows them); resize, which
+    rewrites the include file, says why it cannot run; actions over the admin console work."""
+    await pool_service.provision("acme")
+    settings = fast_pools(bouncer_settings, admin_dsn="", include_file="")
+    service = ConsoleService(
+        settings, dsn=pool_service.spec.conninfo, pgbouncer_dsn=pgbouncer.admin_dsn
+    )
+    notes = Notes()
+    app = GoConsoleApp(service)
+    try:
+        async with service, app.run_test(size=SIZE, message_hook=notes) as pilot:
+            screen = await pools_screen(pilot, "tenant_acme")
+            assert not screen.query("#pool-not-configured")
+            assert "no include_file: resize off" in status_line(screen)
+            await pilot.press("s")
+            await wait_for(
+                pilot,
+                lambda: notes.any("Resize unavailable", "no [pgbouncer] include_file"),
+                "the reason resize cannot run",
+            )
+            assert not isinstance(app.screen, PoolSizeScreen)
+            await pilot.press("r")
+            await wait_for(pilot, lambda: notes.any("pool reconnect acme", "recycled"), "reconnect")
+    finally:
+        await service.close()
+
+
+async def test_waiting_pool_without_a_server_says_why(
+    make_service: Callable[..., Awaitable[ConsoleService]],
+    bouncer_settings: Settings,
+    pgbouncer: LocalPgBouncer,
+) -> None:
+    service = await make_service(
+        settings=fast_pools(bouncer_settings, log_file=str(pgbouncer.log_file))
+    )
+    await service.init()
+    await service.provision("acme")
+    dead = free_port()
+    Path(bouncer_settings.pgbouncer.include_file).write_text(
+        f"[databases]\ntenant_acme = host=127.0.0.1 port={dead} dbname=x pool_size=2 "
+        "reserve_pool=0\n"
+    )
+    await service.pools.admin.command("RELOAD")
+    waiter = asyncio.ensure_future(
+        asyncpg.connect(pgbouncer.dsn("tenant_acme", APP_ROLE), statement_cache_size=0)
+    )
+    app = GoConsoleApp(service)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await pools_screen(pilot, "tenant_acme")
+            line = screen.query_one("#pool-no-server", Static)
+            await wait_for(
+                pilot,
+                lambda: "server connect failed" in str(line.render()),
+                "the reason the pool has no server",
+            )
+            assert line.display
+            assert str(line.render()).startswith(
+                f"✗ tenant_acme: clients wait, no server: server connect failed (127.0.0.1:{dead})"
+            )
+            assert "NO SERVER" in row(screen, "tenant_acme")[STATE]
+    finally:
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
 
 
 async def test_read_only_hides_and_refuses_pool_actions(

@@ -36,6 +36,7 @@ from console.ui.app import GoConsoleApp
 from console.ui.screens.audit import AuditScreen
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.placeholder import NotBuiltScreen
+from console.ui.screens.pool_forms import PoolSizeScreen
 from console.ui.screens.pools import PoolsScreen
 from console.ui.screens.prompt import ConfirmKeyScreen
 from console.ui.screens.provision import ProvisionScreen
@@ -422,30 +423,81 @@ def snapshot_bouncer(
         bouncer_admin(pgbouncer, "RELOAD")
 
 
+async def on_pools(pilot: Pilot[Any]) -> None:
+    """The pools screen once every pool shows with its rates (two polls)."""
+    app = pilot.app
+    await on_tenants(pilot)
+    await pilot.press("p")
+
+    def ready() -> bool:
+        screen = app.screen
+        return (
+            isinstance(screen, PoolsScreen)
+            and screen.snapshot is not None
+            and len(screen.shown_aliases()) == len(POOL_SIZES)
+            and all(p.rates is not None for p in screen.snapshot.pools)
+        )
+
+    await wait_for(pilot, ready, "the pools with their rates")
+
+
 def test_pools_screen(
     snap_compare, snapshot_dsn: str, snapshot_bouncer: PgBouncerSettings, tmp_path: Path
 ) -> None:
-    """Gauges, state words, totals against the limits and (flat) sparklines; 160×48 only."""
+    """Gauges, state words, totals against the limits and (flat) sparklines with their titles
+    and units; 160×48."""
+    assert snap_compare(
+        SnapshotApp(snapshot_dsn, tmp_path, snapshot_bouncer),
+        terminal_size=(160, 48),
+        run_before=settled_pools,
+    )
+
+
+def test_pools_screen_at_80x24(
+    snap_compare, snapshot_dsn: str, snapshot_bouncer: PgBouncerSettings, tmp_path: Path
+) -> None:
+    """The same at 80×24: the sparklines keep their titles and units."""
+    assert snap_compare(
+        SnapshotApp(snapshot_dsn, tmp_path, snapshot_bouncer),
+        terminal_size=(80, 24),
+        run_before=settled_pools,
+    )
+
+
+async def settled_pools(pilot: Pilot[Any]) -> None:
+    await on_pools(pilot)
+    await settle(pilot)
+
+
+def test_pools_default_size_dialog_at_80x24(
+    snap_compare, snapshot_dsn: str, snapshot_bouncer: PgBouncerSettings, tmp_path: Path
+) -> None:
+    """The default-size dialog's title is whole at 80×24."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        app = pilot.app
-        await on_tenants(pilot)
-        await pilot.press("p")
-
-        def ready() -> bool:
-            screen = app.screen
-            return (
-                isinstance(screen, PoolsScreen)
-                and screen.snapshot is not None
-                and len(screen.shown_aliases()) == len(POOL_SIZES)
-                and all(p.rates is not None for p in screen.snapshot.pools)
-            )
-
-        await wait_for(pilot, ready, "the pools with their rates")
+        await on_pools(pilot)
+        await pilot.press("D")
+        await wait_for(
+            pilot, lambda: isinstance(pilot.app.screen, PoolSizeScreen), "the default-size dialog"
+        )
         await settle(pilot)
 
     assert snap_compare(
         SnapshotApp(snapshot_dsn, tmp_path, snapshot_bouncer),
-        terminal_size=(160, 48),
+        terminal_size=(80, 24),
         run_before=run_before,
+    )
+
+
+def test_pools_not_configured_at_80x24(snap_compare, snapshot_dsn: str, tmp_path: Path) -> None:
+    """The "not configured" box fits the width (its text wraps)."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await on_tenants(pilot)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, PoolsScreen), "the pools screen")
+        await settle(pilot)
+
+    assert snap_compare(
+        SnapshotApp(snapshot_dsn, tmp_path), terminal_size=(80, 24), run_before=run_before
     )

@@ -52,7 +52,7 @@ from console.core.errors import (
 from console.core.events import EventSink, Phase, StepEvent
 from console.core.identifiers import dollar_quoted, qualified, schema_for, validate_tenant_key
 from console.core.operations import TENANT_LOCK_CLASS, OperationRunner, describe_error
-from console.core.pools import PoolService
+from console.core.pools import POOL_STEPS_SKIPPED, PoolService
 from console.core.registry import RESUMABLE, Tenant, TenantStatus, display_name_for
 from console.core.schema_tree import VERSION_TABLE, AlembicRunner, head_revision
 from console.core.template import TemplateDDL, TemplateSchema
@@ -371,6 +371,8 @@ class BulkProvisioner:
             raise InvalidInput(f"batch size must be 1 or more, got {batch_size}")
         run = _Run(BulkReport([key for key, _ in requests]), sink, progress or _no_progress)
         run.progress(run.report)
+        if self._pools is None:
+            run.event(None, "pool", Phase.INFO, POOL_STEPS_SKIPPED)
         leftovers: list[str] = []
         async with self._connections(concurrency) as (conn, workers):
             for start in range(0, len(requests), batch_size):

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import uuid
@@ -26,10 +28,12 @@ from console.core.events import EventSink
 from console.core.identifiers import qualified, quote_ident
 from console.core.pgbouncer_server import LocalPgBouncer, pgbouncer_binary
 from console.core.pgserver import LocalCluster, PgBinaries, server_os_user
+from console.core.pools import SyncReport
 from console.core.registry import Tenant
 from console.core.service import ConsoleService
 
 DEMO_DATABASE = "gocommerce"
+DEMO_CONFIG = "goconsole.toml"
 SHOP_NAMES = (
     "Acme Outdoors",
     "Blue Harbor Books",
@@ -155,28 +159,34 @@ async def run_demo(
                     settings.pgbouncer,
                     admin_dsn=bouncer.admin_dsn,
                     include_file=str(bouncer.include_file),
+                    log_file=str(bouncer.log_file),
                 ),
             )
         dsn = cluster.dsn(DEMO_DATABASE)
+        config = write_demo_config(root, dsn, demo_settings)
+        synced: SyncReport | None = None
         async with ConsoleService(demo_settings, dsn=dsn) as service:
             await service.init(sink)
             await seed(service, tenants, sink)
             summary = await service.tenants()
             if bouncer is not None:
-                await service.pools.sync(sink)
+                synced = await service.pools.sync(sink)
                 busy = [t for t in summary if t.status.value == "ACTIVE"][:1]
                 if busy:  # a small pool for the slow tenant, so clients queue and it shows
                     await service.pools.set_size(busy[0].key, 2, 0, sink)
         counts: dict[str, int] = {}
         for tenant in summary:
             counts[tenant.status.value] = counts.get(tenant.status.value, 0) + 1
+        hint = f"goconsole --config {shlex.quote(str(config))}"
         print(f"demo cluster: PostgreSQL {PgBinaries.embedded().major_version()} in {root}")
         print(f"connection:   {dsn}")
         print("tenants:      " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-        print(f"try:          goconsole --dsn {dsn} tenants list")
-        if bouncer is not None:
+        print(f"config:       {config} (cluster, PgBouncer, include file, backups)")
+        print(f"try:          {hint} tenants list")
+        if bouncer is not None and synced is not None:
             print(f"pgbouncer:    {bouncer.admin_dsn} (demo traffic on a few tenant pools)")
-            print(f"try:          goconsole --pgbouncer-dsn '{bouncer.admin_dsn}' pool show")
+            _print_sync(synced)
+            print(f"try:          {hint} pool show")
             active = [t for t in summary if t.status.value == "ACTIVE"]
             traffic = asyncio.create_task(demo_traffic(bouncer, active[:6], settings))
         if open_ui is not None:
@@ -194,6 +204,53 @@ async def run_demo(
             await asyncio.to_thread(bouncer.stop)
         if not attached:
             await asyncio.to_thread(cluster.stop)
+
+
+def write_demo_config(root: Path, dsn: str, settings: Settings) -> Path:
+    """``goconsole.toml`` in the demo folder (rewritten at each start: the ports change): the
+    cluster DSN, the backup dir in the demo folder and, when it runs, the demo's PgBouncer."""
+    cluster = settings.cluster()
+    lines = [
+        "# Written by `goconsole demo` at each start (the ports change): use it with",
+        "#   goconsole --config <this file> tenants list",
+        f"default_cluster = {_toml(settings.default_cluster)}",
+        "",
+        f"[clusters.{_toml(settings.default_cluster)}]",
+        f"dsn = {_toml(dsn)}",
+        f"app_role = {_toml(cluster.app_role)}",
+        "",
+        "[backup]",
+        f"dir = {_toml(settings.backup.dir)}",
+    ]
+    bouncer = settings.pgbouncer
+    if bouncer.admin_dsn:
+        lines += ["", "[pgbouncer]"]
+        lines += [
+            f"{key} = {_toml(value)}"
+            for key, value in (
+                ("admin_dsn", bouncer.admin_dsn),
+                ("include_file", bouncer.include_file),
+                ("log_file", bouncer.log_file),
+            )
+        ]
+    path = root / DEMO_CONFIG
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _toml(value: str) -> str:
+    """A TOML basic string (JSON's escapes are valid TOML)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _print_sync(report: SyncReport, shown: int = 5) -> None:
+    """What ``pool sync`` changed at start: the summary and the first few aliases."""
+    print(f"pool sync:    {report.summary()}")
+    lines = report.lines() if report.changes else []
+    for line in lines[:shown]:
+        print(f"              {line}")
+    if len(lines) > shown:
+        print(f"              … and {len(lines) - shown} more (pool sync --json lists them)")
 
 
 def _start_pgbouncer(root: Path, backend_port: int, settings: Settings) -> LocalPgBouncer | None:

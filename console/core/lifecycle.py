@@ -25,7 +25,7 @@ from console.core.errors import InvalidInput, InvalidState, OperationFailed
 from console.core.events import EventSink, discard
 from console.core.identifiers import schema_for, validate_tenant_key
 from console.core.operations import Operation, OperationRunner
-from console.core.pools import PoolService
+from console.core.pools import POOL_STEPS_SKIPPED, PoolService
 from console.core.registry import RESUMABLE, Registry, Tenant, TenantStatus, display_name_for
 from console.core.schema_tree import AlembicRunner, head_revision
 from console.core.template import TemplateDDL, TemplateSchema
@@ -223,6 +223,7 @@ class Lifecycle:
 
         if self._pools is not None:
             await self._pools.add_alias(op, tenant)
+        self._note_unmanaged_pool(op)
 
         async with op.step("activate", "marking the tenant ACTIVE"), self._db.acquire() as conn:
             return await self._registry.transition(
@@ -263,6 +264,7 @@ class Lifecycle:
         _check_timeout(timeout)
         async with self._runner.run("deactivate", key, sink) as op:
             tenant = await self._require(op, key, {TenantStatus.ACTIVE, TenantStatus.DEACTIVATING})
+            self._note_unmanaged_pool(op)
             if tenant.status is TenantStatus.ACTIVE:
                 async with op.step("backup", "final backup") as step:
                     backup = await self._backups.full_backup(tenant, reason="deactivate")
@@ -285,6 +287,7 @@ class Lifecycle:
         """Grant the application role access again and mark the tenant ACTIVE."""
         async with self._runner.run("reactivate", key, sink) as op:
             tenant = await self._require(op, key, {TenantStatus.INACTIVE})
+            self._note_unmanaged_pool(op)
             if self._pools is not None:
                 await self._pools.unblock(op, tenant)
             async with op.step("grant", f"granting {self._app_role} access again") as step:
@@ -306,6 +309,7 @@ class Lifecycle:
         allowed = {TenantStatus.ACTIVE, TenantStatus.INACTIVE, TenantStatus.OFFBOARDING}
         async with self._runner.run("offboard", key, sink) as op:
             tenant = await self._require(op, key, allowed)
+            self._note_unmanaged_pool(op)
             durations: dict[str, float] = {}
             async with self._db.acquire() as conn:
                 schema_exists, _ = await schema_revision(conn, tenant.schema_name)
@@ -364,6 +368,11 @@ class Lifecycle:
             return report
 
     # -- shared steps ------------------------------------------------------------------------
+
+    def _note_unmanaged_pool(self, op: Operation) -> None:
+        """Say once, in the operation's progress, that its PgBouncer steps do not run."""
+        if self._pools is None:
+            op.info(POOL_STEPS_SKIPPED)
 
     async def _require(self, op: Operation, key: str, allowed: set[TenantStatus]) -> Tenant:
         async with self._db.acquire() as conn:

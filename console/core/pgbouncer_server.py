@@ -79,6 +79,12 @@ class LocalPgBouncer:
         return self.work_dir / "pgbouncer.log"
 
     @property
+    def stderr_file(self) -> Path:
+        """Where PgBouncer's stderr goes: it runs with ``-q`` and logs to :attr:`log_file`, so
+        this holds only what it prints before its log is open (a config error at start)."""
+        return self.work_dir / "pgbouncer.stderr"
+
+    @property
     def admin_dsn(self) -> str:
         """DSN of the admin console."""
         return f"host=127.0.0.1 port={self.port} dbname=pgbouncer user={ADMIN_USER}"
@@ -123,20 +129,21 @@ class LocalPgBouncer:
         if self.running():
             return
         self.write_config()
-        self._process = subprocess.Popen(
-            [str(self.binary), str(self.config_file)],
-            user=self.os_user,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            cwd="/",
-            preexec_fn=_raise_file_limit,  # only sets a limit; no threads are running
-        )
+        # Never a pipe: nobody reads it, and PgBouncer blocks in write(2) once it is full.
+        with self.stderr_file.open("wb") as stderr:
+            self._process = subprocess.Popen(
+                [str(self.binary), "-q", str(self.config_file)],
+                user=self.os_user,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                cwd="/",
+                preexec_fn=_raise_file_limit,  # only sets a limit; no threads are running
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                err = self._process.stderr.read().decode() if self._process.stderr else ""
-                raise OperationFailed(f"pgbouncer exited at start: {err.strip()[-400:]}")
+                raise OperationFailed(f"pgbouncer exited at start: {self._start_error()}")
             with contextlib.suppress(psycopg.OperationalError):
                 psycopg.connect(
                     self.admin_dsn, autocommit=True, prepare_threshold=None, connect_timeout=2
@@ -145,6 +152,15 @@ class LocalPgBouncer:
             time.sleep(0.05)
         self.stop()
         raise OperationFailed(f"pgbouncer did not answer on port {self.port} in {timeout:g}s")
+
+    def _start_error(self) -> str:
+        """The end of what PgBouncer wrote before it exited (stderr, else its log)."""
+        for path in (self.stderr_file, self.log_file):
+            with contextlib.suppress(OSError):
+                text = path.read_text(errors="replace").strip()
+                if text:
+                    return text[-400:]
+        return "no output"
 
     def running(self) -> bool:
         """Whether the child process is alive."""
@@ -162,8 +178,6 @@ class LocalPgBouncer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if process.stderr:
-            process.stderr.close()
 
 
 def _raise_file_limit() -> None:

@@ -3,15 +3,18 @@ rates from the previous snapshot and a backoff schedule while PgBouncer is unrea
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from console.core.errors import PgBouncerUnavailable
 from console.core.identifiers import TENANT_SCHEMA_PREFIX
 from console.core.pgbouncer import AdminConnection
+from console.core.pool_log import server_failures
 from console.core.pool_rates import PoolRates, RateTracker
 from console.core.pool_rows import (
     ADMIN_DATABASE,
@@ -43,6 +46,7 @@ class PoolView:
     disabled: bool
     rates: PoolRates | None
     maxwait_rising: bool
+    reason: str | None = None  # why clients wait with no server connection (see no_server)
 
     @property
     def tenant(self) -> str | None:
@@ -75,7 +79,14 @@ class PoolView:
             found.append("PAUSED")
         if self.disabled:
             found.append("DISABLED")
+        if self.reason is not None:
+            found.append("NO SERVER")
         return tuple(found)
+
+    @property
+    def no_server(self) -> bool:
+        """Clients wait, the pool is not paused, and it has no server connection at all."""
+        return self.pool.cl_waiting > 0 and self.pool.servers == 0 and not self.paused
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -97,6 +108,7 @@ class PoolView:
             "paused": self.paused,
             "disabled": self.disabled,
             "alerts": list(self.alerts),
+            "reason": self.reason,
             "xact_per_s": None if r is None else round(r.xact_per_s, 2),
             "query_per_s": None if r is None else round(r.query_per_s, 2),
             "avg_query_ms": None if r is None else round(r.avg_query_ms, 3),
@@ -141,9 +153,17 @@ class PoolSnapshot:
 class PoolMonitor:
     """Takes snapshots over one reused admin connection; owns rates and the retry backoff."""
 
-    def __init__(self, admin: AdminConnection, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        admin: AdminConnection,
+        clock: Callable[[], float] = time.monotonic,
+        log_file: Path | None = None,
+        target: tuple[str, int] | None = None,
+    ) -> None:
         self.admin = admin
         self._clock = clock
+        self.log_file = log_file
+        self.target = target
         self._rates = RateTracker()
         self._maxwait: dict[str, int] = {}
         self._limits: tuple[float, Limits, str] | None = None
@@ -178,6 +198,7 @@ class PoolMonitor:
             if name != ADMIN_DATABASE
         ]
         self._maxwait = {v.name: v.pool.maxwait_us for v in views}
+        views = self._explain(views, databases)
         views.sort(key=lambda v: (-v.saturation, -v.pool.maxwait_us, v.name))
         return PoolSnapshot(
             datetime.now(UTC),
@@ -207,6 +228,35 @@ class PoolMonitor:
             rates,
             pool.maxwait_us > previous,
         )
+
+    def _explain(self, views: list[PoolView], databases: dict[str, DatabaseRow]) -> list[PoolView]:
+        """Give each pool whose clients wait with no server connection the reason: the log's
+        last server failure for it, an alias pointing away from the managed server, or that
+        nothing says why."""
+        stuck = {v.name for v in views if v.no_server}
+        if not stuck:
+            return views
+        failures = server_failures(self.log_file) if self.log_file is not None else {}
+        return [
+            dataclasses.replace(v, reason=self._reason(databases[v.name], failures))
+            if v.name in stuck
+            else v
+            for v in views
+        ]
+
+    def _reason(self, db: DatabaseRow, failures: dict[str, str]) -> str:
+        found = [failures[db.name]] if db.name in failures else []
+        if self.target is not None and (db.host, db.port) != self.target:
+            host, port = self.target
+            found.append(
+                f"alias points at {db.host}:{db.port}, not the managed server {host}:{port} "
+                "(run pool sync)"
+            )
+        if found:
+            return "; ".join(found)
+        if self.log_file is None:
+            return "no server connection (set [pgbouncer] log_file to see why)"
+        return "no server connection, and PgBouncer's log says no reason"
 
     async def _config(self) -> tuple[Limits, str]:
         now = self._clock()

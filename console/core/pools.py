@@ -5,9 +5,13 @@ audit with the actor, events)."""
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import asyncpg
 
 from console.config import PgBouncerSettings
 from console.core.db import ConnectionSpec, Database
@@ -35,6 +39,7 @@ from console.core.pool_rows import (
 )
 from console.core.registry import Registry, Tenant, TenantStatus
 
+POOL_STEPS_SKIPPED = "pgbouncer: not configured — pool steps skipped"
 ALIASED = frozenset({TenantStatus.ACTIVE, TenantStatus.INACTIVE, TenantStatus.DEACTIVATING})
 SIMPLE_ACTIONS = {
     "resume": ("RESUME", "resuming"),
@@ -85,6 +90,100 @@ class ServerTarget:
         )
 
 
+SYNC_FIELDS = ("host", "port", "dbname", "pool_size", "reserve_pool")
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    """What ``pool sync`` did to one alias: added, removed, or fields changed (old, new)."""
+
+    alias: str
+    action: str  # added | removed | changed
+    fields: tuple[tuple[str, object, object], ...] = ()
+
+    def describe(self) -> str:
+        """One line: ``tenant_acme: port 5432 → 5433, pool_size 20 → 10``."""
+        if self.action != "changed":
+            return f"{self.alias}: {self.action}"
+        return f"{self.alias}: " + ", ".join(f"{n} {old} → {new}" for n, old, new in self.fields)
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready dict (also the audit detail)."""
+        return {
+            "alias": self.alias,
+            "action": self.action,
+            "fields": {n: {"old": old, "new": new} for n, old, new in self.fields},
+        }
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """The outcome of ``pool sync``."""
+
+    changes: tuple[AliasChange, ...]
+    reblocked: tuple[str, ...]
+    reload: str
+
+    def lines(self) -> list[str]:
+        """What changed, one line per alias, then the re-blocked INACTIVE aliases."""
+        lines = [c.describe() for c in self.changes] or [
+            "every alias already matches the registry and config"
+        ]
+        if self.reblocked:
+            lines.append(f"INACTIVE blocked again: {', '.join(self.reblocked)}")
+        if self.reload != "done":
+            lines.append(f"reload {self.reload}")
+        return lines
+
+    def summary(self) -> str:
+        """``N alias(es) changed: a added, r removed, c changed``."""
+        count = {a: sum(c.action == a for c in self.changes) for a in ("added", "removed")}
+        changed = len(self.changes) - count["added"] - count["removed"]
+        return (
+            f"{len(self.changes)} alias(es) changed: {count['added']} added, "
+            f"{count['removed']} removed, {changed} updated"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "changes": [c.as_json() for c in self.changes],
+            "reblocked": list(self.reblocked),
+            "reload": self.reload,
+        }
+
+
+def reconcile(aliases: dict[str, Alias], wanted: dict[str, Alias]) -> list[AliasChange]:
+    """Make ``aliases`` equal to ``wanted`` in place; returns each change, by alias name."""
+    changes = []
+    for name in sorted(aliases.keys() | wanted.keys()):
+        old, new = aliases.get(name), wanted.get(name)
+        if new is None:
+            del aliases[name]
+            changes.append(AliasChange(name, "removed"))
+        elif old is None:
+            aliases[name] = new
+            changes.append(AliasChange(name, "added"))
+        elif old != new:
+            aliases[name] = new
+            fields = tuple(
+                (f, getattr(old, f), getattr(new, f))
+                for f in SYNC_FIELDS
+                if getattr(old, f) != getattr(new, f)
+            )
+            changes.append(AliasChange(name, "changed", fields))
+    return changes
+
+
+async def explicitly_sized(conn: asyncpg.Connection) -> set[uuid.UUID]:
+    """Ids of the tenants whose pool size was set with ``pool set-size`` (an audited step)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT tenant_id FROM public.tenant_audit_log "
+        "WHERE action_type = 'pool.set_size' AND tenant_id IS NOT NULL"
+    )
+    return {row["tenant_id"] for row in rows}
+
+
 class PoolService:
     """PgBouncer operations for one cluster; ``configured`` is False without ``admin_dsn``."""
 
@@ -116,12 +215,23 @@ class PoolService:
         return self.spec is not None and bool(self.settings.include_file)
 
     @property
+    def monitored(self) -> bool:
+        """Whether PgBouncer's pools can be read (an admin DSN; the include file is needed
+        only for aliases: resize, sync and the lifecycle's alias steps)."""
+        return self.spec is not None
+
+    @property
     def monitor(self) -> PoolMonitor:
         """The snapshot taker (one admin connection, reused)."""
         if self._monitor is None:
             if self.spec is None:
                 raise self._missing
-            self._monitor = PoolMonitor(AdminConnection(self.spec))
+            log = self.settings.log_file
+            self._monitor = PoolMonitor(
+                AdminConnection(self.spec),
+                log_file=Path(log).expanduser() if log else None,
+                target=(self.target.host, self.target.port),
+            )
         return self._monitor
 
     @property
@@ -147,12 +257,18 @@ class PoolService:
         return await self.monitor.snapshot()
 
     async def clients(self, key: str | None = None) -> list[ClientRow]:
-        """Client connections, of one tenant's alias when ``key`` is given."""
-        rows = parse_clients(await self.admin.show("CLIENTS"))
+        """Client connections, of one tenant's alias when ``key`` is given (OperationFailed when
+        PgBouncer has no alias for it)."""
         if key is None:
-            return rows
+            return parse_clients(await self.admin.show("CLIENTS"))
         alias = schema_for(key)
-        return [c for c in rows if c.database == alias]
+        if await self.alias_state(alias) is None:
+            raise OperationFailed(
+                f"tenant {key} has no pool: PgBouncer has no alias {alias} "
+                "(only ACTIVE and INACTIVE tenants have one; "
+                "'goconsole pool sync' adds missing ones)"
+            )
+        return [c for c in parse_clients(await self.admin.show("CLIENTS")) if c.database == alias]
 
     async def size_limit(self) -> int:
         """Largest pool size + reserve allowed now (see :func:`size_limit`)."""
@@ -249,29 +365,39 @@ class PoolService:
                 else:
                     await self.admin.database_command(verb, tenant.schema_name)
 
-    async def sync(self, sink: EventSink = discard) -> dict[str, list[str]]:
-        """Make the include file list exactly the ACTIVE/INACTIVE tenants (keeping sizes),
-        RELOAD, then block again the aliases of INACTIVE tenants that PgBouncer has open (it
-        keeps DISABLE/PAUSE in memory only: a restart forgets them); returns the aliases
-        added, removed and blocked again."""
+    async def sync(self, sink: EventSink = discard) -> SyncReport:
+        """Make the include file list exactly the ACTIVE/INACTIVE tenants, each pointing at
+        :attr:`target` (host, port, dbname always repaired) with the configured default sizes,
+        except a tenant whose size was set with ``pool set-size`` keeps its size; RELOAD, then
+        block again the aliases of INACTIVE tenants that PgBouncer has open (it keeps
+        DISABLE/PAUSE in memory only: a restart forgets them). Reports every alias it changed."""
         self._require_include()
         async with self._runner.run("pool", None, sink) as op:
             async with op.step("sync", "aligning tenant aliases with the registry") as step:
                 async with self._db.acquire() as conn:
                     tenants = await self._registry.list(conn, with_config=False)
-                wanted = {t.schema_name for t in tenants if t.status in ALIASED}
+                    sized = await explicitly_sized(conn)
                 with self.include.editing() as aliases:
-                    removed = sorted(set(aliases) - wanted)
-                    added = sorted(wanted - set(aliases))
-                    for name in removed:
-                        del aliases[name]
-                    for name in added:
-                        aliases[name] = self._alias(name)
-                step.details.update(added=added, removed=removed)
+                    wanted = {
+                        t.schema_name: self._synced_alias(
+                            aliases.get(t.schema_name), t.id in sized, t.schema_name
+                        )
+                        for t in tenants
+                        if t.status in ALIASED
+                    }
+                    changes = reconcile(aliases, wanted)
+                step.details["changes"] = [c.as_json() for c in changes]
                 step.details["reload"] = await self._reload_if_reachable(op.info)
         inactive = [t for t in tenants if t.status is TenantStatus.INACTIVE]
         reblocked = await self._reblock(inactive, sink) if step.details["reload"] == "done" else []
-        return {"added": added, "removed": removed, "reblocked": reblocked}
+        return SyncReport(tuple(changes), tuple(reblocked), str(step.details["reload"]))
+
+    def _synced_alias(self, current: Alias | None, keep_size: bool, name: str) -> Alias:
+        """The alias sync wants: the target always; the current size only when set
+        explicitly (``pool set-size``), else the configured defaults."""
+        if keep_size and current is not None:
+            return self._alias(name, current.pool_size, current.reserve_pool)
+        return self._alias(name)
 
     async def _reblock(self, tenants: list[Tenant], sink: EventSink) -> list[str]:
         """DISABLE + KILL (which leaves it paused) each INACTIVE tenant's alias that is open;
@@ -309,14 +435,15 @@ class PoolService:
     async def add_aliases(
         self, tenants: list[Tenant], note: Callable[[str], None]
     ) -> tuple[dict[str, Alias], str]:
-        """Add the aliases of ``tenants`` (keeping sizes set earlier) in one edit of the include
+        """Add the aliases of ``tenants`` (keeping sizes set earlier, pointing an existing one
+        at :attr:`target`) in one edit of the include
         file, then RELOAD once; returns the aliases by name and how the RELOAD went (see
         :meth:`_reload_if_reachable`, which tells ``note`` when PgBouncer is down). The
         caller holds the tenants' locks."""
         with self.include.editing() as aliases:
             for tenant in tenants:
-                if tenant.schema_name not in aliases:
-                    aliases[tenant.schema_name] = self._alias(tenant.schema_name)
+                old = aliases.get(tenant.schema_name)
+                aliases[tenant.schema_name] = self._synced_alias(old, True, tenant.schema_name)
             added = {t.schema_name: aliases[t.schema_name] for t in tenants}
         return added, await self._reload_if_reachable(note)
 

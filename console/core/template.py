@@ -123,6 +123,7 @@ class TemplateSchema:
             TEMPLATE_SCHEMA,
             "--dbname",
             self._spec.conninfo,
+            stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=self._spec.libpq_env(),

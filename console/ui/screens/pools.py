@@ -75,7 +75,13 @@ class PoolsScreen(ConsoleScreen):
 
     @property
     def configured(self) -> bool:
-        """Whether a PgBouncer is configured (else the screen explains how)."""
+        """Whether PgBouncer's pools can be read (else the screen explains how); without an
+        include file they are shown with only the actions that need none."""
+        return self.goapp.service.pools.monitored
+
+    @property
+    def aliases_managed(self) -> bool:
+        """Whether the include file is configured (resize rewrites it)."""
         return self.goapp.service.pools.configured
 
     def compose(self) -> ComposeResult:
@@ -85,6 +91,7 @@ class PoolsScreen(ConsoleScreen):
         else:
             yield Static("connecting to PgBouncer…", id="pool-status", markup=False)
             yield Static("", id="pool-summary", markup=False)
+            yield Static("", id="pool-no-server", markup=False)
             yield PoolPlots()
             yield PoolTable(id="pool-table")
         yield Footer()
@@ -100,21 +107,17 @@ class PoolsScreen(ConsoleScreen):
         return "\n".join(
             [
                 "PgBouncer is not configured, so there are no pools to show.",
-                "",
                 f"Missing: [pgbouncer] {' and '.join(missing)} (config: {settings.source}).",
-                "Add to the config file:",
                 "",
+                "Add to the config file:",
                 "    [pgbouncer]",
-                '    admin_dsn = "host=10.0.0.5 port=6432 dbname=pgbouncer user=goconsole_admin"',
+                '    admin_dsn = "host=10.0.0.5 port=6432 user=goconsole_admin"',
                 '    include_file = "/etc/pgbouncer/goconsole_tenants.ini"',
                 "",
-                "admin_dsn reaches PgBouncer's admin console (the user must be in admin_users; "
-                f"the password comes from ${bouncer.admin_password_env}; ${DSN_ENV} overrides it).",
-                "include_file is the file of tenant aliases goconsole writes; pgbouncer.ini "
-                "needs the line:",
-                "",
+                "admin_dsn reaches PgBouncer's admin console (a user in admin_users; password "
+                f"from ${bouncer.admin_password_env}; ${DSN_ENV} overrides it). include_file "
+                "holds the tenant aliases goconsole writes; pgbouncer.ini needs:",
                 "    %include /etc/pgbouncer/goconsole_tenants.ini",
-                "",
                 "Then restart goconsole; `goconsole pool sync` writes the existing tenants' "
                 "aliases.",
             ]
@@ -195,14 +198,27 @@ class PoolsScreen(ConsoleScreen):
         version = snapshot.version
         if not version.lower().startswith("pgbouncer"):
             version = f"PgBouncer {version}"
+        if not self.aliases_managed:
+            note += " · no include_file: resize off"
         status.update(
             f"✓ {version} · {len(snapshot.pools)} pool(s), busiest first · "
             f"polled every {seconds(interval)} · updated {self._updated}{note}"
         )
         styles = table.cell_styles()
         self.query_one("#pool-summary", Static).update(summary(snapshot, styles))
+        self._show_no_server(snapshot)
         self.query_one(PoolPlots).show(self.history)
         table.show({v.name: pool_cells(v, styles) for v in snapshot.pools})
+
+    def _show_no_server(self, snapshot: PoolSnapshot) -> None:
+        """One line on the first pool whose clients wait with no server connection, and why;
+        hidden when there is none."""
+        stuck = [v for v in snapshot.pools if v.reason is not None]
+        line = self.query_one("#pool-no-server", Static)
+        line.display = bool(stuck)
+        if stuck:
+            more = f" (+{len(stuck) - 1} more pools)" if len(stuck) > 1 else ""
+            line.update(f"✗ {stuck[0].name}: clients wait, no server: {stuck[0].reason}{more}")
 
     def cursor_alias(self) -> str | None:
         """The alias under the cursor."""
@@ -269,7 +285,14 @@ class PoolsScreen(ConsoleScreen):
         if key is None or view is None:
             self.notify("select a tenant's pool first", severity="warning")
             return
-        if action == "resize":
+        if action == "resize" and not self.aliases_managed:
+            self.notify(
+                "resize rewrites the tenant's alias, and no [pgbouncer] include_file is "
+                "configured: the pools are shown, the other actions work",
+                title="Resize unavailable",
+                severity="warning",
+            )
+        elif action == "resize":
             self._ask_size(key, view)
         elif action == "kill":
             self._ask_kill(key, view)
@@ -301,7 +324,7 @@ class PoolsScreen(ConsoleScreen):
                 self._run("default size", None, partial(self._set_default, choice[0]))
 
         size = self.snapshot.limits.default_pool_size if self.snapshot else 0
-        title = "Default pool size (SET default_pool_size: for aliases without their own size)"
+        title = "Default pool size\nSET default_pool_size: pools without their own size"
         self.app.push_screen(PoolSizeScreen(title, size, None, self.size_limit()), chosen)
 
     def _ask_kill(self, key: str, view: PoolView) -> None:

@@ -17,8 +17,14 @@ from console.core.pool_monitor import PoolSnapshot, PoolView
 
 GAUGE_WIDTH = 16
 ACTIVE, IDLE, FREE = "█", "▒", "·"
-ALERT_MARKS = {"WAITING": "⚠", "MAXWAIT RISING": "↑", "PAUSED": "‖", "DISABLED": "⊘"}
-URGENT = frozenset({"WAITING", "MAXWAIT RISING"})
+ALERT_MARKS = {
+    "WAITING": "⚠",
+    "MAXWAIT RISING": "↑",
+    "PAUSED": "‖",
+    "DISABLED": "⊘",
+    "NO SERVER": "✗",
+}
+URGENT = frozenset({"WAITING", "MAXWAIT RISING", "NO SERVER"})
 COLUMNS = (
     ("pool", "Pool"),
     ("gauge", f"{ACTIVE} active {IDLE} idle {FREE} free"),

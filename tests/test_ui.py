@@ -29,7 +29,7 @@ from console.ui.screens.provision import ProvisionScreen
 from console.ui.screens.tenant_detail import TenantDetailScreen
 from console.ui.screens.tenants import TenantsScreen
 from console.ui.tenant_view import PAGE_SIZE
-from console.ui.themes import FALLBACK_THEME
+from console.ui.themes import FALLBACK_THEME, themes_dir
 
 PATIENCE_S = 30.0
 SIZE = (160, 48)
@@ -541,6 +541,8 @@ async def test_theme_problems_are_reported_and_fall_back(
     folder.mkdir()
     (folder / "good.toml").write_text(GOOD_THEME)
     (folder / "broken.toml").write_text(BAD_THEME)
+    dark = themes_dir() / f"{FALLBACK_THEME}.toml"
+    (folder / dark.name).write_text(dark.read_text(encoding="utf-8"))
     themed = dataclasses.replace(settings, ui=UiSettings(refresh_interval=0.3, theme=wanted))
     svc = await make_service(settings=themed)
     await svc.init()

@@ -17,21 +17,27 @@ from test_ui import (
     Notes,
     detail_screen,
     fast,
+    insert_registry,
+    table_column,
     tenants_screen,
+    type_text,
     wait_for,
 )
 from test_ui_pools import fast_pools, pool_of, pools_screen
 from textual import events
-from textual.widgets import Button, Static
+from textual.widgets import Button, DataTable, Static
+from textual.widgets._toast import Toast
 
 from console.config import Settings, UiSettings
 from console.core.service import ConsoleService
 from console.ui.app import GoConsoleApp
 from console.ui.commands import ThemeCommands
-from console.ui.screens.audit import AuditScreen
+from console.ui.screens.audit import AUDIT_LIMIT, AuditScreen
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.migrations import MigrationsScreen
 from console.ui.screens.pool_forms import PoolSizeScreen
+from console.ui.screens.tenants import TenantsScreen
+from console.ui.tenant_view import PAGE_SIZE
 from console.ui.themes import themes_dir
 
 
@@ -229,3 +235,127 @@ async def test_unknown_theme_falls_back_to_gocommerce_dark(
         await tenants_screen(pilot)
         assert app.theme == "gocommerce-dark"
         assert notes.any("theme 'nope' is not available", "using gocommerce-dark")
+
+
+# -- lists: status cycle, Home/End, the audit screen at 80x24, toasts ---------------------------
+
+
+def status_line(screen: TenantsScreen) -> str:
+    return str(screen.query_one("#tenant-status", Static).render())
+
+
+async def test_status_key_skips_statuses_no_tenant_has(
+    ui_service: ConsoleService, su: asyncpg.Connection
+) -> None:
+    await insert_registry(su, [("bolt", "Bolt", "INACTIVE"), ("cedar", "Cedar", "ARCHIVED")])
+    await ui_service.provision("acme")
+    app = GoConsoleApp(ui_service)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await tenants_screen(pilot)
+        seen = []
+        for _ in range(4):
+            await pilot.press("s")
+            seen.append(status_line(screen).split(" · status ")[1].split(" · ")[0])
+        assert seen == ["ACTIVE", "INACTIVE", "ARCHIVED", "all"]
+
+
+async def test_home_and_end_go_to_the_ends_of_the_whole_list(
+    ui_service: ConsoleService, su: asyncpg.Connection
+) -> None:
+    count = 2 * PAGE_SIZE + 7
+    keys = [f"shop_{i:04d}" for i in range(count)]
+    await insert_registry(su, [(key, key, "ACTIVE") for key in keys])
+    app = GoConsoleApp(ui_service)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await tenants_screen(pilot)
+        await pilot.press("end")
+        assert screen.cursor_key() == keys[-1]
+        assert "page 3/3" in status_line(screen)
+        await pilot.press("home")
+        assert screen.cursor_key() == keys[0]
+        assert "page 1/3" in status_line(screen)
+
+
+async def test_audit_screen_fits_80_columns_filters_by_prefix_and_counts_right(
+    ui_service: ConsoleService, su: asyncpg.Connection
+) -> None:
+    for key in ("shop_a", "shop_b", "other"):
+        await ui_service.provision(key)
+    await su.execute(
+        "INSERT INTO public.tenant_audit_log (action_type, actor, actor_host, actor_address) "
+        "VALUES ('test.long', 'operations', 'bastion-eu-west-1.internal.example', "
+        "'2001:db8:85a3::8a2e:370:7334')"
+    )
+    total = await su.fetchval("SELECT count(*) FROM public.tenant_audit_log")
+    app = GoConsoleApp(ui_service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tenants_screen(pilot)
+        await pilot.press("a")
+        audit = await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, AuditScreen) and app.screen.loaded and app.screen,
+            "the audit screen",
+        )
+        assert isinstance(audit, AuditScreen)
+        table = audit.query_one("#audit-table", DataTable)
+        # Every column fits the 80-column table; the long actor and address are cut visibly.
+        width = sum(c.get_render_width(table) for c in table.columns.values())
+        assert width <= table.scrollable_content_region.width
+        top = [str(cell) for cell in table.get_row_at(0)]
+        assert top[2] == "test.long"
+        assert top[3].startswith("operations@") and top[3].endswith("…")
+        assert top[4].startswith("2001:") and top[4].endswith("…")
+
+        # Fewer entries than the limit: just the count.
+        status = str(audit.query_one("#audit-status", Static).render())
+        assert status.startswith(f"{total} entries · ") and "newest" not in status
+
+        # End goes to the last (oldest) row, Home back to the first.
+        await pilot.press("end")
+        assert table.cursor_row == table.row_count - 1
+        await pilot.press("home")
+        assert table.cursor_row == 0
+
+        # A tenant key prefix filters to every tenant it starts.
+        await pilot.press("slash")
+        await type_text(pilot, "shop")
+        await pilot.press("enter")
+        await wait_for(
+            pilot,
+            lambda: set(table_column(audit, "#audit-table", 1)) == {"shop_a", "shop_b"},
+            "the entries of shop_a and shop_b only",
+        )
+
+    # More entries than the limit: says the newest are shown and older ones exist.
+    await su.execute(
+        "INSERT INTO public.tenant_audit_log (action_type, actor, actor_host, actor_address) "
+        "SELECT 'test.bulk', 'ops', 'h', 'local' FROM generate_series(1, $1)",
+        AUDIT_LIMIT,
+    )
+    app = GoConsoleApp(ui_service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tenants_screen(pilot)
+        await pilot.press("a")
+        audit = await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, AuditScreen) and app.screen.loaded and app.screen,
+            "the audit screen",
+        )
+        assert isinstance(audit, AuditScreen)
+        status = str(audit.query_one("#audit-status", Static).render())
+        assert status.startswith(f"newest {AUDIT_LIMIT} entries shown (older ones exist")
+        assert len(audit.shown_actions()) == AUDIT_LIMIT
+
+
+async def test_toasts_are_compact_at_80x24(ui_service: ConsoleService) -> None:
+    app = GoConsoleApp(ui_service)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await tenants_screen(pilot)
+        app.notify("pool resize acme: pool size 7, reserve 2", title="Done")
+        toasts = await wait_for(pilot, lambda: list(app.screen.query(Toast)), "a toast")
+        assert isinstance(toasts, list)
+        toast = toasts[0]
+        await pilot.pause()
+        # The title and the one-line message: no blank padding lines around them.
+        assert toast.outer_size.height == 2
+        assert toast.region.right <= 80 and toast.region.width <= 48

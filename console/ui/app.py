@@ -24,6 +24,7 @@ from console.core.registry import TenantStatus
 from console.core.service import ConsoleService
 from console.ui.commands import ConsoleCommands, ThemeCommands
 from console.ui.screens.audit import AuditScreen
+from console.ui.screens.base import RowTable
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.migrations import MigrationsScreen
 from console.ui.screens.placeholder import NotBuiltScreen
@@ -193,7 +194,7 @@ class GoConsoleApp(App[int]):
             ConfirmKeyScreen,
             HelpScreen,
         ]
-        found = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        found = [b for b in [*self.BINDINGS, *RowTable.BINDINGS] if isinstance(b, Binding)]
         for screen in screens:
             found += [b for b in screen.BINDINGS if isinstance(b, Binding)]
         return found

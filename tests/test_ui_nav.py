@@ -23,7 +23,7 @@ from test_ui import (
     type_text,
     wait_for,
 )
-from test_ui_pools import fast_pools, pool_of, pools_screen
+from test_ui_pools import fast_pools, palette_options, pool_of, pools_screen
 from textual import events
 from textual.widgets import Button, DataTable, Static
 from textual.widgets._toast import Toast
@@ -187,10 +187,16 @@ async def test_read_only_mutation_keys_are_refused_with_a_notification(
 
         # Keys that are no mutation stay silent; typing in the filter is typing.
         count = len(notes.seen)
-        await pilot.press("t", "slash", "d", "n")
+        await pilot.press("t")
+        await wait_for(pilot, lambda: app.screen is tenants, "the tenants list")
+        await pilot.press("slash")
+        await pilot.press("d", "n")
         assert len(notes.seen) == count
 
-        await pilot.press("escape", "m", "r")
+        await pilot.press("escape")
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(app.screen, MigrationsScreen), "migrations")
+        await pilot.press("r")
         await wait_for(pilot, lambda: notes.any("migrate refused", "read-only"), "r refused")
 
 
@@ -221,6 +227,10 @@ async def test_only_our_themes_are_offered_unless_configured(
             assert app.theme == "gocommerce-dark"
             assert notes.any("'nord' is a built-in Textual theme", "ui.builtin_themes")
             assert set(offered) == ours == set(app.available_themes)
+        # The palette's theme list (Ctrl+P → Theme) is that list, ours first.
+        app.action_change_theme()
+        await wait_for(pilot, lambda: len(palette_options(app)) == len(offered), "the themes")
+        assert [option.split()[0] for option in palette_options(app)] == offered
 
 
 async def test_unknown_theme_falls_back_to_gocommerce_dark(

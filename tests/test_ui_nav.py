@@ -144,6 +144,9 @@ async def test_bare_enter_on_unchanged_size_dialogs_applies_nothing(
             )
             assert isinstance(form, PoolSizeScreen)
             assert form.query_one("#apply", Button).disabled
+            # The title wraps inside the dialog (the default size's is long), never cut.
+            box = form.query_one(".dialog-box").content_region
+            assert form.query_one(".dialog-title").region.right <= box.right
             await pilot.press("enter")
             assert app.screen is form
             hint = str(form.query_one("#pool-size-error", Static).render())

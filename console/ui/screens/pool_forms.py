@@ -36,7 +36,8 @@ class PoolSizeScreen(ModalScreen[SizeChoice | None]):
         if self._reserve is not None:
             rule += f", reserve 0-{limit}, together at most {limit}"
         with Vertical(classes="dialog-box"):
-            yield Label(self._title, classes="dialog-title")
+            # A Static wraps a long title (the default-size one) instead of cutting it.
+            yield Static(self._title, classes="dialog-title", markup=False)
             yield Static(rule, id="pool-size-range")
             yield Label("Pool size")
             yield Input(value=str(self._initial), id="pool-size")

@@ -319,6 +319,15 @@ async def test_audit_screen_fits_80_columns_filters_by_prefix_and_counts_right(
         assert top[3].startswith("operations@") and top[3].endswith("…")
         assert top[4].startswith("2001:") and top[4].endswith("…")
 
+        # A wider terminal shows them whole.
+        await pilot.resize_terminal(160, 48)
+        await wait_for(
+            pilot,
+            lambda: str(table.get_row_at(0)[3]) == "operations@bastion-eu-west-1.internal.example",
+            "the whole actor once the terminal is wider",
+        )
+        assert str(table.get_row_at(0)[4]) == "2001:db8:85a3::8a2e:370:7334"
+
         # Fewer entries than the limit: just the count.
         status = str(audit.query_one("#audit-status", Static).render())
         assert status.startswith(f"{total} entries · ") and "newest" not in status

@@ -109,6 +109,7 @@ class UiSettings:
     refresh_interval: float = 2.0
     theme: str = "gocommerce-dark"
     environment: str = "development"
+    builtin_themes: bool = False
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ def test_unknown_cluster_key(tmp_path: Path) -> None:
         ('read_only = "yes"\n', "read_only", "true or false"),
         ('[lifecycle]\ndrain_timeout = "30s"\n', "lifecycle.drain_timeout", "a number"),
         ("[ui]\ntheme = 3\n", "ui.theme", "a string"),
+        ('[ui]\nbuiltin_themes = "no"\n', "ui.builtin_themes", "true or false"),
         ("[schedule]\nfull_backup = 2\n", "schedule.full_backup", "a string"),
     ],
 )

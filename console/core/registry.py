@@ -251,12 +251,15 @@ class AuditLog:
         action: str | None,
         actor: str | None,
         limit: int,
+        *,
+        key_prefix: bool = False,
     ) -> list[AuditEntry]:
-        """Newest first, filtered by tenant key, action-type prefix and actor (each optional)."""
+        """Newest first, filtered by tenant key (or key prefix), action-type prefix and actor
+        (each optional)."""
         rows = await conn.fetch(
             "SELECT a.*, t.key AS tenant_key FROM public.tenant_audit_log a "
             "LEFT JOIN public.tenants t ON t.id = a.tenant_id "
-            "WHERE ($1::text IS NULL OR t.key = $1) "
+            "WHERE ($1::text IS NULL OR t.key = $1 OR ($5 AND starts_with(t.key, $1))) "
             "AND ($3::text IS NULL OR starts_with(a.action_type, $3)) "
             "AND ($4::text IS NULL OR a.actor = $4) "
             "ORDER BY a.action_timestamp DESC, a.id LIMIT $2",
@@ -264,6 +267,7 @@ class AuditLog:
             limit,
             action,
             actor,
+            key_prefix,
         )
         return [
             AuditEntry(

@@ -325,6 +325,6 @@ class ConsoleService:
         actor: str | None = None,
         limit: int = 500,
     ) -> list[AuditEntry]:
-        """Audit entries newest first, filtered by tenant key, action prefix and actor."""
+        """Audit entries newest first, filtered by tenant key prefix, action prefix and actor."""
         async with self.db.acquire() as conn:
-            return await self.audit_log.search(conn, key, action, actor, limit)
+            return await self.audit_log.search(conn, key, action, actor, limit, key_prefix=True)

@@ -8,9 +8,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
+from textual._time import get_time  # the clock Textual stamps input events with
+from textual.actions import parse as parse_action
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.command import CommandPalette
 from textual.screen import Screen
 from textual.signal import Signal
 
@@ -19,9 +22,10 @@ from console.core.events import StepEvent
 from console.core.migrations import MigrationPlan, RunProgress
 from console.core.registry import TenantStatus
 from console.core.service import ConsoleService
-from console.ui.commands import ConsoleCommands
+from console.ui.commands import ConsoleCommands, ThemeCommands
 from console.ui.connection import ConnectionState, HealthProbe, Link, LinkChange
 from console.ui.screens.audit import AuditScreen
+from console.ui.screens.base import RowTable
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.migrations import MigrationsScreen
 from console.ui.screens.placeholder import NotBuiltScreen
@@ -31,7 +35,7 @@ from console.ui.screens.prompt import ConfirmKeyScreen, ConfirmQuitScreen
 from console.ui.screens.provision import ProvisionScreen
 from console.ui.screens.tenant_detail import ACTIONS_BY_STATUS, TenantDetailScreen
 from console.ui.screens.tenants import TenantsScreen
-from console.ui.themes import FALLBACK_THEME, load_themes, themes_dir
+from console.ui.themes import fallback_theme, load_themes, themes_dir
 from console.ui.tracker import OperationTracker, OpState, TrackedOperation
 from console.ui.widgets.header import ConsoleHeader
 
@@ -46,7 +50,8 @@ AREAS: dict[str, tuple[str, int, str]] = {
     "jobs": ("j", 8, "cron running goconsole commands"),
     "audit": ("a", 0, ""),
 }
-MUTATIONS = {"provision", "tenant", "start_run", "retry_failed"}
+MUTATIONS = {"provision", "tenant", "start_run", "retry_failed", "pool"}
+MUTATION_NAMES = {"start_run": "migrate", "retry_failed": "migrate retry"}
 DESTRUCTIVE_STEPS = {
     "deactivate": [
         "take a final pg_dump backup of the schema (sha256 recorded)",
@@ -104,12 +109,15 @@ class GoConsoleApp(App[int]):
         self.health = HealthProbe(
             self, service, self.connection, self.settings.ui.refresh_interval, self._link_changed
         )
+        self.own_themes: list[str] = []
+        self._screen_since = 0.0  # keys typed before this moment never act on the screen
 
     # -- start-up ----------------------------------------------------------------------------
 
     async def on_mount(self) -> None:
         self._load_themes()
         self._apply_keymap()
+        self.screen_change_signal.subscribe(self, self._screen_changed)
         await self.service.open()
         self.cluster_role = await self.service.cluster_role()
         self.health.start()
@@ -133,23 +141,40 @@ class GoConsoleApp(App[int]):
         loaded = load_themes(self._themes_folder)
         for theme in loaded.themes:
             self.register_theme(theme)
+        self.own_themes = [theme.name for theme in loaded.themes]
         for problem in loaded.problems:
             self.notify(
                 problem, title="Theme file ignored", severity="warning", timeout=10, markup=False
             )
+        builtins = self.settings.ui.builtin_themes or not self.own_themes
+        offered = [name for name in self.available_themes if builtins or name in self.own_themes]
         wanted = self.settings.ui.theme
-        if wanted in self.available_themes:
+        if wanted in offered:
             self.theme = wanted
         else:
+            fallback = fallback_theme(self.own_themes)
+            why = (
+                "is a built-in Textual theme (set ui.builtin_themes = true to offer those)"
+                if wanted in self.available_themes
+                else "is not available"
+            )
             self.notify(
-                f"theme {wanted!r} is not available; using {FALLBACK_THEME}. Available: "
-                + ", ".join(sorted(self.available_themes)),
+                f"theme {wanted!r} {why}; using {fallback}. Available: "
+                + ", ".join(name for name in self.own_themes or offered),
                 title="Theme",
                 severity="warning",
                 timeout=10,
                 markup=False,
             )
-            self.theme = FALLBACK_THEME
+            self.theme = fallback
+        for name in set(self.available_themes) - set(offered):
+            self.unregister_theme(name)
+
+    def search_themes(self) -> None:
+        """The palette's theme list: ours first, then Textual's (when configured)."""
+        self.push_screen(
+            CommandPalette(providers=[ThemeCommands], placeholder="Search for themes…")
+        )
 
     def _apply_keymap(self) -> None:
         known = {b.id for b in self._all_bindings() if b.id}
@@ -176,7 +201,7 @@ class GoConsoleApp(App[int]):
             ConfirmKeyScreen,
             HelpScreen,
         ]
-        found = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        found = [b for b in [*self.BINDINGS, *RowTable.BINDINGS] if isinstance(b, Binding)]
         for screen in screens:
             found += [b for b in screen.BINDINGS if isinstance(b, Binding)]
         return found
@@ -202,8 +227,47 @@ class GoConsoleApp(App[int]):
         return {area: key for area, (key, _, _) in AREAS.items()}
 
     async def action_area(self, area: str) -> None:
-        """Switch to a top-level area (each keeps its own screen stack)."""
+        """Show an area's own screen (the tenants list, the pools table, …): screens opened on
+        top of it there (a tenant's detail) are closed, wherever the key is pressed."""
         await self.switch_mode(area)
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+
+    def _screen_changed(self, _screen: Screen[Any]) -> None:
+        self._screen_since = get_time()
+
+    async def on_event(self, event: events.Event) -> None:
+        """Drop keys typed before the current screen became current.
+
+        Textual resolves a key's bindings against the screen that is current when the key
+        reaches the app, so keys typed during a screen change (an area switch, a dialog
+        opening or closing) would otherwise run the new screen's actions, unseen.
+        """
+        if isinstance(event, events.Key) and event.time < self._screen_since:
+            return
+        await super().on_event(event)
+
+    def on_key(self, event: events.Key) -> None:
+        """Read-only mode: a key whose mutation is hidden says why nothing happens."""
+        if not self.read_only or event.key in self.screen.active_bindings:
+            return
+        refused = self._hidden_mutation(event.key)
+        if refused is not None:
+            event.prevent_default()
+            self.refuse_read_only(refused)
+
+    def _hidden_mutation(self, key: str) -> str | None:
+        """The mutation bound to ``key`` on the current screen, if any (hidden or not)."""
+        # Textual's own lookup order: the focused widget, its screen, then the app.
+        for _node, bindings in self.screen._modal_binding_chain:
+            for binding in bindings.key_to_bindings.get(key, ()):
+                _, name, parameters = parse_action(binding.action)
+                if name in MUTATIONS:
+                    if name in {"tenant", "pool"}:
+                        verb = str(parameters[0]).replace("_", " ")
+                        return verb if name == "tenant" else f"pool {verb}"
+                    return MUTATION_NAMES.get(name, name)
+        return None
 
     def action_help(self) -> None:
         """Show the keys that apply here."""

@@ -1,4 +1,5 @@
-"""Command palette: every area, every action on the focused tenant, and the pool actions."""
+"""Command palette: every area, every action on the focused tenant, the pool actions, and the
+themes (ours first)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,31 @@ class ConsoleCommands(Provider):
             score = matcher.match(text)
             if score > 0:
                 yield Hit(score, matcher.highlight(text), callback, help=help_text)
+
+
+class ThemeCommands(Provider):
+    """The themes offered: ours (themes/) first, then any others registered (Textual's
+    built-ins, only with ``ui.builtin_themes = true``)."""
+
+    def _themes(self) -> list[str]:
+        app: GoConsoleApp = self.app  # type: ignore[assignment]
+        ours = [name for name in app.own_themes if name in app.available_themes]
+        return ours + sorted(set(app.available_themes) - set(ours))
+
+    def _choose(self, name: str) -> None:
+        self.app.theme = name
+
+    async def discover(self) -> Hits:
+        for name in self._themes():
+            yield DiscoveryHit(name, partial(self._choose, name), help=self._help(name))
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name in self._themes():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), partial(self._choose, name), name)
+
+    def _help(self, name: str) -> str:
+        app: GoConsoleApp = self.app  # type: ignore[assignment]
+        return "goconsole theme" if name in app.own_themes else "Textual built-in"

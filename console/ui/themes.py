@@ -21,7 +21,8 @@ COLOUR_KEYS = (
     "surface",
     "panel",
 )
-FALLBACK_THEME = "textual-dark"
+FALLBACK_THEME = "gocommerce-dark"
+TEXTUAL_DEFAULT = "textual-dark"  # only when themes/ holds no usable theme at all
 
 
 @dataclass
@@ -30,6 +31,14 @@ class LoadedThemes:
 
     themes: list[Theme] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+
+def fallback_theme(ours: list[str]) -> str:
+    """The theme used when ``ui.theme`` is not available: gocommerce-dark, else the first of
+    ours, else Textual's default."""
+    if FALLBACK_THEME in ours:
+        return FALLBACK_THEME
+    return ours[0] if ours else TEXTUAL_DEFAULT
 
 
 def themes_dir() -> Path:

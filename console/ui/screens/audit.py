@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -13,9 +14,18 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from console.core.registry import AuditEntry
-from console.ui.screens.base import ConsoleScreen
+from console.ui.screens.base import ConsoleScreen, RowTable
 
 AUDIT_LIMIT = 500
+SCROLLBAR = 2
+# key, label, narrowest width it is cut to
+AUDIT_COLUMNS = (
+    ("when", "When (UTC)", 19),
+    ("tenant", "Tenant", 8),
+    ("action", "Action", 12),
+    ("actor", "Actor", 9),
+    ("from", "From", 7),
+)
 
 
 class AuditDetailScreen(ModalScreen[None]):
@@ -58,21 +68,17 @@ class AuditScreen(ConsoleScreen):
         self._entries: dict[str, AuditEntry] = {}
         self._filters: tuple[str | None, str | None, str | None] = (None, None, None)
         self._timer: Timer | None = None
+        self._widths: list[int] = []
+        self._more = False  # older entries exist beyond AUDIT_LIMIT
         self.loaded = False
 
     def compose(self) -> ComposeResult:
         yield self.goapp.make_header()
         with Horizontal(id="audit-tools"):
-            yield Input(placeholder="tenant key", id="f-tenant")
+            yield Input(placeholder="tenant key (prefix)", id="f-tenant")
             yield Input(placeholder="action (prefix)", id="f-action")
             yield Input(placeholder="actor", id="f-actor")
-        table: DataTable[str] = DataTable(id="audit-table", cursor_type="row", zebra_stripes=True)
-        table.add_column("When (UTC)", key="when")
-        table.add_column("Tenant", key="tenant")
-        table.add_column("Action", key="action")
-        table.add_column("Actor", key="actor")
-        table.add_column("From", key="from")
-        yield table
+        yield RowTable(id="audit-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="audit-status")
         yield Footer()
 
@@ -86,8 +92,11 @@ class AuditScreen(ConsoleScreen):
         try:
             if self.is_current or not self.loaded:
                 key, action, actor = self._filters
-                entries = await self.goapp.service.audit_filtered(key, action, actor, AUDIT_LIMIT)
-                self._apply(entries)
+                # One more than shown: tells whether older entries exist beyond the limit.
+                entries = await self.goapp.service.audit_filtered(
+                    key, action, actor, AUDIT_LIMIT + 1
+                )
+                self._apply(entries[:AUDIT_LIMIT], more=len(entries) > AUDIT_LIMIT)
                 self.loaded = True
         except Exception as exc:  # reported, and the next refresh retries
             self.goapp.report_refresh_error("audit", exc)
@@ -98,28 +107,49 @@ class AuditScreen(ConsoleScreen):
                 self.goapp.settings.ui.refresh_interval, self.refresh_audit
             )
 
-    def _apply(self, entries: list[AuditEntry]) -> None:
+    def _apply(self, entries: list[AuditEntry], more: bool) -> None:
         table: DataTable[str] = self.query_one(DataTable)
         wanted = {str(e.id): e for e in entries}
+        widths = self._fit(entries)
         with self.app.batch_update():
-            for gone in set(self._entries) - set(wanted):
-                table.remove_row(gone)
-            new = [e for key, e in wanted.items() if key not in self._entries]
-            for e in new:
-                table.add_row(
-                    e.action_timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:23],
-                    e.tenant_key or "—",
-                    e.action_type,
-                    f"{e.actor}@{e.actor_host}",
-                    e.actor_address,
-                    key=str(e.id),
-                )
-            if new:
-                table.sort("when", reverse=True)
-        self._entries = wanted
-        self.query_one("#audit-status", Static).update(
-            f"{len(wanted)} entries (newest {AUDIT_LIMIT} shown) · following live"
-        )
+            if widths != self._widths:  # first load, a resize, or longer values arrived
+                self._rebuild(table, entries, widths)
+            else:
+                for gone in set(self._entries) - set(wanted):
+                    table.remove_row(gone)
+                new = [e for key, e in wanted.items() if key not in self._entries]
+                for e in new:
+                    table.add_row(*audit_cells(e, widths), key=str(e.id))
+                if new:
+                    table.sort("when", key=lambda when: when.at, reverse=True)
+        self._entries, self._more = wanted, more
+        count = f"{len(wanted):,} entr{'y' if len(wanted) == 1 else 'ies'}"
+        if more:
+            count = f"newest {AUDIT_LIMIT:,} entries shown (older ones exist: narrow the filters)"
+        self.query_one("#audit-status", Static).update(f"{count} · following live")
+
+    def _fit(self, entries: list[AuditEntry]) -> list[int]:
+        """Column widths: what the values need, shrunk to the table's width (80 columns
+        included) when they do not fit."""
+        room = (self.size.width or 80) - len(AUDIT_COLUMNS) * 2 - SCROLLBAR
+        wanted = [len(label) for _, label, _ in AUDIT_COLUMNS]
+        for e in entries:
+            wanted = [max(w, len(c)) for w, c in zip(wanted, audit_cells(e), strict=True)]
+        return fit_widths(wanted, [floor for _, _, floor in AUDIT_COLUMNS], room)
+
+    def _rebuild(self, table: DataTable[str], entries: list[AuditEntry], widths: list[int]) -> None:
+        cursor = table.cursor_row
+        table.clear(columns=True)
+        for (key, label, _), width in zip(AUDIT_COLUMNS, widths, strict=True):
+            table.add_column(label, key=key, width=width)
+        for e in entries:
+            table.add_row(*audit_cells(e, widths), key=str(e.id))
+        table.move_cursor(row=min(cursor, max(0, len(entries) - 1)))
+        self._widths = widths
+
+    def on_resize(self) -> None:
+        if self.loaded:
+            self._apply(list(self._entries.values()), self._more)
 
     @on(Input.Submitted)
     def _filter(self) -> None:
@@ -144,7 +174,52 @@ class AuditScreen(ConsoleScreen):
         if not self.cannot_refresh():
             self.refresh_audit()
 
+    def action_first_row(self) -> None:
+        self.query_one(DataTable).move_cursor(row=0)
+
+    def action_last_row(self) -> None:
+        table: DataTable[str] = self.query_one(DataTable)
+        table.move_cursor(row=table.row_count - 1)
+
     def shown_actions(self) -> list[str]:
         """Action types in display order (for tests)."""
         table: DataTable[str] = self.query_one(DataTable)
         return [str(table.get_row_at(i)[2]) for i in range(table.row_count)]
+
+
+def audit_cells(e: AuditEntry, widths: list[int] | None = None) -> tuple[str, ...]:
+    """One entry's cells, each cut to its width with an ellipsis (the details dialog shows
+    everything)."""
+    cells = (
+        Stamp(e.action_timestamp),
+        e.tenant_key or "—",
+        e.action_type,
+        f"{e.actor}@{e.actor_host}",
+        e.actor_address,
+    )
+    if widths is None:
+        return cells
+    return tuple(c if len(c) <= w else c[: w - 1] + "…" for c, w in zip(cells, widths, strict=True))
+
+
+class Stamp(str):
+    """A When cell: shown to the second, sorted by the exact time."""
+
+    at: datetime
+
+    def __new__(cls, at: datetime) -> Stamp:
+        stamp = super().__new__(cls, at.strftime("%Y-%m-%d %H:%M:%S"))
+        stamp.at = at
+        return stamp
+
+
+def fit_widths(wanted: list[int], floors: list[int], room: int) -> list[int]:
+    """Shrink the widest columns first (never below their floor) until they fit ``room``."""
+    widths = list(wanted)
+    while sum(widths) > room:
+        slack = [w - f for w, f in zip(widths, floors, strict=True)]
+        widest = max(range(len(widths)), key=slack.__getitem__)
+        if slack[widest] <= 0:
+            break
+        widths[widest] -= 1
+    return widths

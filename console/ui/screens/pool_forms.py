@@ -1,5 +1,6 @@
 """The pool size form: a tenant's pool size and reserve, or the default pool size, checked as
-they are typed against the allowed range."""
+they are typed against the allowed range. Nothing is applied until a value is changed: a bare
+Enter on the prefilled values does nothing."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ SizeChoice = tuple[str, str | None]
 
 class PoolSizeScreen(ModalScreen[SizeChoice | None]):
     """Pool size and (unless ``reserve`` is None) reserve; dismisses with the typed values,
-    or None when cancelled."""
+    or None when cancelled. Apply stays disabled until a value differs from the current one."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="pool_size.cancel")]
 
@@ -35,7 +36,8 @@ class PoolSizeScreen(ModalScreen[SizeChoice | None]):
         if self._reserve is not None:
             rule += f", reserve 0-{limit}, together at most {limit}"
         with Vertical(classes="dialog-box"):
-            yield Label(self._title, classes="dialog-title")
+            # A Static wraps a long title (the default-size one) instead of cutting it.
+            yield Static(self._title, classes="dialog-title", markup=False)
             yield Static(rule, id="pool-size-range")
             yield Label("Pool size")
             yield Input(value=str(self._initial), id="pool-size")
@@ -45,7 +47,7 @@ class PoolSizeScreen(ModalScreen[SizeChoice | None]):
             yield Static("", id="pool-size-error", classes="field-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
-                yield Button("Apply", id="apply", variant="primary")
+                yield Button("Apply", id="apply", variant="primary", disabled=True)
 
     def on_mount(self) -> None:
         self.query_one("#pool-size", Input).focus()
@@ -56,8 +58,15 @@ class PoolSizeScreen(ModalScreen[SizeChoice | None]):
             return size, None
         return size, self.query_one("#pool-reserve", Input).value.strip()
 
+    def _unchanged(self) -> bool:
+        size, reserve = self._values()
+        initial = None if self._reserve is None else str(self._reserve)
+        return size == str(self._initial) and reserve == initial
+
     def _problem(self) -> str:
         size, reserve = self._values()
+        if self._unchanged():
+            return "unchanged: type a new value to apply (Esc cancels)"
         try:
             check_pool_size(size, "0" if reserve is None else reserve, self._limit)
         except InvalidInput as exc:
@@ -67,13 +76,16 @@ class PoolSizeScreen(ModalScreen[SizeChoice | None]):
     @on(Input.Changed)
     def _changed(self) -> None:
         problem = self._problem()
-        self.query_one("#pool-size-error", Static).update(problem)
+        self.query_one("#pool-size-error", Static).update("" if self._unchanged() else problem)
         self.query_one("#apply", Button).disabled = bool(problem)
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#apply")
     def _submit(self) -> None:
-        if not self._problem():
+        problem = self._problem()
+        if problem:
+            self.query_one("#pool-size-error", Static).update(problem)
+        else:
             self.dismiss(self._values())
 
     @on(Button.Pressed, "#cancel")

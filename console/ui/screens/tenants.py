@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from console.core.registry import TenantStatus
 from console.core.service import TenantRow
 from console.ui.connection import Link, LinkChange, clock_text
-from console.ui.screens.base import ConsoleScreen
+from console.ui.screens.base import ConsoleScreen, RowTable
 from console.ui.tenant_view import COLUMNS, PAGE_SIZE, RowIndex, SlowFacts, cells
 
 SIZE_EVERY = 10  # sizes and revisions: every 10th refresh (one catalog pass ~0.3 s per 2k)
@@ -61,7 +61,7 @@ class TenantsScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield self.goapp.make_header()
         yield Input(placeholder="filter by key or name…  (/ to focus, Esc clears)", id="filter")
-        table: DataTable[Text] = DataTable(id="tenant-table", cursor_type="row", zebra_stripes=True)
+        table: RowTable[Text] = RowTable(id="tenant-table", cursor_type="row", zebra_stripes=True)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         yield table
@@ -231,7 +231,10 @@ class TenantsScreen(ConsoleScreen):
         self.query_one(DataTable).focus()
 
     def action_cycle_status(self) -> None:
-        self._status = STATUS_CYCLE[(STATUS_CYCLE.index(self._status) + 1) % len(STATUS_CYCLE)]
+        """All, then each status some tenant has (empty ones are skipped), then all again."""
+        present = {row.tenant.status for row in self._rows}
+        cycle = [s for s in STATUS_CYCLE if s is None or s in present or s is self._status]
+        self._status = cycle[(cycle.index(self._status) + 1) % len(cycle)]
         self._page = 0
         self._apply()
 
@@ -249,6 +252,22 @@ class TenantsScreen(ConsoleScreen):
         pages = max(1, -(-len(self._view) // PAGE_SIZE))
         self._page = max(0, min(pages - 1, self._page + step))
         self._apply()
+
+    def action_first_row(self) -> None:
+        """Home: the first row of the first page."""
+        self._show_row(0)
+
+    def action_last_row(self) -> None:
+        """End: the last row of the whole list (its last page)."""
+        self._show_row(len(self._view) - 1)
+
+    def _show_row(self, index: int) -> None:
+        if index < 0:
+            return
+        if index // PAGE_SIZE != self._page:
+            self._page = index // PAGE_SIZE
+            self._apply()
+        self.query_one(DataTable).move_cursor(row=index % PAGE_SIZE)
 
     def action_refresh_now(self) -> None:
         if self.cannot_refresh(self._updated):

@@ -119,7 +119,7 @@ class ConfirmKeyScreen(ModalScreen[bool]):
             )
         else:
             self.query_one("#confirm-hint", Static).update(
-                "fix the field marked above first (nothing was done). Esc cancels."
+                "fix the drain timeout first (nothing was done). Esc cancels."
             )
 
     @on(Button.Pressed, "#confirm")
@@ -175,7 +175,6 @@ class ConfirmDrainScreen(ConfirmKeyScreen):
                 compact=True,
             )
             yield Checkbox(_force_label(False), id="drain-force", compact=True)
-        yield Static("", id="drain-error", classes="field-error", markup=False)
 
     def options_valid(self) -> bool:
         return self.query_one("#drain-timeout", Input).is_valid
@@ -188,9 +187,9 @@ class ConfirmDrainScreen(ConfirmKeyScreen):
         try:
             timeout = check_drain_timeout(field.value)
         except InvalidInput as exc:
-            self.query_one("#drain-error", Static).update(exc.message)
+            self.query_one("#confirm-hint", Static).update(exc.message)
             return
-        self.query_one("#drain-error", Static).update("")
+        self.query_one("#confirm-hint", Static).update("")
         self.query_one("#drain-force", Checkbox).label = _force_label(force)
         self.choice = DrainChoice(timeout, force)
         self._steps = self._steps_for(timeout, force)

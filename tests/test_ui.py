@@ -15,6 +15,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from textual import events
 from textual.message import Message
 from textual.notifications import Notification, Notify
 from textual.pilot import Pilot
@@ -304,7 +305,9 @@ async def test_provision_through_the_form(
         assert isinstance(form, ProvisionScreen)
         assert form.query_one("#provision", Button).disabled
         await type_text(pilot, "nova_shop")
-        assert not form.query_one("#provision", Button).disabled
+        await wait_for(
+            pilot, lambda: not form.query_one("#provision", Button).disabled, "the key checked"
+        )
         assert str(form.query_one("#key-error", Static).render()) == ""
         await pilot.press("enter")
 
@@ -359,6 +362,62 @@ async def test_provision_form_refuses_a_bad_key(
         await pilot.press("escape")
         assert isinstance(app.screen, TenantsScreen)
     assert await su.fetchval("SELECT count(*) FROM public.tenants") == 0
+
+
+async def test_provision_form_keeps_fast_typing_in_order(ui_service: ConsoleService) -> None:
+    """Keys that arrive together, as from a fast typist or a paste ("abc", Tab, "X"), land where
+    they were typed: Tab moves the focus before the next key is delivered."""
+    app = GoConsoleApp(ui_service)
+    async with app.run_test(size=SIZE) as pilot:
+        await tenants_screen(pilot)
+        await pilot.press("n")
+        form = await wait_for(
+            pilot, lambda: isinstance(app.screen, ProvisionScreen) and app.screen, "the form"
+        )
+        assert isinstance(form, ProvisionScreen)
+        for key, char in [("a", "a"), ("b", "b"), ("c", "c"), ("tab", "\t"), ("X", "X")]:
+            app.post_message(events.Key(key, char))  # queued at once, as a terminal read gives
+        name = form.query_one("#name", Input)
+        await wait_for(pilot, lambda: name.value, "the key after Tab to arrive")
+        assert (form.query_one("#key", Input).value, name.value) == ("abc", "X")
+        assert app.focused is name
+
+
+async def test_provision_form_refuses_a_key_in_use(
+    ui_service: ConsoleService, su: asyncpg.Connection
+) -> None:
+    await ui_service.provision("acme", "Acme")
+    app = GoConsoleApp(ui_service)
+    async with app.run_test(size=SIZE) as pilot:
+        await tenants_screen(pilot)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProvisionScreen), "the form")
+        form = app.screen
+        error = form.query_one("#key-error", Static)
+        button = form.query_one("#provision", Button)
+
+        # Checked against the registry as typed.
+        await type_text(pilot, "acme")
+        await wait_for(pilot, lambda: "already in use" in str(error.render()), "the refusal")
+        assert str(error.render()) == (
+            "tenant key 'acme' is already in use (status ACTIVE); choose another key"
+        )
+        assert button.disabled
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is form and app.tracker.latest("acme") is None
+
+        # Free while typed, taken before Enter: refused on submit too, in the form.
+        await type_text(pilot, "_two")
+        await wait_for(pilot, lambda: not button.disabled, "acme_two to be found free")
+        assert str(error.render()) == ""
+        await ui_service.provision("acme_two")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "already in use" in str(error.render()), "the refusal")
+        assert app.screen is form and app.tracker.latest("acme_two") is None
+    # Only the one provision that took the key: the form started none.
+    assert (await audit_actions(su, "acme_two")).count("provision.register") == 1
+    assert await su.fetchval("SELECT count(*) FROM public.tenants") == 2
 
 
 # -- deactivate with the typed confirmation -------------------------------------------------------

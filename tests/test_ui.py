@@ -22,10 +22,10 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Log, Static
 
 from console.config import Settings, UiSettings
+from console.core.operations import TENANT_LOCK_CLASS
 from console.core.service import ConsoleService
 from console.ui.app import GoConsoleApp
 from console.ui.screens.audit import AuditScreen
-from console.core.operations import TENANT_LOCK_CLASS
 from console.ui.screens.prompt import ConfirmDrainScreen, ConfirmKeyScreen
 from console.ui.screens.provision import ProvisionScreen
 from console.ui.screens.tenant_detail import TenantDetailScreen
@@ -533,8 +533,10 @@ async def test_drain_dialog_takes_timeout_and_force(
 
             await wait_for(
                 pilot,
-                lambda: app.tracker.latest("acme") and app.tracker.latest("acme").state.value
-                != "running",
+                lambda: (
+                    app.tracker.latest("acme")
+                    and app.tracker.latest("acme").state.value != "running"
+                ),
                 "the deactivation to end",
             )
             op = app.tracker.latest("acme")
@@ -560,9 +562,7 @@ async def test_busy_tenant_hides_its_actions_and_names_the_backend(
             detail = await detail_screen(pilot, "acme")
             await wait_for(pilot, lambda: "Deactivate" in footer_labels(app), "the actions")
 
-            await holder.execute(
-                "SELECT pg_advisory_lock($1, hashtext('acme'))", TENANT_LOCK_CLASS
-            )
+            await holder.execute("SELECT pg_advisory_lock($1, hashtext('acme'))", TENANT_LOCK_CLASS)
             banner = f"runbook (backend pid {holder.get_server_pid()})"
             await wait_for(
                 pilot,

@@ -651,7 +651,8 @@ async def test_run_form_fits_at_80x24_with_labelled_buttons(ui_service: ConsoleS
             assert shown.region.intersection(shown.clip) == shown.region, f"{label} is cut"
             assert button.content_size.height >= 1 and str(button.label) == label
             assert label in "".join(
-                segment.text for line in button.render_lines(button.region.reset_offset)
+                segment.text
+                for line in button.render_lines(button.region.reset_offset)
                 for segment in line
             )
         field = form.query_one("#scope", Input)

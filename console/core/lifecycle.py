@@ -49,8 +49,7 @@ def check_drain_timeout(value: float | str) -> float:
         seconds = float(str(value).strip())
     except ValueError:
         raise InvalidInput(
-            f"--timeout {value!r} is not a number: give seconds between 0 and "
-            f"{DRAIN_TIMEOUT_MAX_S}"
+            f"--timeout {value!r} is not a number: give seconds between 0 and {DRAIN_TIMEOUT_MAX_S}"
         ) from None
     if not 0 <= seconds <= DRAIN_TIMEOUT_MAX_S:
         raise InvalidInput(

@@ -266,7 +266,9 @@ class GoConsoleApp(App[int]):
 
         def confirmed(ok: bool | None) -> None:
             if ok:
-                self.start_operation(name, key, partial(self._drain_call, action, key, dialog.choice))
+                self.start_operation(
+                    name, key, partial(self._drain_call, action, key, dialog.choice)
+                )
             else:
                 self.notify(f"{action} {key} cancelled: nothing was done")
 

@@ -50,9 +50,7 @@ class RunOptionsScreen(ModalScreen[dict[str, Any] | None]):
             yield Label("Target revision")
             yield Input(value=self._head, id="target", classes="field", compact=True)
             yield Label("Concurrency (1-32)")
-            yield Input(
-                value="2", id="concurrency", type="integer", classes="field", compact=True
-            )
+            yield Input(value="2", id="concurrency", type="integer", classes="field", compact=True)
             yield Label("Scope: tenant keys (comma-separated) or status:NAME; empty = all")
             yield Input(
                 placeholder="e.g. acme,beta  or  status:inactive",

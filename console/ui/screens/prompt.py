@@ -84,7 +84,9 @@ class ConfirmKeyScreen(ModalScreen[bool]):
             yield Static("", id="confirm-hint", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel", variant="primary", compact=True)
-                yield Button(self._button, id="confirm", variant="error", disabled=True, compact=True)
+                yield Button(
+                    self._button, id="confirm", variant="error", disabled=True, compact=True
+                )
 
     def compose_options(self) -> Iterator[Widget]:
         """Fields between the steps and the key (none here)."""

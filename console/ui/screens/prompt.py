@@ -92,9 +92,9 @@ class ConfirmKeyScreen(ModalScreen[bool]):
         """Fields between the steps and the key (none here)."""
         yield from ()
 
-    def options_valid(self) -> bool:
-        """Whether those fields hold acceptable values."""
-        return True
+    def options_problem(self) -> str | None:
+        """What is wrong with those fields, if anything."""
+        return None
 
     def _steps_text(self) -> str:
         return "\n".join(f"{i}. {s}" for i, s in enumerate(self._steps, 1))
@@ -103,7 +103,8 @@ class ConfirmKeyScreen(ModalScreen[bool]):
         self.query_one("#confirm-input", Input).focus()
 
     def _confirmable(self) -> bool:
-        return self.query_one("#confirm-input", Input).value == self._key and self.options_valid()
+        typed = self.query_one("#confirm-input", Input).value
+        return typed == self._key and self.options_problem() is None
 
     @on(Input.Changed)
     @on(Checkbox.Changed)
@@ -113,15 +114,16 @@ class ConfirmKeyScreen(ModalScreen[bool]):
     @on(Input.Submitted)
     def _submit(self) -> None:
         typed = self.query_one("#confirm-input", Input).value
+        problem = self.options_problem()
         if self._confirmable():
             self.dismiss(True)
         elif typed != self._key:
             self.query_one("#confirm-hint", Static).update(
                 f"'{typed}' is not '{self._key}': nothing will be done. Esc cancels."
             )
-        else:
+        elif problem is not None:
             self.query_one("#confirm-hint", Static).update(
-                "fix the drain timeout first (nothing was done). Esc cancels."
+                f"{problem} (nothing was done; Esc cancels)"
             )
 
     @on(Button.Pressed, "#confirm")
@@ -178,8 +180,12 @@ class ConfirmDrainScreen(ConfirmKeyScreen):
             )
             yield Checkbox(_force_label(False), id="drain-force", compact=True)
 
-    def options_valid(self) -> bool:
-        return self.query_one("#drain-timeout", Input).is_valid
+    def options_problem(self) -> str | None:
+        try:
+            check_drain_timeout(self.query_one("#drain-timeout", Input).value)
+        except InvalidInput as exc:
+            return exc.message
+        return None
 
     @on(Input.Changed, "#drain-timeout")
     @on(Checkbox.Changed, "#drain-force")

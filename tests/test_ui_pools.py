@@ -133,7 +133,7 @@ async def pool_of(service: ConsoleService, alias: str) -> PoolView:
     return next(v for v in snapshot.pools if v.name == alias)
 
 
-# -- the lifecycle dialogs list the pool steps ------------------------------------------------------
+# -- the lifecycle dialogs list the pool steps ---------------------------------------------------
 
 
 async def test_drain_dialogs_list_the_pgbouncer_steps(pool_service: ConsoleService) -> None:
@@ -160,9 +160,7 @@ async def test_drain_dialogs_list_the_pgbouncer_steps(pool_service: ConsoleServi
             steps = str(dialog.query_one("#confirm-steps-text", Static).render())
             assert steps.splitlines() == [
                 f"{i}. {step}"
-                for i, step in enumerate(
-                    pool_service.lifecycle.steps(action, "acme", 30, False), 1
-                )
+                for i, step in enumerate(pool_service.lifecycle.steps(action, "acme", 30, False), 1)
             ]
             assert "PgBouncer: disable tenant_acme (no new clients), then pause it" in steps
             assert "not configured" not in steps

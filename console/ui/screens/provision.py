@@ -37,10 +37,6 @@ class ProvisionScreen(ModalScreen[tuple[str, str] | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="provision.cancel"), *FORM_BINDINGS]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.key_free: str | None = None  # the last key the registry said is free
-
     @property
     def goapp(self) -> GoConsoleApp:
         """The app, typed."""
@@ -72,7 +68,6 @@ class ProvisionScreen(ModalScreen[tuple[str, str] | None]):
         problems = (
             [] if event.validation_result is None else event.validation_result.failure_descriptions
         )
-        self.key_free = None
         self.query_one("#key-error", Static).update("" if valid or not event.value else problems[0])
         self.query_one("#provision", Button).disabled = True
         if valid:
@@ -91,7 +86,6 @@ class ProvisionScreen(ModalScreen[tuple[str, str] | None]):
             return
         if self.query_one("#key", Input).value != key:
             return  # typed on meanwhile: that value has its own check
-        self.key_free = key
         self.query_one("#provision", Button).disabled = False
         error.update(
             f"an earlier provision left {key!r} {existing.status}: provisioning finishes it"

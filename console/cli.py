@@ -32,6 +32,7 @@ from console.core.errors import (
 )
 from console.core.events import Phase, StepEvent
 from console.core.identifiers import schema_for, validate_tenant_key
+from console.core.lifecycle import check_drain_timeout
 from console.core.migrations import MigrationPlan, display_sql
 from console.core.pool_monitor import PoolSnapshot
 from console.core.registry import parse_status
@@ -366,8 +367,8 @@ def _validate(args: argparse.Namespace, settings: Settings) -> None:
         "offboard": "backs up, then DROPS the schema for good",
     }
     if args.command == "tenants" and args.action in destructive:
-        if args.timeout is not None and not 0 <= args.timeout <= 86400:
-            raise InvalidInput(f"--timeout must be between 0 and 86400, got {args.timeout:g}")
+        if args.timeout is not None:
+            check_drain_timeout(args.timeout)
         if args.read_only:
             return  # refused later with the read-only message, without prompting
         _confirm(args.action, args.key, args.yes, destructive[args.action])

@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 import psycopg
 import pytest
-from helpers import PATIENCE_S, PROJECT_ROOT, wait_until
+from helpers import PATIENCE_S, PROJECT_ROOT, TableGate, wait_until
 
 from console.config import ClusterSettings, Settings
 from console.core import migrations
@@ -729,6 +729,37 @@ async def test_lock_timeout_fails_only_the_locked_tenant(
     again = await retry(service, state.run_id)
     assert (again.done, again.failed) == (1, 0)
     assert await revision_of(su, locked) == HEAD
+
+
+async def test_lock_timeout_names_the_blocking_backend(
+    service: ConsoleService, su: asyncpg.Connection, database_dsn: str
+) -> None:
+    """The failure says who held the table: pid, user, application, query start; the run's
+    record (``migrate runs``/``retry``) and the progress events carry the same text."""
+    tenant = await tenant_at(service, su, "lk", R3)
+    service.migrations.lock_timeout_s = 0.2
+    conn = await asyncpg.connect(database_dsn, server_settings={"application_name": "etl_nightly"})
+    gate = TableGate(conn)
+    try:
+        await gate.close([qualified(tenant.schema_name, "orders")])
+        holder_pid = conn.get_server_pid()
+        rec = Recorder()
+        state = await migrate(service, concurrency=1, recorder=rec)
+    finally:
+        await gate.open()
+        await conn.close()
+    assert (state.done, state.failed) == (0, 1)
+    error = state.failures["lk"]
+    assert "lock timeout" in error and "55P03" in error, error
+    assert f"blocked by backend pid {holder_pid} (" in error, error
+    assert "application etl_nightly" in error and "user postgres" in error, error
+    assert "query started " in error and "RowExclusiveLock on orders" in error, error
+    assert (await run_rows(su, state.run_id))["lk"]["error"] == error
+    failed = [e.message for e in rec.events if e.tenant == "lk" and e.phase is Phase.FAILED]
+    assert failed == [error]
+    _, _, errors = await service.migrations.run_failures(str(state.run_id))
+    assert errors == {"lk": error}
+    assert await revision_of(su, tenant) == R3
 
 
 async def test_lost_connection_fails_that_tenant_and_the_run_goes_on(

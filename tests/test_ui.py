@@ -15,16 +15,18 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from textual import events
 from textual.message import Message
 from textual.notifications import Notification, Notify
 from textual.pilot import Pilot
-from textual.widgets import Button, DataTable, Footer, Input, Static
+from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Log, Static
 
 from console.config import Settings, UiSettings
+from console.core.operations import TENANT_LOCK_CLASS
 from console.core.service import ConsoleService
 from console.ui.app import GoConsoleApp
 from console.ui.screens.audit import AuditScreen
-from console.ui.screens.prompt import ConfirmKeyScreen
+from console.ui.screens.prompt import ConfirmDrainScreen, ConfirmKeyScreen
 from console.ui.screens.provision import ProvisionScreen
 from console.ui.screens.tenant_detail import TenantDetailScreen
 from console.ui.screens.tenants import TenantsScreen
@@ -304,7 +306,9 @@ async def test_provision_through_the_form(
         assert isinstance(form, ProvisionScreen)
         assert form.query_one("#provision", Button).disabled
         await type_text(pilot, "nova_shop")
-        assert not form.query_one("#provision", Button).disabled
+        await wait_for(
+            pilot, lambda: not form.query_one("#provision", Button).disabled, "the key checked"
+        )
         assert str(form.query_one("#key-error", Static).render()) == ""
         await pilot.press("enter")
 
@@ -359,6 +363,62 @@ async def test_provision_form_refuses_a_bad_key(
         await pilot.press("escape")
         assert isinstance(app.screen, TenantsScreen)
     assert await su.fetchval("SELECT count(*) FROM public.tenants") == 0
+
+
+async def test_provision_form_keeps_fast_typing_in_order(ui_service: ConsoleService) -> None:
+    """Keys that arrive together, as from a fast typist or a paste ("abc", Tab, "X"), land where
+    they were typed: Tab moves the focus before the next key is delivered."""
+    app = GoConsoleApp(ui_service)
+    async with app.run_test(size=SIZE) as pilot:
+        await tenants_screen(pilot)
+        await pilot.press("n")
+        form = await wait_for(
+            pilot, lambda: isinstance(app.screen, ProvisionScreen) and app.screen, "the form"
+        )
+        assert isinstance(form, ProvisionScreen)
+        for key, char in [("a", "a"), ("b", "b"), ("c", "c"), ("tab", "\t"), ("X", "X")]:
+            app.post_message(events.Key(key, char))  # queued at once, as a terminal read gives
+        name = form.query_one("#name", Input)
+        await wait_for(pilot, lambda: name.value, "the key after Tab to arrive")
+        assert (form.query_one("#key", Input).value, name.value) == ("abc", "X")
+        assert app.focused is name
+
+
+async def test_provision_form_refuses_a_key_in_use(
+    ui_service: ConsoleService, su: asyncpg.Connection
+) -> None:
+    await ui_service.provision("acme", "Acme")
+    app = GoConsoleApp(ui_service)
+    async with app.run_test(size=SIZE) as pilot:
+        await tenants_screen(pilot)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ProvisionScreen), "the form")
+        form = app.screen
+        error = form.query_one("#key-error", Static)
+        button = form.query_one("#provision", Button)
+
+        # Checked against the registry as typed.
+        await type_text(pilot, "acme")
+        await wait_for(pilot, lambda: "already in use" in str(error.render()), "the refusal")
+        assert str(error.render()) == (
+            "tenant key 'acme' is already in use (status ACTIVE); choose another key"
+        )
+        assert button.disabled
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is form and app.tracker.latest("acme") is None
+
+        # Free while typed, taken before Enter: refused on submit too, in the form.
+        await type_text(pilot, "_two")
+        await wait_for(pilot, lambda: not button.disabled, "acme_two to be found free")
+        assert str(error.render()) == ""
+        await ui_service.provision("acme_two")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "already in use" in str(error.render()), "the refusal")
+        assert app.screen is form and app.tracker.latest("acme_two") is None
+    # Only the one provision that took the key: the form started none.
+    assert (await audit_actions(su, "acme_two")).count("provision.register") == 1
+    assert await su.fetchval("SELECT count(*) FROM public.tenants") == 2
 
 
 # -- deactivate with the typed confirmation -------------------------------------------------------
@@ -419,6 +479,143 @@ async def test_deactivate_needs_the_typed_key(
         assert op is not None and op.name == "deactivate"
         await wait_for(pilot, lambda: op.state.value == "succeeded", "the operation to finish")
     assert [a for a in await audit_actions(su, "acme") if a.startswith("deactivate.")]
+
+
+async def test_drain_dialog_takes_timeout_and_force(
+    ui_service: ConsoleService, su: asyncpg.Connection, database_dsn: str
+) -> None:
+    """The CLI's --timeout (checked as typed, with its rule) and --force, in the dialog; the
+    operation runs with them: timeout 0 with force terminates a lock holder at once."""
+    tenant = await ui_service.provision("acme", "Acme")
+    holder = await asyncpg.connect(database_dsn, server_settings={"application_name": "report"})
+    tx = holder.transaction()
+    await tx.start()
+    await holder.execute(f'LOCK TABLE "{tenant.schema_name}".orders IN ACCESS SHARE MODE')
+    holder_pid = holder.get_server_pid()
+    app = GoConsoleApp(ui_service)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await tenants_screen(pilot)
+            app.open_tenant("acme")
+            await detail_screen(pilot, "acme")
+            await pilot.press("d")
+            dialog = await wait_for(
+                pilot, lambda: isinstance(app.screen, ConfirmDrainScreen) and app.screen, "dialog"
+            )
+            assert isinstance(dialog, ConfirmDrainScreen)
+            steps = str(dialog.query_one("#confirm-steps-text", Static).render())
+            assert "wait up to 30s" in steps and "then fail and restore access" in steps
+            assert "PgBouncer is not configured" in steps
+            confirm = dialog.query_one("#confirm", Button)
+
+            # A bad timeout is refused as typed, with the CLI's rule; the key alone cannot
+            # confirm then.
+            timeout = dialog.query_one("#drain-timeout", Input)
+            timeout.focus()
+            await pilot.press("end", "backspace", "backspace", *"-1")
+            hint = dialog.query_one("#confirm-hint", Static)
+            assert str(hint.render()) == "--timeout must be between 0 and 86400 seconds, got -1"
+            dialog.query_one("#confirm-input", Input).focus()
+            await type_text(pilot, "acme")
+            assert confirm.disabled
+            await pilot.press("enter")
+            assert app.screen is dialog and app.tracker.latest("acme") is None
+            assert str(hint.render()) == (
+                "--timeout must be between 0 and 86400 seconds, got -1 "
+                "(nothing was done; Esc cancels)"
+            )
+
+            timeout.focus()
+            await pilot.press("end", "backspace", "backspace", "0")
+            assert str(hint.render()) == ""
+            await pilot.click("#drain-force")
+            assert dialog.query_one("#drain-force", Checkbox).value
+            steps = str(dialog.query_one("#confirm-steps-text", Static).render())
+            assert "wait up to 0s" in steps and "then terminate them" in steps
+            assert not confirm.disabled
+            await pilot.click("#confirm")
+
+            await wait_for(
+                pilot,
+                lambda: (
+                    app.tracker.latest("acme")
+                    and app.tracker.latest("acme").state.value != "running"
+                ),
+                "the deactivation to end",
+            )
+            op = app.tracker.latest("acme")
+            assert op is not None and op.state.value == "succeeded", op.outcome
+            messages = [e.message for e in op.events]
+            assert "waiting up to 0s for lock holders" in messages
+            assert any(m.startswith(f"terminating pid {holder_pid} ") for m in messages)
+    finally:
+        await holder.close()
+    assert await status_of(su, "acme") == "INACTIVE"
+
+
+async def test_busy_tenant_hides_its_actions_and_names_the_backend(
+    ui_service: ConsoleService, database_dsn: str
+) -> None:
+    await ui_service.provision("acme", "Acme")
+    holder = await asyncpg.connect(database_dsn, server_settings={"application_name": "runbook"})
+    app = GoConsoleApp(ui_service)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await tenants_screen(pilot)
+            app.open_tenant("acme")
+            detail = await detail_screen(pilot, "acme")
+            await wait_for(pilot, lambda: "Deactivate" in footer_labels(app), "the actions")
+
+            await holder.execute("SELECT pg_advisory_lock($1, hashtext('acme'))", TENANT_LOCK_CLASS)
+            banner = f"runbook (backend pid {holder.get_server_pid()})"
+            await wait_for(
+                pilot,
+                lambda: banner in str(detail.query_one("#busy", Static).render()),
+                "the BUSY banner naming the holder's backend pid",
+            )
+            await wait_for(
+                pilot,
+                lambda: not footer_labels(app) & {"Deactivate", "Offboard"},
+                "the footer to stop offering the actions",
+            )
+            await pilot.press("d")
+            assert app.screen is detail
+
+            await holder.execute("SELECT pg_advisory_unlock_all()")
+            await wait_for(
+                pilot,
+                lambda: {"Deactivate", "Offboard"} <= footer_labels(app),
+                "the actions back once the holder is gone",
+            )
+    finally:
+        await holder.close()
+
+
+async def test_progress_shows_its_latest_lines_at_80x24(ui_service: ConsoleService) -> None:
+    await ui_service.provision("acme", "Acme")
+    app = GoConsoleApp(ui_service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tenants_screen(pilot)
+        app.open_tenant("acme")
+        detail = await detail_screen(pilot, "acme")
+        app.request_action("reactivate", "acme")  # refused (ACTIVE): a short operation
+        await ui_service.deactivate("acme", timeout=1)
+        app.request_action("reactivate", "acme")
+        op = await wait_for(
+            pilot,
+            lambda: (o := app.tracker.latest("acme")) and o.state.value != "running" and o,
+            "the reactivation to end",
+        )
+        log = detail.query_one("#progress", Log)
+        await wait_for(pilot, lambda: log.lines and log.lines[-1].startswith("= "), "the outcome")
+        await pilot.pause()
+        assert len(log.lines) >= 4, log.lines
+        shown = detail.find_widget(log)
+        visible = shown.region.intersection(shown.clip)
+        assert visible == shown.region, "the progress log is cut off at 80x24"
+        assert log.scroll_offset.y == log.max_scroll_y
+        assert log.size.height >= min(len(log.lines), 10), (log.size, len(log.lines))
+        assert op is not None
 
 
 # -- audit ---------------------------------------------------------------------------------------

@@ -35,14 +35,19 @@ from test_ui import (
     wait_for,
 )
 from textual.pilot import Pilot
-from textual.widgets import Button, Input, Static
+from textual.widgets import Button, DataTable, Input, Static
 
 from console.config import Settings
 from console.core.identifiers import qualified
 from console.core.migrations import RunProgress
 from console.core.service import ConsoleService
 from console.ui.app import GoConsoleApp
-from console.ui.screens.migrations import ConfirmPlanScreen, MigrationsScreen, RunOptionsScreen
+from console.ui.screens.migrations import (
+    ConfirmPlanScreen,
+    ErrorDetailScreen,
+    MigrationsScreen,
+    RunOptionsScreen,
+)
 from console.ui.screens.prompt import ConfirmQuitScreen
 from console.ui.screens.tenants import TenantsScreen
 
@@ -323,7 +328,7 @@ async def test_failed_tenant_shows_its_error_and_retry_failed_completes_it(
 ) -> None:
     for key in ("good_a", "good_b"):
         await tenant_at(ui_service, su, key, R2)
-    bad = await tenant_at(ui_service, su, "dupes", R2)
+    bad = await tenant_at(ui_service, su, "zdupes", R2)
     # 0003 lower-cases addresses, then makes them unique: these two collide. The address holds
     # square brackets: the error is data, shown as it is, never parsed as markup.
     await add_customers(su, bad, "[/]Dup@x.com", "[/]dup@x.com", "b@x.com")
@@ -340,11 +345,29 @@ async def test_failed_tenant_shows_its_error_and_retry_failed_completes_it(
         await wait_for(pilot, lambda: len(tenant_results(screen)) == 3, "three result rows")
         results = tenant_results(screen)
         assert results["good_a"] == results["good_b"] == ("✓ migrated", f"{R2} → {HEAD}")
-        result, detail = results["dupes"]
+        result, detail = results["zdupes"]
         assert result == "✗ FAILED"
-        assert detail == first.failures["dupes"]
+        assert detail == first.failures["zdupes"]
         assert "idx_customers_email" in detail and "23505" in detail
         assert "([/]dup@x.com)" in detail
+        # Failures sort first (zdupes finished last), and Enter on one shows its whole error.
+        assert table_column(screen, "#mig-tenants", TENANT)[0] == "zdupes"
+        table = screen.query_one("#mig-tenants", DataTable)
+        table.focus()
+        table.move_cursor(row=0)
+        await pilot.press("enter")
+        shown = await wait_for(
+            pilot,
+            lambda: app.screen if isinstance(app.screen, ErrorDetailScreen) else None,
+            "the error detail dialog",
+        )
+        assert text_of(shown, "#error-text Static") == first.failures["zdupes"]
+        await pilot.press("escape")
+        assert app.screen is screen
+        table.move_cursor(row=1)  # a migrated tenant: nothing to show
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is screen
         assert "✗ 1" in text_of(screen, "#mig-progress")
         assert "f retries failures" in text_of(screen, "#mig-progress")
         await wait_for(
@@ -356,7 +379,7 @@ async def test_failed_tenant_shows_its_error_and_retry_failed_completes_it(
             pilot, lambda: "1 tenant(s) behind" in text_of(screen, "#mig-bars"), "one behind"
         )
         assert notes.any("Migration run finished", "2 migrated, 1 failed")
-        assert await revision_of_key(su, "dupes") == R2
+        assert await revision_of_key(su, "zdupes") == R2
 
         # Fixed by hand, then "retry failed" from the screen: only that tenant runs again.
         await fix_duplicates(su, bad)
@@ -364,7 +387,7 @@ async def test_failed_tenant_shows_its_error_and_retry_failed_completes_it(
         second = await run_finished(pilot, screen, first)
         assert (second.total, second.done, second.failed) == (1, 1, 0)
         await wait_for(pilot, lambda: len(tenant_results(screen)) == 1, "the retry's one row")
-        assert tenant_results(screen) == {"dupes": ("✓ migrated", f"{R2} → {HEAD}")}
+        assert tenant_results(screen) == {"zdupes": ("✓ migrated", f"{R2} → {HEAD}")}
         await wait_for(
             pilot,
             lambda: (
@@ -384,8 +407,8 @@ async def test_failed_tenant_shows_its_error_and_retry_failed_completes_it(
         await wait_for(pilot, lambda: notes.any("the last run has nothing to retry"), "a notice")
         assert app.migration_state is second
 
-    assert await revisions_by_key(su) == dict.fromkeys(("good_a", "good_b", "dupes"), HEAD)
-    assert await run_record(su, second.run_id) == ("succeeded", {"dupes": "succeeded"})
+    assert await revisions_by_key(su) == dict.fromkeys(("good_a", "good_b", "zdupes"), HEAD)
+    assert await run_record(su, second.run_id) == ("succeeded", {"zdupes": "succeeded"})
 
 
 # -- 4. switching areas during a run, quitting during a run -------------------------------------
@@ -614,3 +637,31 @@ async def test_bad_run_options_are_refused_and_shown_as_typed(
         assert app.screen is screen
         assert not app.migration_running() and app.migration_state is None
     assert await revisions_by_key(su) == {"opt_a": R3}
+
+
+async def test_run_form_fits_at_80x24_with_labelled_buttons(ui_service: ConsoleService) -> None:
+    app = GoConsoleApp(ui_service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tenants_screen(pilot)
+        await open_migrations(pilot)
+        await pilot.press("r")
+        form = await wait_for(
+            pilot,
+            lambda: app.screen if isinstance(app.screen, RunOptionsScreen) else None,
+            "the run options",
+        )
+        assert isinstance(form, RunOptionsScreen)
+        await pilot.pause()
+        for selector, label in (("#cancel", "Cancel"), ("#plan", "Plan…")):
+            button = form.query_one(selector, Button)
+            shown = form.find_widget(button)
+            assert shown.region.intersection(shown.clip) == shown.region, f"{label} is cut"
+            assert button.content_size.height >= 1 and str(button.label) == label
+            assert label in "".join(
+                segment.text
+                for line in button.render_lines(button.region.reset_offset)
+                for segment in line
+            )
+        field = form.query_one("#scope", Input)
+        shown = form.find_widget(field)
+        assert shown.region.intersection(shown.clip) == shown.region

@@ -16,7 +16,15 @@ from typing import Any
 import asyncpg
 import pytest
 from helpers import APP_ROLE
-from test_ui import SIZE, Notes, bound_actions, footer_labels, type_text, wait_for
+from test_ui import (
+    SIZE,
+    Notes,
+    bound_actions,
+    footer_labels,
+    tenants_screen,
+    type_text,
+    wait_for,
+)
 from textual.app import App, ComposeResult
 from textual.command import CommandList
 from textual.pilot import Pilot
@@ -34,7 +42,7 @@ from console.ui.pool_history import PoolHistory, capacity, totals
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.pool_forms import PoolSizeScreen
 from console.ui.screens.pools import PoolsScreen
-from console.ui.screens.prompt import ConfirmKeyScreen
+from console.ui.screens.prompt import ConfirmDrainScreen, ConfirmKeyScreen
 from console.ui.screens.tenant_detail import TenantDetailScreen
 from console.ui.screens.tenants import TenantsScreen
 from console.ui.widgets.pool_gauge import (
@@ -125,6 +133,43 @@ def palette_options(app: GoConsoleApp) -> list[str]:
 async def pool_of(service: ConsoleService, alias: str) -> PoolView:
     snapshot = await service.pools.snapshot()
     return next(v for v in snapshot.pools if v.name == alias)
+
+
+# -- the lifecycle dialogs list the pool steps ---------------------------------------------------
+
+
+async def test_drain_dialogs_list_the_pgbouncer_steps(pool_service: ConsoleService) -> None:
+    """With PgBouncer managed, deactivate and offboard say they disable and pause the pool
+    (the steps the core runs, from its own list)."""
+    await pool_service.provision("acme")
+    app = GoConsoleApp(pool_service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tenants_screen(pilot)
+        app.open_tenant("acme")
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, TenantDetailScreen) and app.screen.detail,
+            "the detail view",
+        )
+        for key, action in (("d", "deactivate"), ("o", "offboard")):
+            await pilot.press(key)
+            dialog = await wait_for(
+                pilot,
+                lambda: app.screen if isinstance(app.screen, ConfirmDrainScreen) else None,
+                f"the {action} dialog",
+            )
+            assert isinstance(dialog, ConfirmDrainScreen)
+            steps = str(dialog.query_one("#confirm-steps-text", Static).render())
+            assert steps.splitlines() == [
+                f"{i}. {step}"
+                for i, step in enumerate(pool_service.lifecycle.steps(action, "acme", 30, False), 1)
+            ]
+            assert "PgBouncer: disable tenant_acme (no new clients), then pause it" in steps
+            assert "not configured" not in steps
+            await pilot.press("escape")
+            await wait_for(
+                pilot, lambda: isinstance(app.screen, TenantDetailScreen), "the dialog to close"
+            )
 
 
 # -- gauges, sorting, the waiting alert ------------------------------------------------------------

@@ -39,6 +39,23 @@ from console.core.tenant_schema import (
 )
 
 _DRAIN_POLL_S = 0.1
+DRAIN_TIMEOUT_MAX_S = 86400
+
+
+def check_drain_timeout(value: float | str) -> float:
+    """The drain timeout of deactivate/offboard (``--timeout``) in seconds: a number from 0 to
+    :data:`DRAIN_TIMEOUT_MAX_S`, else InvalidInput naming the value and the range."""
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        raise InvalidInput(
+            f"--timeout {value!r} is not a number: give seconds between 0 and {DRAIN_TIMEOUT_MAX_S}"
+        ) from None
+    if not 0 <= seconds <= DRAIN_TIMEOUT_MAX_S:
+        raise InvalidInput(
+            f"--timeout must be between 0 and {DRAIN_TIMEOUT_MAX_S} seconds, got {seconds:g}"
+        )
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -152,12 +169,7 @@ class Lifecycle:
         name = display_name_for(key, display_name)
         async with self._runner.run("provision", key, sink) as op:
             async with self._db.acquire() as conn:
-                existing = await self._registry.get(conn, key)
-            if existing is not None and existing.status not in RESUMABLE:
-                raise InvalidInput(
-                    f"tenant key {key!r} is already in use (status {existing.status}); "
-                    "choose another key"
-                )
+                check_key_free(key, await self._registry.get(conn, key))
             try:
                 return await self._provision_steps(op, key, schema_for(key), name, use_template)
             except Exception:
@@ -169,6 +181,16 @@ class Lifecycle:
                             op.tenant_id,
                         )
                 raise
+
+    async def check_new_key(self, key: str) -> Tenant | None:
+        """What :meth:`provision` checks before it starts, without starting: InvalidInput for a
+        bad key or one already in use; the tenant an interrupted provision left (which
+        provisioning finishes), else None."""
+        validate_tenant_key(key)
+        async with self._db.acquire() as conn:
+            existing = await self._registry.get(conn, key)
+        check_key_free(key, existing)
+        return existing
 
     async def provision_many(
         self,
@@ -257,11 +279,51 @@ class Lifecycle:
 
     # -- deactivate / reactivate ------------------------------------------------------------
 
+    def steps(self, action: str, key: str, timeout: float, force: bool) -> list[str]:
+        """What ``action`` (``deactivate`` or ``offboard``) will do to tenant ``key`` with this
+        drain ``timeout`` and ``force``, step by step in the order :meth:`deactivate` and
+        :meth:`offboard` run them (for a confirmation that shows exactly what happens)."""
+        schema = schema_for(key)
+        first = {
+            "deactivate": [
+                "take a final pg_dump backup of the schema (sha256 recorded)",
+                "mark the tenant DEACTIVATING and revoke the application role's access",
+            ],
+            "offboard": [
+                "take a pg_dump backup and verify it (checksum, pg_restore --list)",
+                "mark the tenant OFFBOARDING and revoke the application role's access",
+            ],
+        }[action]
+        if self._pools is None:
+            pool = ["PgBouncer is not configured: no pool steps"]
+        else:
+            pool = [
+                f"PgBouncer: disable {schema} (no new clients), then pause it (waits for "
+                "in-flight transactions; "
+                + ("kills them at the timeout)" if force else "fails at the timeout)")
+            ]
+        drain = (
+            f"wait up to {timeout:g}s"
+            + ("" if self._pools is None else " (with the pause)")
+            + " for sessions holding locks on its tables, then "
+            + ("terminate them" if force else "fail and restore access")
+        )
+        last = {
+            "deactivate": ["mark the tenant INACTIVE (reactivate restores access)"],
+            "offboard": [
+                "export the tenant's audit log as JSON next to the backup",
+                f"DROP schema {schema} and all its data — this cannot be undone here",
+                *([] if self._pools is None else [f"remove the PgBouncer alias {schema}"]),
+                "mark the tenant ARCHIVED and write the offboarding report",
+            ],
+        }[action]
+        return [*first, *pool, drain, *last]
+
     async def deactivate(
         self, key: str, timeout: float, force: bool = False, sink: EventSink = discard
     ) -> Tenant:
         """Final backup, block the app role, drain lock holders, then INACTIVE."""
-        _check_timeout(timeout)
+        check_drain_timeout(timeout)
         async with self._runner.run("deactivate", key, sink) as op:
             tenant = await self._require(op, key, {TenantStatus.ACTIVE, TenantStatus.DEACTIVATING})
             self._note_unmanaged_pool(op)
@@ -305,7 +367,7 @@ class Lifecycle:
         self, key: str, timeout: float, force: bool = False, sink: EventSink = discard
     ) -> OffboardReport:
         """Verified backup, block, drain, export the audit log, drop the schema, ARCHIVED."""
-        _check_timeout(timeout)
+        check_drain_timeout(timeout)
         allowed = {TenantStatus.ACTIVE, TenantStatus.INACTIVE, TenantStatus.OFFBOARDING}
         async with self._runner.run("offboard", key, sink) as op:
             tenant = await self._require(op, key, allowed)
@@ -465,9 +527,13 @@ class Lifecycle:
         ]
 
 
-def _check_timeout(timeout: float) -> None:
-    if not 0 <= timeout <= 86400:
-        raise InvalidInput(f"--timeout must be between 0 and 86400 seconds, got {timeout:g}")
+def check_key_free(key: str, existing: Tenant | None) -> None:
+    """InvalidInput when ``key`` belongs to a tenant that provisioning cannot finish (only an
+    INITIALIZING or FAILED one is finished)."""
+    if existing is not None and existing.status not in RESUMABLE:
+        raise InvalidInput(
+            f"tenant key {key!r} is already in use (status {existing.status}); choose another key"
+        )
 
 
 def _ms(started: float) -> float:

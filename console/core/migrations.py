@@ -35,6 +35,7 @@ from console.core.db import ConnectionSpec, Database
 from console.core.errors import InvalidInput, NotFound, OperationFailed, ReadOnlyMode, TenantBusy
 from console.core.events import EventSink, Phase, StepEvent
 from console.core.identifiers import SqlTemplate, qualified
+from console.core.locks import LOCK_TIMEOUT_SQLSTATE, blocked_by, schema_lock_holders
 from console.core.migration_records import LandedRecorder, reconcile
 from console.core.operations import TENANT_LOCK_CLASS, OperationRunner, describe_error
 from console.core.registry import AuditLog, Tenant, TenantStatus
@@ -584,6 +585,8 @@ class MigrationRunner:
             if exc.sqlstate == BUSY_SQLSTATE:
                 return "busy"
             error = describe_error(exc)
+            if exc.sqlstate == LOCK_TIMEOUT_SQLSTATE and _usable(conn):
+                error = f"{error} — {await self._blockers(conn, tenant)}"
         except OperationFailed as exc:
             error = describe_error(exc)
         except (asyncpg.InterfaceError, OSError) as exc:
@@ -594,6 +597,15 @@ class MigrationRunner:
             return f"connection lost: {error}"  # the worker records it on a fresh connection
         await self._record(conn, run_id, tenant, "failed", error, _elapsed(started))
         return error
+
+    @staticmethod
+    async def _blockers(conn: asyncpg.Connection, tenant: Tenant) -> str:
+        """Who held the tenant's tables when its migration gave up on its lock timeout, looked
+        up at once on the worker's connection (the holders usually still hold them)."""
+        try:
+            return blocked_by(await schema_lock_holders(conn, tenant.schema_name))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            return f"the lock holders could not be looked up: {describe_error(exc)}"
 
     def _tenant_script(self, tenant: Tenant, group: PlanGroup) -> str:
         """One tenant's whole migration as one message, which PostgreSQL runs as one implicit

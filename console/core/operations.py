@@ -200,7 +200,7 @@ class OperationRunner:
             TENANT_LOCK_CLASS,
         )
         return {
-            r["key"]: f"{r['application_name'] or 'another session'} (pid {r['pid']}) "
+            r["key"]: f"{r['application_name'] or 'another session'} (backend pid {r['pid']}) "
             f"since {r['state_change'].strftime('%H:%M:%S %Z')}"
             for r in rows
         }

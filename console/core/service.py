@@ -160,6 +160,10 @@ class ConsoleService:
         """See :meth:`Lifecycle.provision`."""
         return await self.lifecycle.provision(key, display_name, sink, use_template)
 
+    async def check_new_key(self, key: str) -> Tenant | None:
+        """See :meth:`Lifecycle.check_new_key`."""
+        return await self.lifecycle.check_new_key(key)
+
     async def provision_many(
         self,
         keys: Sequence[str],

@@ -31,7 +31,12 @@ from console.ui.screens.migrations import MigrationsScreen
 from console.ui.screens.placeholder import NotBuiltScreen
 from console.ui.screens.pool_forms import PoolSizeScreen
 from console.ui.screens.pools import PoolsScreen
-from console.ui.screens.prompt import ConfirmKeyScreen, ConfirmQuitScreen
+from console.ui.screens.prompt import (
+    ConfirmDrainScreen,
+    ConfirmKeyScreen,
+    ConfirmQuitScreen,
+    DrainChoice,
+)
 from console.ui.screens.provision import ProvisionScreen
 from console.ui.screens.tenant_detail import ACTIONS_BY_STATUS, TenantDetailScreen
 from console.ui.screens.tenants import TenantsScreen
@@ -52,21 +57,7 @@ AREAS: dict[str, tuple[str, int, str]] = {
 }
 MUTATIONS = {"provision", "tenant", "start_run", "retry_failed", "pool"}
 MUTATION_NAMES = {"start_run": "migrate", "retry_failed": "migrate retry"}
-DESTRUCTIVE_STEPS = {
-    "deactivate": [
-        "take a final pg_dump backup of the schema (sha256 recorded)",
-        "mark the tenant DEACTIVATING and revoke the application role's access",
-        "wait for other sessions to release locks on its tables (fails after the drain timeout)",
-        "mark the tenant INACTIVE (reactivate restores access)",
-    ],
-    "offboard": [
-        "take a pg_dump backup and verify it (checksum, pg_restore --list)",
-        "mark the tenant OFFBOARDING, revoke access, wait for lock holders",
-        "export the tenant's audit log as JSON next to the backup",
-        "DROP the schema and all its data — this cannot be undone here",
-        "mark the tenant ARCHIVED and write the offboarding report",
-    ],
-}
+DRAINING_ACTIONS = ("deactivate", "offboard")
 
 
 class GoConsoleApp(App[int]):
@@ -335,24 +326,37 @@ class GoConsoleApp(App[int]):
         if running is not None and running.state is OpState.RUNNING:
             self.notify(f"{running.name} {key} is still running", severity="warning")
             return
-        calls: dict[str, Callable[[Callable[[StepEvent], None]], Awaitable[object]]] = {
-            "deactivate": lambda sink: self.service.deactivate(key, sink=sink),
-            "reactivate": lambda sink: self.service.reactivate(key, sink),
-            "offboard": lambda sink: self.service.offboard(key, sink=sink),
-            "resume_provision": lambda sink: self.service.provision(key, sink=sink),
-        }
         name = "provision" if action == "resume_provision" else action
-        if action in DESTRUCTIVE_STEPS:
-
-            def confirmed(ok: bool | None) -> None:
-                if ok:
-                    self.start_operation(name, key, calls[action])
-                else:
-                    self.notify(f"{action} {key} cancelled: nothing was done")
-
-            self.push_screen(ConfirmKeyScreen(action, key, DESTRUCTIVE_STEPS[action]), confirmed)
-        else:
+        if action not in DRAINING_ACTIONS:
+            calls: dict[str, Callable[[Callable[[StepEvent], None]], Awaitable[object]]] = {
+                "reactivate": lambda sink: self.service.reactivate(key, sink),
+                "resume_provision": lambda sink: self.service.provision(key, sink=sink),
+            }
             self.start_operation(name, key, calls[action])
+            return
+        dialog = ConfirmDrainScreen(
+            action,
+            key,
+            partial(self.service.lifecycle.steps, action, key),
+            self.settings.lifecycle.drain_timeout,
+        )
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.start_operation(
+                    name, key, partial(self._drain_call, action, key, dialog.choice)
+                )
+            else:
+                self.notify(f"{action} {key} cancelled: nothing was done")
+
+        self.push_screen(dialog, confirmed)
+
+    def _drain_call(
+        self, action: str, key: str, choice: DrainChoice, sink: Callable[[StepEvent], None]
+    ) -> Awaitable[object]:
+        """Deactivate or offboard ``key`` with the dialog's timeout and force."""
+        run = self.service.deactivate if action == "deactivate" else self.service.offboard
+        return run(key, timeout=choice.timeout, force=choice.force, sink=sink)
 
     def refuse_read_only(self, action: str) -> bool:
         if self.read_only:

@@ -19,6 +19,7 @@ from console.core.identifiers import validate_tenant_key
 from console.core.migrations import MigrationPlan, RevisionState, RunProgress
 from console.core.registry import parse_status
 from console.ui.screens.base import ConsoleScreen
+from console.ui.screens.prompt import FORM_BINDINGS
 
 BAR_WIDTH = 30
 # symbol and word, never colour alone
@@ -27,6 +28,7 @@ STATE_MARKS = {
     RevisionState.BEHIND: "… behind",
     RevisionState.UNKNOWN: "? unknown",
 }
+FAILED_MARK = "✗ FAILED"
 PLAN_KEYS_SHOWN = 8
 RUN_COLUMNS = (
     ("Run started", "started"),
@@ -41,7 +43,7 @@ RUN_COLUMNS = (
 class RunOptionsScreen(ModalScreen[dict[str, Any] | None]):
     """Target, concurrency and scope of a new run."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="run_options.cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="run_options.cancel"), *FORM_BINDINGS]
 
     def __init__(self, head: str) -> None:
         super().__init__(classes="dialog")
@@ -50,16 +52,22 @@ class RunOptionsScreen(ModalScreen[dict[str, Any] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
             yield Label("Start a migration run", classes="dialog-title")
+            # Compact fields and buttons: the whole form, buttons included, fits at 80x24.
             yield Label("Target revision")
-            yield Input(value=self._head, id="target")
+            yield Input(value=self._head, id="target", classes="field", compact=True)
             yield Label("Concurrency (1-32)")
-            yield Input(value="2", id="concurrency", type="integer")
+            yield Input(value="2", id="concurrency", type="integer", classes="field", compact=True)
             yield Label("Scope: tenant keys (comma-separated) or status:NAME; empty = all")
-            yield Input(placeholder="e.g. acme,beta  or  status:inactive", id="scope")
+            yield Input(
+                placeholder="e.g. acme,beta  or  status:inactive",
+                id="scope",
+                classes="field",
+                compact=True,
+            )
             yield Static("", id="run-error", classes="field-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel", id="cancel")
-                yield Button("Plan…", id="plan", variant="primary")
+                yield Button("Cancel", id="cancel", compact=True)
+                yield Button("Plan…", id="plan", variant="primary", compact=True)
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#plan")
@@ -137,6 +145,29 @@ class ConfirmPlanScreen(ModalScreen[bool]):
         self.dismiss(False)
 
 
+class ErrorDetailScreen(ModalScreen[None]):
+    """One tenant's migration error, whole (the table's Detail column cuts it)."""
+
+    BINDINGS = [Binding("escape,enter", "close", "Close", id="error_detail.close")]
+
+    def __init__(self, key: str, error: str) -> None:
+        super().__init__(classes="dialog")
+        self._key = key
+        self._error = error
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog-box wide danger"):
+            yield Label(f"Migration of {self._key} failed", classes="dialog-title", markup=False)
+            with VerticalScroll(id="error-text"):
+                yield Static(self._error, markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Close", id="close", variant="primary", compact=True)
+
+    @on(Button.Pressed, "#close")
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
 class MigrationsScreen(ConsoleScreen):
     """Revisions, runs, and the live run."""
 
@@ -151,6 +182,7 @@ class MigrationsScreen(ConsoleScreen):
         super().__init__(id="migrations")
         self._timer: Timer | None = None
         self._rows: set[str] = set()
+        self._failures: dict[str, str] = {}  # tenant -> error, of the results shown
         self.loaded = False
         self.status: dict[str, Any] | None = None
 
@@ -253,19 +285,34 @@ class MigrationsScreen(ConsoleScreen):
         if event.tenant is None:
             return
         table: DataTable[Text] = self.query_one("#mig-tenants", DataTable)
-        result = Text("✓ migrated" if event.phase is Phase.DONE else "✗ FAILED", end="")
+        failed = event.phase is not Phase.DONE
+        result = Text(FAILED_MARK if failed else "✓ migrated", end="")
         detail = Text(event.message, end="")  # error texts may hold square brackets: not markup
+        was_failed = self._failures.pop(event.tenant, None) is not None
+        if failed:
+            self._failures[event.tenant] = event.message
         if event.tenant in self._rows:
             table.update_cell(event.tenant, "result", result)
             table.update_cell(event.tenant, "detail", detail)
         else:
             self._rows.add(event.tenant)
             table.add_row(Text(event.tenant, end=""), result, detail, key=event.tenant)
+        if failed or was_failed:
+            # Failures first; a stable sort keeps the others in the order they finished.
+            table.sort("result", key=lambda result: str(result) != FAILED_MARK)
 
     def clear_results(self) -> None:
         """Empty the per-tenant table for a new run."""
         self.query_one("#mig-tenants", DataTable).clear()
         self._rows.clear()
+        self._failures.clear()
+
+    @on(DataTable.RowSelected, "#mig-tenants")
+    def _show_failure(self, event: DataTable.RowSelected) -> None:
+        """Enter on a failed tenant: its whole error in a dialog."""
+        key = str(event.row_key.value)
+        if key in self._failures:
+            self.app.push_screen(ErrorDetailScreen(key, self._failures[key]))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Textual asks the binding's own node: the app's read-only rule must be applied here.

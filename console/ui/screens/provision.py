@@ -1,8 +1,11 @@
-"""The provision form: validation as you type, with the same rules as the CLI."""
+"""The provision form: validation as you type, with the same rules as the CLI, and a live
+check against the registry so a key already in use is refused here."""
 
 from __future__ import annotations
 
-from textual import on
+from typing import TYPE_CHECKING
+
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -10,8 +13,12 @@ from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Input, Label, Static
 
-from console.core.errors import InvalidInput
+from console.core.errors import ConsoleError, InvalidInput
 from console.core.identifiers import validate_tenant_key
+from console.ui.screens.prompt import FORM_BINDINGS
+
+if TYPE_CHECKING:
+    from console.ui.app import GoConsoleApp
 
 
 class TenantKeyValidator(Validator):
@@ -28,7 +35,12 @@ class TenantKeyValidator(Validator):
 class ProvisionScreen(ModalScreen[tuple[str, str] | None]):
     """Ask for a tenant key and display name; returns them or None."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="provision.cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="provision.cancel"), *FORM_BINDINGS]
+
+    @property
+    def goapp(self) -> GoConsoleApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box"):
@@ -40,7 +52,7 @@ class ProvisionScreen(ModalScreen[tuple[str, str] | None]):
                 validators=[TenantKeyValidator()],
                 validate_on=["changed", "submitted"],
             )
-            yield Static("", id="key-error", classes="field-error")
+            yield Static("", id="key-error", classes="field-error", markup=False)
             yield Label("Display name (optional)")
             yield Input(placeholder="Acme Outdoors", id="name", max_length=200)
             with Horizontal(classes="dialog-buttons"):
@@ -57,7 +69,31 @@ class ProvisionScreen(ModalScreen[tuple[str, str] | None]):
             [] if event.validation_result is None else event.validation_result.failure_descriptions
         )
         self.query_one("#key-error", Static).update("" if valid or not event.value else problems[0])
-        self.query_one("#provision", Button).disabled = not valid
+        self.query_one("#provision", Button).disabled = True
+        if valid:
+            self._check_registry(event.value, submit=False)
+
+    @work(group="provision-key", exclusive=True, exit_on_error=False)
+    async def _check_registry(self, key: str, submit: bool) -> None:
+        """Ask the registry whether ``key`` may be provisioned; say so in the form, and close
+        the form with it when ``submit`` and it may."""
+        error = self.query_one("#key-error", Static)
+        try:
+            existing = await self.goapp.service.check_new_key(key)
+        except ConsoleError as exc:
+            if self.query_one("#key", Input).value == key:
+                error.update(exc.message)
+            return
+        if self.query_one("#key", Input).value != key:
+            return  # typed on meanwhile: that value has its own check
+        self.query_one("#provision", Button).disabled = False
+        error.update(
+            f"an earlier provision left {key!r} {existing.status}: provisioning finishes it"
+            if existing is not None
+            else ""
+        )
+        if submit:
+            self.dismiss((key, self.query_one("#name", Input).value.strip() or key))
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#provision")
@@ -68,7 +104,7 @@ class ProvisionScreen(ModalScreen[tuple[str, str] | None]):
         except InvalidInput as exc:
             self.query_one("#key-error", Static).update(exc.message)
             return
-        self.dismiss((key, self.query_one("#name", Input).value.strip() or key))
+        self._check_registry(key, submit=True)  # checked again: it may have been taken since
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

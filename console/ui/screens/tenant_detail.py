@@ -62,12 +62,12 @@ class TenantDetailScreen(ConsoleScreen):
                 with Vertical(id="detail-side"):
                     yield Static("", id="busy", markup=False)  # holder's application_name
                     yield Static("", id="available")
+            yield Static("Operation progress", classes="section")
+            yield Log(id="progress", max_lines=500)
             tables: DataTable[str] = DataTable(id="detail-tables", cursor_type="row")
             tables.add_columns("Table", "Est. rows", "Size", "RLS", "Forced", "Policies")
             yield Static("Schema objects", classes="section")
             yield tables
-            yield Static("Operation progress", classes="section")
-            yield Log(id="progress", max_lines=500)
             yield Static("Recent audit entries", classes="section")
             audit: DataTable[str] = DataTable(id="detail-audit", cursor_type="row")
             audit.add_columns("When (UTC)", "Action", "Actor", "From")
@@ -214,6 +214,7 @@ class TenantDetailScreen(ConsoleScreen):
         self._shown_events = len(op.events)
         if op.state is not OpState.RUNNING and op.outcome and not log.lines[-1].startswith("="):
             log.write_line(f"= {op.outcome}")
+        log.scroll_end(animate=False)  # the latest lines, whatever the log's height
         self.refresh_bindings()
 
     # -- actions ----------------------------------------------------------------------------
@@ -227,7 +228,8 @@ class TenantDetailScreen(ConsoleScreen):
             return False
         if name not in ACTIONS_BY_STATUS[status]:
             return False
-        return None if (self.busy or self._op_running()) else True
+        # Hidden, not merely dimmed: the footer must not offer what the BUSY banner forbids.
+        return not (self.busy or self._op_running())
 
     def action_tenant(self, name: str) -> None:
         self.goapp.request_action(name, self.key)

@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy console
+	$(BIN)/lint-imports
 
 system-deps:
 	.ci/system-deps

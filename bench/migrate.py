@@ -51,14 +51,15 @@ from typing import Any
 import asyncpg
 
 from console.config import BackupSettings, ClusterSettings, Settings
+from console.core.binaries import PgBinaries
 from console.core.events import StepEvent
 from console.core.identifiers import qualified, quote_ident, retarget
-from console.core.migrations import RENDER_SCHEMA, RENDER_TENANT_ID, RunProgress, render_sql
-from console.core.pgserver import LocalCluster, PgBinaries, throwaway_cluster
-from console.core.schema_tree import head_revision
+from console.core.migrations.runner import RENDER_SCHEMA, RENDER_TENANT_ID, RunProgress, render_sql
+from console.core.migrations.tree import head_revision
 from console.core.service import ConsoleService
-from console.core.template import clean_dump
-from console.core.tenant_schema import grant_access
+from console.core.tenants.schema import grant_access
+from console.core.tenants.template import clean_dump
+from console.devenv.postgres import LocalCluster, throwaway_cluster
 
 FROM_REV = "0003_unique_customer_email"
 BENCH_TEMPLATE = "bench_template_r3"

@@ -36,11 +36,12 @@ import asyncpg
 import psycopg
 
 from console.config import PgBouncerSettings
-from console.core.pgbouncer import AdminConnection, AdminSpec
-from console.core.pgbouncer_server import LocalPgBouncer
-from console.core.pgserver import PgBinaries, server_os_user, throwaway_cluster
-from console.core.pool_config import Alias, IncludeFile
-from console.core.pool_monitor import PoolMonitor
+from console.core.binaries import PgBinaries
+from console.core.pools.admin import AdminConnection, AdminSpec
+from console.core.pools.include_file import Alias, IncludeFile
+from console.core.pools.monitor import PoolMonitor
+from console.devenv.pgbouncer import LocalPgBouncer
+from console.devenv.postgres import server_os_user, throwaway_cluster
 
 TARGET_SNAPSHOT_MS = 50.0
 TARGET_POLL_CPU_PCT = 2.0

@@ -28,8 +28,9 @@ from pathlib import Path
 import asyncpg
 
 from console.config import BackupSettings, ClusterSettings, Settings
-from console.core.pgserver import LocalCluster, PgBinaries, throwaway_cluster
+from console.core.binaries import PgBinaries
 from console.core.service import ConsoleService
+from console.devenv.postgres import LocalCluster, throwaway_cluster
 
 
 async def provision_all(

@@ -35,8 +35,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable
 
 from console.config import BackupSettings, Settings
-from console.core.pgserver import LocalCluster, PgBinaries, throwaway_cluster
+from console.core.binaries import PgBinaries
 from console.core.service import ConsoleService
+from console.devenv.postgres import LocalCluster, throwaway_cluster
 from console.ui.app import GoConsoleApp
 from console.ui.screens.tenants import TenantsScreen
 

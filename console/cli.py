@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from console.config import Settings, load_settings
-from console.core.bulk_provision import check_concurrency, check_request
 from console.core.errors import (
     ConsoleError,
     InvalidInput,
@@ -32,11 +31,12 @@ from console.core.errors import (
 )
 from console.core.events import Phase, StepEvent
 from console.core.identifiers import schema_for, validate_tenant_key
-from console.core.lifecycle import check_drain_timeout
-from console.core.migrations import MigrationPlan, display_sql
-from console.core.pool_monitor import PoolSnapshot
-from console.core.registry import parse_status
+from console.core.migrations.runner import MigrationPlan, display_sql
+from console.core.pools.monitor import PoolSnapshot
 from console.core.service import ConsoleService
+from console.core.tenants.bulk import check_concurrency, check_request
+from console.core.tenants.lifecycle import check_drain_timeout
+from console.core.tenants.registry import parse_status
 from console.entry import version_text
 
 PROG = "goconsole"
@@ -285,7 +285,7 @@ def _confirm(action: str, key: str, assume_yes: bool, what: str) -> None:
 async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     """Run one parsed command."""
     if args.command == "demo":
-        from console.core.demo import run_demo
+        from console.devenv.demo import run_demo
 
         ui = None if args.no_ui else run_tui
         return await run_demo(settings, args.tenants, args.data_dir, ui, print_event)

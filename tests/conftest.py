@@ -21,17 +21,12 @@ import pytest
 from helpers import APP_ROLE, AuditGate, TableGate
 
 from console.config import BackupSettings, PgBouncerSettings, Settings
+from console.core.binaries import PgBinaries
 from console.core.errors import OperationFailed
-from console.core.pgbouncer_server import LocalPgBouncer, pgbouncer_binary
-from console.core.pgserver import (
-    SYSTEM_PG15,
-    LocalCluster,
-    PgBinaries,
-    server_os_user,
-    throwaway_cluster,
-)
-from console.core.pool_config import HEADER
+from console.core.pools.include_file import HEADER
 from console.core.service import ConsoleService
+from console.devenv.pgbouncer import LocalPgBouncer, pgbouncer_binary
+from console.devenv.postgres import SYSTEM_PG15, LocalCluster, server_os_user, throwaway_cluster
 
 CLUSTER_SETTINGS = {
     "fsync": "off",

@@ -1,5 +1,6 @@
-"""Layering: console/core never imports textual (nor the textual-based plotting widgets), and
-only console/core talks to PostgreSQL and PgBouncer (imports a database driver)."""
+"""Layering: console/core never imports textual (nor the textual-based plotting widgets) nor
+console/devenv, and only console/core talks to PostgreSQL and PgBouncer (imports a database
+driver). A second guard beside the import-linter contracts in pyproject.toml."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from helpers import PROJECT_ROOT
 
 CORE = PROJECT_ROOT / "console" / "core"
 UI_PACKAGES = ("textual", "textual_plotext")
+DEVENV_MODULES = ("console.devenv",)
 DRIVER_PACKAGES = ("asyncpg", "psycopg", "psycopg2", "sqlalchemy")
 
 
@@ -28,7 +30,12 @@ def ui_imports(
             names = [node.module]
         else:
             continue
-        found += [name for name in names if name.split(".")[0] in packages]
+        found += [
+            name
+            for name in names
+            if name.split(".")[0] in packages
+            or any(name == p or name.startswith(p + ".") for p in packages)
+        ]
     return found
 
 
@@ -55,6 +62,20 @@ def test_no_core_module_imports_textual() -> None:
     assert offenders == {}
 
 
+def test_the_import_scanner_finds_dotted_packages() -> None:
+    source = "from console.devenv.postgres import LocalCluster\nimport console.devenvx\n"
+    assert ui_imports(source, packages=DEVENV_MODULES) == ["console.devenv.postgres"]
+
+
+def test_no_core_module_imports_the_dev_environment() -> None:
+    offenders = {
+        str(path.relative_to(PROJECT_ROOT)): found
+        for path in sorted(CORE.rglob("*.py"))
+        if (found := ui_imports(path.read_text(encoding="utf-8"), str(path), DEVENV_MODULES))
+    }
+    assert offenders == {}
+
+
 def test_only_the_core_imports_database_drivers() -> None:
     outside = [
         path
@@ -62,6 +83,7 @@ def test_only_the_core_imports_database_drivers() -> None:
         if CORE not in path.parents
     ]
     assert any(path.name == "cli.py" for path in outside)
+    assert any(path.parent.name == "devenv" for path in outside)
     offenders = {
         str(path.relative_to(PROJECT_ROOT)): found
         for path in outside
@@ -88,7 +110,7 @@ def loaded_ui_modules(statement: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "module", ["console.core.service", "console.core.lifecycle", "console.config"]
+    "module", ["console.core.service", "console.core.tenants.lifecycle", "console.config"]
 )
 def test_importing_the_core_does_not_load_textual(module: str) -> None:
     assert loaded_ui_modules(f"import {module}") == []

@@ -16,15 +16,15 @@ import pytest
 from helpers import APP_ROLE, PROJECT_ROOT
 
 from console.config import Settings
-from console.core.bulk_provision import BulkReport
 from console.core.errors import InvalidInput, ReadOnlyMode
 from console.core.events import Phase, StepEvent
+from console.core.migrations.tree import head_revision
 from console.core.operations import TENANT_LOCK_CLASS
-from console.core.pool_config import IncludeFile
-from console.core.registry import Tenant, TenantStatus
-from console.core.schema_tree import head_revision
+from console.core.pools.include_file import IncludeFile
 from console.core.service import ConsoleService
-from console.core.tenant_schema import catalog_fingerprint
+from console.core.tenants.bulk import BulkReport
+from console.core.tenants.registry import Tenant, TenantStatus
+from console.core.tenants.schema import catalog_fingerprint
 
 STEPS = ["register", "schema", "init_data", "verify", "activate"]
 

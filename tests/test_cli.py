@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 
 from console.config import load_settings
-from console.core.pgbouncer_server import pgbouncer_binary
+from console.devenv.pgbouncer import pgbouncer_binary
 
 
 def run_cli(

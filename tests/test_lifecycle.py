@@ -16,6 +16,7 @@ import pytest
 from helpers import APP_ROLE, PROJECT_ROOT, AuditGate
 
 from console.config import Settings
+from console.core.binaries import PgBinaries
 from console.core.errors import (
     InvalidInput,
     InvalidState,
@@ -24,10 +25,10 @@ from console.core.errors import (
     ReadOnlyMode,
     TenantBusy,
 )
-from console.core.pgserver import LocalCluster, PgBinaries
-from console.core.registry import Tenant, TenantStatus
 from console.core.service import ConsoleService
-from console.core.tenant_schema import catalog_fingerprint
+from console.core.tenants.registry import Tenant, TenantStatus
+from console.core.tenants.schema import catalog_fingerprint
+from console.devenv.postgres import LocalCluster
 
 TENANT_TABLES = ("categories", "products", "customers", "orders", "order_items", "deletion_log")
 

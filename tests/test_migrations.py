@@ -26,19 +26,19 @@ import pytest
 from helpers import PATIENCE_S, PROJECT_ROOT, TableGate, wait_until
 
 from console.config import ClusterSettings, Settings
-from console.core import migrations
 from console.core.actor import Actor
 from console.core.errors import InvalidInput, ReadOnlyMode, TenantBusy
 from console.core.events import Phase, StepEvent
 from console.core.identifiers import TEMPLATE_SCHEMA, qualified, quote_ident
-from console.core.migration_records import LandedRecorder
-from console.core.migrations import RUN_LOCK, MigrationPlan, RunProgress
+from console.core.migrations import runner as migrations
+from console.core.migrations.records import LandedRecorder
+from console.core.migrations.runner import RUN_LOCK, MigrationPlan, RunProgress
+from console.core.migrations.tree import head_revision, script_directory
 from console.core.operations import TENANT_LOCK_CLASS
-from console.core.registry import Tenant, TenantStatus
-from console.core.schema_tree import head_revision, script_directory
 from console.core.service import ConsoleService
-from console.core.template import TEMPLATE_TENANT_ID
-from console.core.tenant_schema import catalog_fingerprint, grant_access, seed_initial_data
+from console.core.tenants.registry import Tenant, TenantStatus
+from console.core.tenants.schema import catalog_fingerprint, grant_access, seed_initial_data
+from console.core.tenants.template import TEMPLATE_TENANT_ID
 
 R1 = "0001_tenant_base"
 R2 = "0002_customer_contact"

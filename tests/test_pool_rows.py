@@ -14,17 +14,17 @@ from pathlib import Path
 import pytest
 
 from console.core.errors import ConfigError, InvalidInput
-from console.core.pool_config import Alias, IncludeFile
-from console.core.pool_log import server_failures
-from console.core.pool_rates import RateTracker
-from console.core.pool_rows import (
+from console.core.pools.include_file import Alias, IncludeFile
+from console.core.pools.log import server_failures
+from console.core.pools.rates import RateTracker
+from console.core.pools.rows import (
     parse_clients,
     parse_config,
     parse_databases,
     parse_pools,
     parse_stats,
 )
-from console.core.pools import check_pool_size, reconcile
+from console.core.pools.service import check_pool_size, reconcile
 
 # SHOW POOLS of PgBouncer 1.25 (recorded): cl_cancel_req is gone, load-balance and prepared
 # statement columns are new; the parser must take what it knows by name.

@@ -24,12 +24,12 @@ from helpers import APP_ROLE, wait_until
 from console.config import Settings
 from console.core.errors import InvalidInput, InvalidState, OperationFailed, PgBouncerUnavailable
 from console.core.events import Phase, StepEvent
-from console.core.pgbouncer_server import LocalPgBouncer, pgbouncer_binary
-from console.core.pgserver import LocalCluster, free_port, server_os_user
-from console.core.pool_monitor import PoolView
-from console.core.pool_rows import parse_clients, parse_databases, parse_pools, parse_stats
-from console.core.pools import POOL_STEPS_SKIPPED
+from console.core.pools.monitor import PoolView
+from console.core.pools.rows import parse_clients, parse_databases, parse_pools, parse_stats
+from console.core.pools.service import POOL_STEPS_SKIPPED
 from console.core.service import ConsoleService
+from console.devenv.pgbouncer import LocalPgBouncer, pgbouncer_binary
+from console.devenv.postgres import LocalCluster, free_port, server_os_user
 
 
 async def pool_of(service: ConsoleService, alias: str) -> PoolView:

@@ -18,8 +18,8 @@ from helpers import APP_ROLE
 from test_cli import run_cli
 
 from console.config import ClusterSettings, SecuritySettings, Settings
-from console.core.privileges import INTERFACE_SIGNATURE
-from console.core.schema_tree import head_revision
+from console.core.migrations.tree import head_revision
+from console.core.security.privileges import INTERFACE_SIGNATURE
 from console.core.service import ConsoleService
 
 CONTROL_TABLES = (

@@ -17,10 +17,10 @@ from helpers import APP_ROLE
 from console.config import ClusterSettings
 from console.core.errors import InvalidState
 from console.core.identifiers import TEMPLATE_SCHEMA
-from console.core.registry import Tenant, TenantStatus
-from console.core.schema_tree import head_revision
+from console.core.migrations.tree import head_revision
 from console.core.service import ConsoleService
-from console.core.tenant_schema import catalog_fingerprint
+from console.core.tenants.registry import Tenant, TenantStatus
+from console.core.tenants.schema import catalog_fingerprint
 
 DATA_TABLES = ("categories", "products", "customers", "orders", "order_items")
 TENANT_TABLES = (*DATA_TABLES, "deletion_log")

@@ -31,12 +31,12 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static
 
 from console.config import Settings, UiSettings
-from console.core.pgbouncer_server import LocalPgBouncer
-from console.core.pgserver import free_port
-from console.core.pool_monitor import PoolSnapshot, PoolView
-from console.core.pool_rates import PoolRates
-from console.core.pool_rows import Limits, PoolRow
+from console.core.pools.monitor import PoolSnapshot, PoolView
+from console.core.pools.rates import PoolRates
+from console.core.pools.rows import Limits, PoolRow
 from console.core.service import ConsoleService
+from console.devenv.pgbouncer import LocalPgBouncer
+from console.devenv.postgres import free_port
 from console.ui.app import GoConsoleApp
 from console.ui.pool_history import PoolHistory, capacity, totals
 from console.ui.screens.help import HelpScreen

@@ -28,10 +28,10 @@ from textual.widgets import DataTable, Input
 
 import console.ui.app as app_module
 from console.config import BackupSettings, PgBouncerSettings, Settings
-from console.core.pgbouncer_server import LocalPgBouncer
-from console.core.pgserver import LocalCluster
-from console.core.pool_config import HEADER, Alias
+from console.core.pools.include_file import HEADER, Alias
 from console.core.service import ConsoleService
+from console.devenv.pgbouncer import LocalPgBouncer
+from console.devenv.postgres import LocalCluster
 from console.ui.app import GoConsoleApp
 from console.ui.screens.audit import AuditScreen
 from console.ui.screens.help import HelpScreen

@@ -33,9 +33,9 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from console.config import PgBouncerSettings, Settings
-from console.core.pgbouncer_server import LocalPgBouncer, pgbouncer_binary
-from console.core.pgserver import LocalCluster, server_os_user, throwaway_cluster
 from console.core.service import ConsoleService
+from console.devenv.pgbouncer import LocalPgBouncer, pgbouncer_binary
+from console.devenv.postgres import LocalCluster, server_os_user, throwaway_cluster
 from console.ui.app import GoConsoleApp
 from console.ui.connection import ConnectionState, Link
 from console.ui.screens.audit import AuditScreen

@@ -13,10 +13,10 @@ from console.core.db import Database
 from console.core.errors import InvalidState
 from console.core.events import EventSink
 from console.core.identifiers import quote_ident
+from console.core.migrations.tree import AlembicRunner, head_revision
 from console.core.operations import OperationRunner
-from console.core.privileges import tighten_control_schema
-from console.core.schema_tree import AlembicRunner, head_revision
-from console.core.template import TemplateSchema
+from console.core.security.privileges import tighten_control_schema
+from console.core.tenants.template import TemplateSchema
 
 
 async def initialize(

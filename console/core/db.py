@@ -19,9 +19,18 @@ import psycopg.conninfo
 
 from console.config import ClusterSettings
 from console.core.errors import ConfigError, ConnectionFailed
+from console.core.identifiers import quote_ident
 
 APPLICATION_NAME = "goconsole"
 _ASYNCPG_KEYS = {"host": "host", "port": "port", "user": "user", "dbname": "database"}
+# What a plain connection raises when the server is away (CONNECT_ERRORS) or goes away
+# mid-session (SESSION_ERRORS); for callers outside the core, which never import the driver.
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (OSError, asyncpg.PostgresError)
+SESSION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
 
 
 @dataclass(frozen=True)
@@ -206,3 +215,19 @@ def connection_failed(spec: ConnectionSpec, exc: BaseException) -> ConnectionFai
         f"cannot connect to {spec.describe()}: {cause} "
         "(check --dsn / $GOCONSOLE_DSN / the [clusters] DSN, and that the server is running)"
     )
+
+
+async def connect_unpooled(dsn: str) -> asyncpg.Connection:
+    """One plain connection to ``dsn`` without a statement cache (safe through PgBouncer in
+    transaction mode); the caller closes it."""
+    return await asyncpg.connect(dsn, statement_cache_size=0)
+
+
+async def ensure_database(admin_dsn: str, name: str) -> None:
+    """Create database ``name`` on the cluster of ``admin_dsn`` unless it exists."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f"CREATE DATABASE {quote_ident(name)}")
+    finally:
+        await conn.close()

@@ -23,7 +23,7 @@ from console.core.errors import (
 )
 from console.core.events import EventSink, Phase, StepEvent
 from console.core.identifiers import validate_tenant_key
-from console.core.registry import AuditLog
+from console.core.tenants.registry import AuditLog
 
 # pg_try_advisory_lock(int4, int4): the first key marks goconsole's per-tenant locks; the second
 # is hashtext(tenant key), or 0 for cluster-wide operations such as `init`.

@@ -14,23 +14,23 @@ import asyncpg
 
 from console.config import Settings
 from console.core.actor import Actor
-from console.core.backups import BackupStore
+from console.core.backups.store import BackupStore
+from console.core.binaries import PgBinaries
 from console.core.bootstrap import initialize
-from console.core.bulk_provision import BulkProgress, BulkReport
 from console.core.db import ConnectionSpec, Database, connection_failed
 from console.core.errors import NotInitialised
 from console.core.events import EventSink, discard
-from console.core.lifecycle import Lifecycle, OffboardReport
-from console.core.migrations import MigrationRunner
+from console.core.migrations.runner import MigrationRunner
+from console.core.migrations.tree import VERSION_TABLE, AlembicRunner
 from console.core.operations import OperationRunner
-from console.core.pgserver import PgBinaries
-from console.core.pools import PoolService
-from console.core.privileges import PrivilegeReport, check_privileges
-from console.core.registry import AuditEntry, AuditLog, Registry, Tenant, TenantStatus
-from console.core.schema_tree import VERSION_TABLE, AlembicRunner
-from console.core.stats import SchemaStats, schema_revisions, schema_stats
-from console.core.template import TemplateSchema
-from console.core.tenant_schema import schema_revision
+from console.core.pools.service import PoolService
+from console.core.security.privileges import PrivilegeReport, check_privileges
+from console.core.tenants.bulk import BulkProgress, BulkReport
+from console.core.tenants.lifecycle import Lifecycle, OffboardReport
+from console.core.tenants.registry import AuditEntry, AuditLog, Registry, Tenant, TenantStatus
+from console.core.tenants.schema import schema_revision
+from console.core.tenants.stats import SchemaStats, schema_revisions, schema_stats
+from console.core.tenants.template import TemplateSchema
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from textual.signal import Signal
 
 from console.core.errors import ConsoleError
 from console.core.events import StepEvent
-from console.core.migrations import MigrationPlan, RunProgress
-from console.core.registry import TenantStatus
+from console.core.migrations.runner import MigrationPlan, RunProgress
 from console.core.service import ConsoleService
+from console.core.tenants.registry import TenantStatus
 from console.ui.commands import ConsoleCommands, ThemeCommands
 from console.ui.connection import ConnectionState, HealthProbe, Link, LinkChange
 from console.ui.screens.audit import AuditScreen

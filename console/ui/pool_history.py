@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 
-from console.core.pool_monitor import PoolSnapshot
+from console.core.pools.monitor import PoolSnapshot
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from console.core.registry import TenantStatus
 from console.core.service import TenantRow
+from console.core.tenants.registry import TenantStatus
 
 PAGE_SIZE = 100
 STATUS_MARKS = {

@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
-from console.core.registry import AuditEntry
+from console.core.tenants.registry import AuditEntry
 from console.ui.screens.base import ConsoleScreen, RowTable
 
 AUDIT_LIMIT = 500

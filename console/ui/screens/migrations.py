@@ -16,8 +16,8 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 from console.core.errors import ConsoleError, InvalidInput
 from console.core.events import Phase, StepEvent
 from console.core.identifiers import validate_tenant_key
-from console.core.migrations import MigrationPlan, RevisionState, RunProgress
-from console.core.registry import parse_status
+from console.core.migrations.runner import MigrationPlan, RevisionState, RunProgress
+from console.core.tenants.registry import parse_status
 from console.ui.screens.base import ConsoleScreen
 from console.ui.screens.prompt import FORM_BINDINGS
 

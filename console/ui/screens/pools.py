@@ -20,9 +20,9 @@ from textual.widgets import DataTable, Footer, Static
 
 from console.core.errors import ConsoleError
 from console.core.events import EventSink, StepEvent
-from console.core.pgbouncer import DSN_ENV
-from console.core.pool_monitor import PoolSnapshot, PoolView
-from console.core.pools import size_limit
+from console.core.pools.admin import DSN_ENV
+from console.core.pools.monitor import PoolSnapshot, PoolView
+from console.core.pools.service import size_limit
 from console.ui.pool_history import PoolHistory
 from console.ui.screens.base import ConsoleScreen
 from console.ui.screens.pool_forms import PoolSizeScreen, SizeChoice

@@ -15,7 +15,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from console.core.errors import InvalidInput
-from console.core.lifecycle import check_drain_timeout
+from console.core.tenants.lifecycle import check_drain_timeout
 
 # Tab and Shift+Tab move the focus as soon as they arrive. Without priority they act only
 # once the focused Input has passed them back up, and keys typed right after them (already

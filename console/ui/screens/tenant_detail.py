@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Log, Static
 
 from console.core.errors import NotFound
 from console.core.events import Phase
-from console.core.registry import TenantStatus
+from console.core.tenants.registry import TenantStatus
 from console.ui.screens.base import ConsoleScreen
 from console.ui.tenant_view import human_size, status_label
 from console.ui.tracker import OpState, TrackedOperation

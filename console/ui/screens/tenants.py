@@ -11,8 +11,8 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
-from console.core.registry import TenantStatus
 from console.core.service import TenantRow
+from console.core.tenants.registry import TenantStatus
 from console.ui.connection import Link, LinkChange, clock_text
 from console.ui.screens.base import ConsoleScreen, RowTable
 from console.ui.tenant_view import COLUMNS, PAGE_SIZE, RowIndex, SlowFacts, cells

@@ -13,7 +13,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
-from console.core.pool_monitor import PoolSnapshot, PoolView
+from console.core.pools.monitor import PoolSnapshot, PoolView
 
 GAUGE_WIDTH = 16
 ACTIVE, IDLE, FREE = "█", "▒", "·"

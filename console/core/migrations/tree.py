@@ -27,7 +27,7 @@ ALEMBIC_LOCK = threading.Lock()
 
 def migrations_root() -> Path:
     """The ``migrations/`` folder: packaged inside ``console`` or beside it in a checkout."""
-    package_dir = Path(__file__).resolve().parent.parent
+    package_dir = Path(__file__).resolve().parents[2]
     for candidate in (package_dir / "migrations", package_dir.parent / "migrations"):
         if (candidate / "control" / "env.py").is_file():
             return candidate

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from console.core.registry import AuditLog
+from console.core.tenants.registry import AuditLog
 
 FLUSH_INTERVAL_S = 0.25
 FLUSH_BATCH = 500

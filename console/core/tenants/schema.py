@@ -11,7 +11,7 @@ import asyncpg
 
 from console.core.errors import OperationFailed
 from console.core.identifiers import qualified, quote_ident
-from console.core.schema_tree import VERSION_TABLE
+from console.core.migrations.tree import VERSION_TABLE
 
 # Tables the application role may only read and append to; all others get full DML.
 APPEND_ONLY_TABLES = frozenset({"deletion_log"})

@@ -27,17 +27,17 @@ from console.core.errors import (
 from console.core.events import EventSink, Phase, StepEvent, discard
 from console.core.identifiers import schema_for, validate_tenant_key
 from console.core.operations import Operation, OperationRunner
-from console.core.pgbouncer import AdminConnection, AdminSpec
-from console.core.pool_config import Alias, IncludeFile
-from console.core.pool_monitor import PoolMonitor, PoolSnapshot
-from console.core.pool_rows import (
+from console.core.pools.admin import AdminConnection, AdminSpec
+from console.core.pools.include_file import Alias, IncludeFile
+from console.core.pools.monitor import PoolMonitor, PoolSnapshot
+from console.core.pools.rows import (
     ClientRow,
     Limits,
     parse_clients,
     parse_config,
     parse_databases,
 )
-from console.core.registry import Registry, Tenant, TenantStatus
+from console.core.tenants.registry import Registry, Tenant, TenantStatus
 
 POOL_STEPS_SKIPPED = "pgbouncer: not configured — pool steps skipped"
 ALIASED = frozenset({TenantStatus.ACTIVE, TenantStatus.INACTIVE, TenantStatus.DEACTIVATING})

@@ -5,7 +5,7 @@ grouped by starting revision and the SQL of each group is rendered once with ale
 mode, then executed per tenant over asyncpg — each tenant in its own transaction, under its
 advisory lock, with a lock timeout and its version row updated in the same transaction; its
 outcome record and audit row follow within a quarter of a second, batched with other tenants'
-(``migration_records``). Revisions that declare ``OFFLINE_SAFE = False`` run through alembic
+(``migrations.records``). Revisions that declare ``OFFLINE_SAFE = False`` run through alembic
 in worker processes instead (alembic's module globals forbid concurrent upgrades in one
 process).
 
@@ -36,10 +36,8 @@ from console.core.errors import InvalidInput, NotFound, OperationFailed, ReadOnl
 from console.core.events import EventSink, Phase, StepEvent
 from console.core.identifiers import SqlTemplate, qualified
 from console.core.locks import LOCK_TIMEOUT_SQLSTATE, blocked_by, schema_lock_holders
-from console.core.migration_records import LandedRecorder, reconcile
-from console.core.operations import TENANT_LOCK_CLASS, OperationRunner, describe_error
-from console.core.registry import AuditLog, Tenant, TenantStatus
-from console.core.schema_tree import (
+from console.core.migrations.records import LandedRecorder, reconcile
+from console.core.migrations.tree import (
     ALEMBIC_LOCK,
     VERSION_TABLE,
     AlembicRunner,
@@ -47,8 +45,10 @@ from console.core.schema_tree import (
     head_revision,
     script_directory,
 )
-from console.core.stats import schema_revisions
-from console.core.template import TemplateSchema
+from console.core.operations import TENANT_LOCK_CLASS, OperationRunner, describe_error
+from console.core.tenants.registry import AuditLog, Tenant, TenantStatus
+from console.core.tenants.stats import schema_revisions
+from console.core.tenants.template import TemplateSchema
 
 MIGRATED_STATUSES = frozenset({TenantStatus.ACTIVE, TenantStatus.INACTIVE})
 RENDER_SCHEMA = "goconsole_render_target"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from console.core.identifiers import TENANT_SCHEMA_PREFIX, qualified
-from console.core.schema_tree import VERSION_TABLE
+from console.core.migrations.tree import VERSION_TABLE
 
 # Each UNION statement locks every version table it reads until it ends. With PostgreSQL's
 # defaults (max_locks_per_transaction 64 x max_connections 100 = 6,400 lock slots for the whole

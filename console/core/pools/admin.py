@@ -29,7 +29,7 @@ from console.core.errors import (
     PgBouncerUnavailable,
 )
 from console.core.identifiers import pgbouncer_name
-from console.core.pool_rows import ADMIN_DATABASE, Row
+from console.core.pools.rows import ADMIN_DATABASE, Row
 
 T = TypeVar("T")
 DSN_ENV = "GOCONSOLE_PGBOUNCER_DSN"
@@ -228,3 +228,12 @@ def _command_error(sql: str, exc: BaseException) -> Exception:
     if text.startswith("no such database"):
         return NotFound(f"PgBouncer has no database {text.split(':', 1)[-1].strip()}")
     return OperationFailed(f"PgBouncer refused {sql.split()[0]}: {text}")
+
+
+def admin_console_answers(dsn: str) -> bool:
+    """Whether PgBouncer's admin console at ``dsn`` accepts a connection now (blocking)."""
+    try:
+        psycopg.connect(dsn, autocommit=True, prepare_threshold=None, connect_timeout=2).close()
+    except psycopg.OperationalError:
+        return False
+    return True

@@ -17,11 +17,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
-
 from console.core.errors import OperationFailed
-from console.core.pgserver import free_port, server_os_user
-from console.core.pool_config import HEADER
+from console.core.pools.admin import admin_console_answers
+from console.core.pools.include_file import HEADER
+from console.devenv.postgres import free_port, server_os_user
 
 ADMIN_USER = "goconsole_admin"
 SEARCH_PATHS = ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer", "/usr/local/bin/pgbouncer")
@@ -144,10 +143,7 @@ class LocalPgBouncer:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise OperationFailed(f"pgbouncer exited at start: {self._start_error()}")
-            with contextlib.suppress(psycopg.OperationalError):
-                psycopg.connect(
-                    self.admin_dsn, autocommit=True, prepare_threshold=None, connect_timeout=2
-                ).close()
+            if admin_console_answers(self.admin_dsn):
                 return
             time.sleep(0.05)
         self.stop()

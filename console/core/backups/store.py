@@ -19,10 +19,10 @@ from typing import Any
 
 import asyncpg
 
+from console.core.binaries import PgBinaries
 from console.core.db import ConnectionSpec, Database
 from console.core.errors import OperationFailed
-from console.core.pgserver import PgBinaries
-from console.core.registry import Tenant
+from console.core.tenants.registry import Tenant
 
 _CHUNK = 1 << 20
 

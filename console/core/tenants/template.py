@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from console.core.binaries import PgBinaries
 from console.core.db import ConnectionSpec
 from console.core.errors import OperationFailed
 from console.core.identifiers import TEMPLATE_SCHEMA, SqlTemplate, qualified
-from console.core.pgserver import PgBinaries
-from console.core.schema_tree import VERSION_TABLE, AlembicRunner, head_revision
-from console.core.tenant_schema import drop_schema, schema_revision, table_names
+from console.core.migrations.tree import VERSION_TABLE, AlembicRunner, head_revision
+from console.core.tenants.schema import drop_schema, schema_revision, table_names
 
 # The template's policies name this id; clones get their own tenant id instead.
 TEMPLATE_TENANT_ID = uuid.UUID(int=0)

@@ -18,18 +18,23 @@ from typing import Any
 import asyncpg
 
 from console.config import LifecycleSettings
-from console.core.backups import BackupRecord, BackupStore, sha256_of
-from console.core.bulk_provision import BATCH_SIZE, BulkProgress, BulkProvisioner, BulkReport
+from console.core.backups.store import BackupRecord, BackupStore, sha256_of
 from console.core.db import Database
 from console.core.errors import InvalidInput, InvalidState, OperationFailed
 from console.core.events import EventSink, discard
 from console.core.identifiers import schema_for, validate_tenant_key
+from console.core.migrations.tree import AlembicRunner, head_revision
 from console.core.operations import Operation, OperationRunner
-from console.core.pools import POOL_STEPS_SKIPPED, PoolService
-from console.core.registry import RESUMABLE, Registry, Tenant, TenantStatus, display_name_for
-from console.core.schema_tree import AlembicRunner, head_revision
-from console.core.template import TemplateDDL, TemplateSchema
-from console.core.tenant_schema import (
+from console.core.pools.service import POOL_STEPS_SKIPPED, PoolService
+from console.core.tenants.bulk import BATCH_SIZE, BulkProgress, BulkProvisioner, BulkReport
+from console.core.tenants.registry import (
+    RESUMABLE,
+    Registry,
+    Tenant,
+    TenantStatus,
+    display_name_for,
+)
+from console.core.tenants.schema import (
     drop_schema,
     grant_access,
     revoke_usage,
@@ -37,6 +42,7 @@ from console.core.tenant_schema import (
     seed_initial_data,
     verify_access,
 )
+from console.core.tenants.template import TemplateDDL, TemplateSchema
 
 _DRAIN_POLL_S = 0.1
 DRAIN_TIMEOUT_MAX_S = 86400
@@ -203,7 +209,7 @@ class Lifecycle:
         batch_size: int = BATCH_SIZE,
     ) -> BulkReport:
         """Provision many tenants in batches with the guarantees of :meth:`provision` and a
-        fraction of its round trips (see :mod:`console.core.bulk_provision`); keys an earlier
+        fraction of its round trips (see :mod:`console.core.tenants.bulk`); keys an earlier
         run left INITIALIZING or FAILED are finished by :meth:`provision`. ``names`` maps keys
         to display names (default: the key); ``progress`` gets the report after each tenant."""
         return await self._bulk.run(

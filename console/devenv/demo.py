@@ -19,18 +19,19 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import platformdirs
 
 from console.config import APP_NAME, BackupSettings, Settings
+from console.core.binaries import PgBinaries
+from console.core.db import CONNECT_ERRORS, SESSION_ERRORS, connect_unpooled, ensure_database
 from console.core.errors import OperationFailed
 from console.core.events import EventSink
-from console.core.identifiers import qualified, quote_ident
-from console.core.pgbouncer_server import LocalPgBouncer, pgbouncer_binary
-from console.core.pgserver import LocalCluster, PgBinaries, server_os_user
-from console.core.pools import SyncReport
-from console.core.registry import Tenant
+from console.core.identifiers import qualified
+from console.core.pools.service import SyncReport
 from console.core.service import ConsoleService
+from console.core.tenants.registry import Tenant
+from console.devenv.pgbouncer import LocalPgBouncer, pgbouncer_binary
+from console.devenv.postgres import LocalCluster, server_os_user
 
 DEMO_DATABASE = "gocommerce"
 DEMO_CONFIG = "goconsole.toml"
@@ -146,7 +147,7 @@ async def run_demo(
     bouncer: LocalPgBouncer | None = None
     traffic: asyncio.Task[None] | None = None
     try:
-        await _ensure_database(cluster.dsn())
+        await ensure_database(cluster.dsn(), DEMO_DATABASE)
         demo_settings = dataclasses.replace(
             settings, read_only=False, backup=BackupSettings(dir=str(root / "backups"))
         )
@@ -277,10 +278,8 @@ async def demo_traffic(bouncer: LocalPgBouncer, tenants: list[Tenant], settings:
     async def client(tenant: Tenant, slow: bool, rng: random.Random) -> None:
         while True:
             try:
-                conn = await asyncpg.connect(
-                    bouncer.dsn(tenant.schema_name, app_role), statement_cache_size=0
-                )
-            except (OSError, asyncpg.PostgresError):
+                conn = await connect_unpooled(bouncer.dsn(tenant.schema_name, app_role))
+            except CONNECT_ERRORS:
                 await asyncio.sleep(5)
                 continue
             try:
@@ -295,7 +294,7 @@ async def demo_traffic(bouncer: LocalPgBouncer, tenants: list[Tenant], settings:
                         if slow:
                             await asyncio.sleep(rng.uniform(0.2, 1.5))
                     await asyncio.sleep(rng.uniform(0.05, 0.5))
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except SESSION_ERRORS:
                 await asyncio.sleep(2)  # paused, killed or disabled from the console: retry
             finally:
                 conn.terminate()
@@ -320,15 +319,6 @@ def _prepare_root(data_dir: str | None) -> Path:
 def _running_port(cluster: LocalCluster) -> int:
     lines = (cluster.data_dir / "postmaster.pid").read_text().splitlines()
     return int(lines[3])
-
-
-async def _ensure_database(admin_dsn: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DEMO_DATABASE):
-            await conn.execute(f"CREATE DATABASE {quote_ident(DEMO_DATABASE)}")
-    finally:
-        await conn.close()
 
 
 async def _wait_for_stop(announce: str) -> None:

@@ -51,12 +51,11 @@ from console.core.errors import (
 )
 from console.core.events import EventSink, Phase, StepEvent
 from console.core.identifiers import dollar_quoted, qualified, schema_for, validate_tenant_key
+from console.core.migrations.tree import VERSION_TABLE, AlembicRunner, head_revision
 from console.core.operations import TENANT_LOCK_CLASS, OperationRunner, describe_error
-from console.core.pools import POOL_STEPS_SKIPPED, PoolService
-from console.core.registry import RESUMABLE, Tenant, TenantStatus, display_name_for
-from console.core.schema_tree import VERSION_TABLE, AlembicRunner, head_revision
-from console.core.template import TemplateDDL, TemplateSchema
-from console.core.tenant_schema import (
+from console.core.pools.service import POOL_STEPS_SKIPPED, PoolService
+from console.core.tenants.registry import RESUMABLE, Tenant, TenantStatus, display_name_for
+from console.core.tenants.schema import (
     ACCESS_BREACH_SQLSTATE,
     INITIAL_CATEGORIES,
     access_check_plpgsql,
@@ -64,6 +63,7 @@ from console.core.tenant_schema import (
     table_names,
     verify_details,
 )
+from console.core.tenants.template import TemplateDDL, TemplateSchema
 
 # Keys per batch: the batch's fixed statements (lock, sort, template check, register, activate,
 # unlock: ~7 round trips) cost under 0.1 round trip per tenant at 100, and the workers wait for

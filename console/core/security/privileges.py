@@ -18,7 +18,7 @@ import asyncpg
 
 from console.core.errors import InvalidState
 from console.core.identifiers import qualified, quote_ident
-from console.core.schema_tree import VERSION_TABLE
+from console.core.migrations.tree import VERSION_TABLE
 
 CONTROL_SCHEMA = "public"
 INTERFACE_FUNCTION = "resolve_tenant"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from console.core.pool_rows import StatsRow
+from console.core.pools.rows import StatsRow
 
 
 @dataclass(frozen=True)

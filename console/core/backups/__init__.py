@@ -1,0 +1,1 @@
+"""Backups: the per-tenant backup store."""

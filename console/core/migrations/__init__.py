@@ -1,0 +1,1 @@
+"""Migrations: plan and run tenant migrations, landed records, the alembic tree."""

@@ -1,0 +1,1 @@
+"""Pools: PgBouncer admin client, include file, monitor, rates, rows, log and service."""

@@ -1,0 +1,1 @@
+"""Security: database privileges the console checks and tightens."""

@@ -1,0 +1,1 @@
+"""Tenants: the registry, lifecycle, provisioning (single and bulk), template, schema, stats."""

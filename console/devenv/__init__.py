@@ -1,0 +1,1 @@
+"""Local servers for `goconsole demo`, tests and bench; production code never imports it."""

@@ -18,8 +18,8 @@ from helpers import APP_ROLE, PROJECT_ROOT
 from console.config import Settings
 from console.core.errors import InvalidInput, ReadOnlyMode
 from console.core.events import Phase, StepEvent
+from console.core.locks import TENANT_LOCK_CLASS
 from console.core.migrations.tree import head_revision
-from console.core.operations import TENANT_LOCK_CLASS
 from console.core.pools.include_file import IncludeFile
 from console.core.service import ConsoleService
 from console.core.tenants.bulk import BulkReport

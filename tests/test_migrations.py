@@ -30,11 +30,11 @@ from console.core.actor import Actor
 from console.core.errors import InvalidInput, ReadOnlyMode, TenantBusy
 from console.core.events import Phase, StepEvent
 from console.core.identifiers import TEMPLATE_SCHEMA, qualified, quote_ident
+from console.core.locks import TENANT_LOCK_CLASS
 from console.core.migrations import runner as migrations
 from console.core.migrations.records import LandedRecorder
 from console.core.migrations.runner import RUN_LOCK, MigrationPlan, RunProgress
 from console.core.migrations.tree import head_revision, script_directory
-from console.core.operations import TENANT_LOCK_CLASS
 from console.core.service import ConsoleService
 from console.core.tenants.registry import Tenant, TenantStatus
 from console.core.tenants.schema import catalog_fingerprint, grant_access, seed_initial_data

@@ -22,7 +22,7 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Log, Static
 
 from console.config import Settings, UiSettings
-from console.core.operations import TENANT_LOCK_CLASS
+from console.core.locks import TENANT_LOCK_CLASS
 from console.core.service import ConsoleService
 from console.ui.app import GoConsoleApp
 from console.ui.screens.audit import AuditScreen

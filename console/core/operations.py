@@ -1,18 +1,23 @@
 """The one path every mutation takes: validate, refuse in read-only mode, take the per-tenant
-advisory lock, audit each step with the actor, and report progress as events.
+advisory lock, audit each step with the actor, and report progress as events. Fleet operations
+(bulk provisioning, migrations) batch many tenants per statement but share its pieces: the
+read-only guard, the concurrency range, the locks (:mod:`console.core.locks`) and the audit
+columns (:mod:`console.core.audit`).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
+from console.core import locks, states
+from console.core.audit import AuditLog
 from console.core.db import Database
 from console.core.errors import (
     ConsoleError,
@@ -23,13 +28,16 @@ from console.core.errors import (
 )
 from console.core.events import EventSink, Phase, StepEvent
 from console.core.identifiers import validate_tenant_key
-from console.core.tenants.registry import AuditLog
+from console.core.tenants.registry import Registry, Tenant
 
-# pg_try_advisory_lock(int4, int4): the first key marks goconsole's per-tenant locks; the second
-# is hashtext(tenant key), or 0 for cluster-wide operations such as `init`.
-TENANT_LOCK_CLASS = 0x6763_0001
-CLUSTER_LOCK_OBJECT = "*cluster*"
 _APP_NAME_LIMIT = 63
+
+
+def max_workers(pool_size: int, held: int) -> int:
+    """The most workers (one connection each) a pool of ``pool_size`` connections serves
+    besides the ``held`` ones a fleet operation keeps for itself (locks, records): a
+    concurrency is valid from 1 to this."""
+    return pool_size - held
 
 
 @dataclass
@@ -67,6 +75,16 @@ class Operation:
         async with self._db.acquire() as conn:
             await self._audit.write(conn, self.tenant_id, f"{self.name}.{action}", details)
 
+    async def tenant(self, action: states.Action) -> Tenant:
+        """The operation's tenant, which ``action`` must be allowed on (InvalidState
+        otherwise); its id goes in the audit rows from now on."""
+        assert self.key is not None
+        async with self._db.acquire() as conn:
+            tenant = await Registry().require(conn, self.key)
+        self.tenant_id = tenant.id
+        states.check(action, tenant)
+        return tenant
+
     @asynccontextmanager
     async def step(self, name: str, message: str) -> AsyncIterator[Step]:
         """Run one step: STARTED event, then DONE + audit row, or FAILED and re-raise."""
@@ -82,19 +100,6 @@ class Operation:
         elapsed = (time.perf_counter() - started) * 1000
         await self.audit(name, {**current.details, "duration_ms": round(elapsed, 1)})
         self.emit(name, Phase.DONE, message, duration_ms=elapsed, details=current.details)
-
-
-def _holder_line(key: str | None, row: asyncpg.Record | None) -> str:
-    """One line naming the holder of ``key``'s lock (``row``: its backend, if still held)."""
-    what = f"tenant {key!r}" if key else "the cluster"
-    if row is None:
-        return f"{what} is busy with another operation (holder just finished; retry)"
-    since = row["state_change"].strftime("%Y-%m-%d %H:%M:%S %Z")
-    where = f" from {row['client_addr']}" if row["client_addr"] else ""
-    return (
-        f"{what} is busy: {row['application_name'] or 'another session'} "
-        f"(pid {row['pid']}{where}) since {since}; try again when it finishes"
-    )
 
 
 def describe_error(exc: BaseException) -> str:
@@ -121,9 +126,14 @@ class OperationRunner:
         """The audit log operations write to, with the actor."""
         return self._audit
 
+    def refuse_if_read_only(self, operation: str, why: str = "") -> None:
+        """ReadOnlyMode (``why`` appended to its message) when the console is read-only."""
+        if self.read_only:
+            raise ReadOnlyMode(f"{operation} refused: the console is in read-only mode{why}")
+
     def application_name(self, operation: str) -> str:
         """The ``application_name`` a lock holder shows while running ``operation`` (what
-        :meth:`holder_description` reports to others), within PostgreSQL's 63 bytes."""
+        :func:`~console.core.locks.holder_descriptions` reports to others), within 63 bytes."""
         actor = self._audit.actor
         label = f"goconsole {operation} {actor.user}@{actor.host}"
         return label.encode()[:_APP_NAME_LIMIT].decode(errors="ignore")
@@ -132,8 +142,7 @@ class OperationRunner:
     async def run(self, name: str, key: str | None, sink: EventSink) -> AsyncIterator[Operation]:
         """Validate, lock, and yield an Operation; failures are audited and raised as
         ConsoleErrors naming the step."""
-        if self.read_only:
-            raise ReadOnlyMode(f"{name} refused: the console is in read-only mode")
+        self.refuse_if_read_only(name)
         if key is not None:
             validate_tenant_key(key)
         op = Operation(name, key, self._db, self._audit, sink)
@@ -151,59 +160,20 @@ class OperationRunner:
                 ) from exc
             finally:
                 await lock_conn.execute(
-                    "SELECT pg_advisory_unlock($1, hashtext($2)), "
+                    f"SELECT {locks.advisory_sql('pg_advisory_unlock', '$1')}, "
                     "set_config('application_name', 'goconsole', false)",
-                    TENANT_LOCK_CLASS,
-                    key or CLUSTER_LOCK_OBJECT,
+                    locks.lock_object(key),
                 )
 
     async def _lock(self, conn: asyncpg.Connection, op: Operation) -> None:
         got = await conn.fetchval(
-            "SELECT set_config('application_name', $3, false) IS NOT NULL "
-            "AND pg_try_advisory_lock($1, hashtext($2))",
-            TENANT_LOCK_CLASS,
-            op.key or CLUSTER_LOCK_OBJECT,
+            "SELECT set_config('application_name', $2, false) IS NOT NULL "
+            f"AND {locks.advisory_sql('pg_try_advisory_lock', '$1')}",
+            locks.lock_object(op.key),
             self.application_name(op.name),
         )
         if not got:
-            raise TenantBusy(await self.holder_description(conn, op.key))
-
-    async def holder_description(self, conn: asyncpg.Connection, key: str | None) -> str:
-        """Who holds the lock on ``key`` and since when, as one line."""
-        return (await self.holder_descriptions(conn, [key]))[key]
-
-    async def holder_descriptions(
-        self, conn: asyncpg.Connection, keys: Sequence[str | None]
-    ) -> dict[str | None, str]:
-        """:meth:`holder_description` of each of ``keys`` (None: the cluster), in one query."""
-        rows = await conn.fetch(
-            "SELECT o.object, a.pid, a.application_name, a.state_change, a.client_addr "
-            "FROM unnest($2::text[]) AS o(object) "
-            "JOIN pg_locks l ON l.objid = hashtext(o.object)::oid "
-            "JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
-            "AND l.classid = $1::int4::oid",
-            TENANT_LOCK_CLASS,
-            [key or CLUSTER_LOCK_OBJECT for key in keys],
-        )
-        holders = {r["object"]: r for r in rows}
-        return {key: _holder_line(key, holders.get(key or CLUSTER_LOCK_OBJECT)) for key in keys}
-
-    async def busy(self, conn: asyncpg.Connection) -> dict[str, str]:
-        """Every tenant whose lock is held now: key -> holder and since when."""
-        rows = await conn.fetch(
-            "SELECT t.key, a.pid, a.application_name, a.state_change "
-            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "JOIN public.tenants t ON hashtext(t.key)::oid = l.objid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
-            "AND l.classid = $1::int4::oid",
-            TENANT_LOCK_CLASS,
-        )
-        return {
-            r["key"]: f"{r['application_name'] or 'another session'} (backend pid {r['pid']}) "
-            f"since {r['state_change'].strftime('%H:%M:%S %Z')}"
-            for r in rows
-        }
+            raise TenantBusy((await locks.holder_descriptions(conn, [op.key]))[op.key])
 
     async def _record_failure(self, op: Operation, exc: BaseException) -> None:
         if isinstance(exc, InvalidInput) or not isinstance(exc, Exception):

@@ -13,7 +13,9 @@ from typing import Any
 import asyncpg
 
 from console.config import Settings
+from console.core import locks
 from console.core.actor import Actor
+from console.core.audit import AuditEntry, AuditLog
 from console.core.backups.store import BackupStore
 from console.core.binaries import PgBinaries
 from console.core.bootstrap import initialize
@@ -27,7 +29,7 @@ from console.core.pools.service import PoolService
 from console.core.security.privileges import PrivilegeReport, check_privileges
 from console.core.tenants.bulk import BulkProgress, BulkReport
 from console.core.tenants.lifecycle import Lifecycle, OffboardReport
-from console.core.tenants.registry import AuditEntry, AuditLog, Registry, Tenant, TenantStatus
+from console.core.tenants.registry import Registry, Tenant, TenantStatus
 from console.core.tenants.schema import schema_revision
 from console.core.tenants.stats import SchemaStats, schema_revisions, schema_stats
 from console.core.tenants.template import TemplateSchema
@@ -320,7 +322,7 @@ class ConsoleService:
     async def busy_tenants(self) -> dict[str, str]:
         """Tenants whose advisory lock is held right now: key -> who and since when."""
         async with self.db.acquire() as conn:
-            return await self.runner.busy(conn)
+            return await locks.busy_tenants(conn)
 
     async def audit_filtered(
         self,

@@ -17,12 +17,15 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from console.core.tenants.registry import AuditLog
+from console.core.audit import AUDIT_INSERT, AuditLog, audit_row
 
 FLUSH_INTERVAL_S = 0.25
 FLUSH_BATCH = 500
 
-_RECORD_LANDED = """
+_DETAILS = """jsonb_strip_nulls(jsonb_build_object(
+           'run', $1::text, 'from', from_rev, 'to', to_rev, 'method', $8::text,
+           'duration_ms', round(duration_ms::numeric, 1), 'recovered', $9::boolean))"""
+_RECORD_LANDED = f"""
 WITH done AS (
     UPDATE public.migration_run_tenants r
     SET status = 'succeeded', error = NULL, duration_ms = x.duration
@@ -30,12 +33,8 @@ WITH done AS (
     WHERE r.run_id = $1 AND r.tenant_id = x.tenant
     RETURNING r.tenant_id, r.from_rev, r.to_rev, r.duration_ms, x.landed
 )
-INSERT INTO public.tenant_audit_log
-    (tenant_id, action_type, action_timestamp, actor, actor_host, actor_address, details)
-SELECT tenant_id, 'migrate.apply', landed, $5, $6, $7,
-       jsonb_strip_nulls(jsonb_build_object(
-           'run', $1::text, 'from', from_rev, 'to', to_rev, 'method', $8::text,
-           'duration_ms', round(duration_ms::numeric, 1), 'recovered', $9::boolean))
+{AUDIT_INSERT}
+SELECT {audit_row("tenant_id", "'migrate.apply'", ("$5", "$6", "$7"), _DETAILS, at="landed")}
 FROM done
 """
 
@@ -60,16 +59,13 @@ async def record_landed(
     """Mark ``landed`` tenants succeeded in ``run_id`` and audit each, in one statement."""
     if not landed:
         return
-    actor = audit.actor
     await conn.execute(
         _RECORD_LANDED,
         run_id,
         [x.tenant_id for x in landed],
         [x.duration_ms for x in landed],
         [x.landed_at for x in landed],
-        actor.user,
-        actor.host,
-        actor.address,
+        *audit.actor_values,
         method,
         True if recovered else None,
     )

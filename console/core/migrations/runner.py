@@ -31,8 +31,10 @@ from typing import Any, cast
 import asyncpg
 from alembic import command
 
+from console.core import locks
+from console.core.audit import AuditLog
 from console.core.db import ConnectionSpec, Database
-from console.core.errors import InvalidInput, NotFound, OperationFailed, ReadOnlyMode, TenantBusy
+from console.core.errors import InvalidInput, NotFound, OperationFailed, TenantBusy
 from console.core.events import EventSink, Phase, StepEvent
 from console.core.identifiers import SqlTemplate, qualified
 from console.core.locks import LOCK_TIMEOUT_SQLSTATE, blocked_by, schema_lock_holders
@@ -45,12 +47,15 @@ from console.core.migrations.tree import (
     head_revision,
     script_directory,
 )
-from console.core.operations import TENANT_LOCK_CLASS, OperationRunner, describe_error
-from console.core.tenants.registry import AuditLog, Tenant, TenantStatus
+from console.core.operations import OperationRunner, describe_error, max_workers
+from console.core.states import Action, allowed_from
+from console.core.tenants.registry import Tenant, TenantStatus
 from console.core.tenants.stats import schema_revisions
 from console.core.tenants.template import TemplateSchema
 
-MIGRATED_STATUSES = frozenset({TenantStatus.ACTIVE, TenantStatus.INACTIVE})
+MAX_CONCURRENCY = 32
+# Connections a run holds besides its workers: the one for the run lock and the records.
+HELD_CONNECTIONS = 1
 RENDER_SCHEMA = "goconsole_render_target"
 RENDER_TENANT_ID = uuid.UUID(int=0)
 RUN_LOCK = "*migrate-run*"
@@ -216,6 +221,22 @@ def render_sql(from_rev: str, to_rev: str) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
+def check_concurrency(concurrency: int, pool_size: int) -> None:
+    """InvalidInput unless ``concurrency`` is within 1-:data:`MAX_CONCURRENCY` and the console's
+    pool (``pool_size`` connections) serves that many workers besides the run's own."""
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise InvalidInput(
+            f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}"
+        )
+    workers = max_workers(pool_size, HELD_CONNECTIONS)
+    if concurrency > workers:
+        raise InvalidInput(
+            f"--concurrency {concurrency} needs {concurrency + HELD_CONNECTIONS} connections but "
+            f"the console's pool has {pool_size} (pool_max_size of the cluster): use "
+            f"--concurrency 1-{workers} or raise pool_max_size"
+        )
+
+
 def _upgrade_in_process(
     conninfo: str, password: str | None, schema: str, tenant_id: str, target: str
 ) -> None:
@@ -279,7 +300,7 @@ class MigrationRunner:
         counts: dict[str, int] = {}
         states: dict[str, RevisionState] = {}
         for tenant, revision in await self.revisions():
-            if tenant.status not in MIGRATED_STATUSES:
+            if tenant.status not in allowed_from(Action.MIGRATE):
                 continue
             label = revision or "(none)"
             counts[label] = counts.get(label, 0) + 1
@@ -329,7 +350,7 @@ class MigrationRunner:
             seen.add(tenant.key)
             if status is not None and tenant.status is not status:
                 continue
-            if tenant.status not in MIGRATED_STATUSES:
+            if tenant.status not in allowed_from(Action.MIGRATE):
                 plan.skipped.append((tenant, f"status {tenant.status}: not migrated"))
                 continue
             match classify_revision(revision, to, order):
@@ -369,29 +390,16 @@ class MigrationRunner:
     ) -> RunProgress:
         """Execute ``plan``: control tree first, then every tenant (bounded concurrency);
         one failing tenant never stops the others. Busy tenants are retried at the end."""
-        if self._runner.read_only:
-            raise ReadOnlyMode("migrate refused: the console is in read-only mode")
-        if not 1 <= concurrency <= 32:
-            raise InvalidInput(f"--concurrency must be between 1 and 32, got {concurrency}")
-        workers = self._db.max_size - 1  # one connection holds the run lock
-        if concurrency > workers:
-            raise InvalidInput(
-                f"--concurrency {concurrency} needs {concurrency + 1} connections but the "
-                f"console's pool has {self._db.max_size} (pool_max_size of the cluster): use "
-                f"--concurrency 1-{workers} or raise pool_max_size"
-            )
+        self._runner.refuse_if_read_only("migrate")
+        check_concurrency(concurrency, self._db.max_size)
         self.cancelled.clear()
         async with self._db.acquire() as lock_conn:
-            if not await lock_conn.fetchval(
-                "SELECT pg_try_advisory_lock($1, hashtext($2))", TENANT_LOCK_CLASS, RUN_LOCK
-            ):
+            if not await locks.try_lock(lock_conn, RUN_LOCK):
                 raise TenantBusy("another migrate run holds the migration lock; try again later")
             try:
                 return await self._run_locked(lock_conn, plan, concurrency, progress, sink)
             finally:
-                await lock_conn.execute(
-                    "SELECT pg_advisory_unlock($1, hashtext($2))", TENANT_LOCK_CLASS, RUN_LOCK
-                )
+                await locks.unlock(lock_conn, RUN_LOCK)
 
     async def _run_locked(
         self,
@@ -624,7 +632,7 @@ class MigrationRunner:
         return f"""DO $goconsole$DECLARE found text;
 BEGIN
     PERFORM set_config('lock_timeout', '{timeout_ms}', true);
-    IF NOT pg_try_advisory_xact_lock({TENANT_LOCK_CLASS}, hashtext({key})) THEN
+    IF NOT {locks.advisory_sql("pg_try_advisory_xact_lock", key)} THEN
         RAISE EXCEPTION 'tenant % is busy', {key} USING ERRCODE = '{BUSY_SQLSTATE}';
     END IF;
     SELECT version_num INTO found FROM {qualified(tenant.schema_name, VERSION_TABLE)};
@@ -644,9 +652,7 @@ END$goconsole$;
         started: float,
     ) -> str:
         assert pool is not None
-        if not await conn.fetchval(
-            "SELECT pg_try_advisory_lock($1, hashtext($2))", TENANT_LOCK_CLASS, tenant.key
-        ):
+        if not await locks.try_lock(conn, tenant.key):
             return "busy"
         try:
             spec = self._alembic.spec
@@ -664,9 +670,7 @@ END$goconsole$;
         except Exception as exc:  # alembic raises many types across the process boundary
             raise OperationFailed(describe_error(exc)) from exc
         finally:
-            await conn.execute(
-                "SELECT pg_advisory_unlock($1, hashtext($2))", TENANT_LOCK_CLASS, tenant.key
-            )
+            await locks.unlock(conn, tenant.key)
         return "succeeded"
 
     async def _finish(

@@ -17,7 +17,6 @@ from console.config import PgBouncerSettings
 from console.core.db import ConnectionSpec, Database
 from console.core.errors import (
     InvalidInput,
-    InvalidState,
     NotConfigured,
     NotFound,
     OperationFailed,
@@ -37,10 +36,10 @@ from console.core.pools.rows import (
     parse_config,
     parse_databases,
 )
+from console.core.states import Action, allowed
 from console.core.tenants.registry import Registry, Tenant, TenantStatus
 
 POOL_STEPS_SKIPPED = "pgbouncer: not configured — pool steps skipped"
-ALIASED = frozenset({TenantStatus.ACTIVE, TenantStatus.INACTIVE, TenantStatus.DEACTIVATING})
 SIMPLE_ACTIONS = {
     "resume": ("RESUME", "resuming"),
     "disable": ("DISABLE", "refusing new clients on"),
@@ -285,7 +284,7 @@ class PoolService:
         check_pool_size(size, spare, self.settings.max_pool_size)
         self._require_include()
         async with self._runner.run("pool", key, sink) as op:
-            tenant = await self._tenant(op, key, ALIASED)
+            tenant = await op.tenant(Action.POOL)
             pool, spare_n = check_pool_size(size, spare, await self.size_limit())
             async with op.step("set_size", f"pool size {pool}, reserve {spare_n}") as step:
                 with self.include.editing() as aliases:
@@ -331,7 +330,7 @@ class PoolService:
         _check_wait(wait)
         validate_tenant_key(key)
         async with self._runner.run("pool", key, sink) as op:
-            tenant = await self._tenant(op, key, ALIASED)
+            tenant = await op.tenant(Action.POOL)
             async with op.step("pause", f"pausing {tenant.schema_name} (up to {wait:g}s)"):
                 await self._pause_or_explain(tenant.schema_name, wait)
 
@@ -340,7 +339,7 @@ class PoolService:
         ``keep_paused``; returns how many clients were dropped."""
         validate_tenant_key(key)
         async with self._runner.run("pool", key, sink) as op:
-            tenant = await self._tenant(op, key, ALIASED)
+            tenant = await op.tenant(Action.POOL)
             async with op.step("kill", f"dropping every connection of {tenant.schema_name}") as s:
                 dropped = len(await self.clients(key))
                 await self.admin.database_command("KILL", tenant.schema_name)
@@ -358,7 +357,7 @@ class PoolService:
         validate_tenant_key(key)
         verb, text = SIMPLE_ACTIONS[action]
         async with self._runner.run("pool", key, sink) as op:
-            tenant = await self._tenant(op, key, ALIASED)
+            tenant = await op.tenant(Action.POOL)
             async with op.step(action, f"{text} {tenant.schema_name}"):
                 if verb == "RESUME":
                     await self._resume(tenant.schema_name)
@@ -383,7 +382,7 @@ class PoolService:
                             aliases.get(t.schema_name), t.id in sized, t.schema_name
                         )
                         for t in tenants
-                        if t.status in ALIASED
+                        if allowed(Action.POOL, t.status)
                     }
                     changes = reconcile(aliases, wanted)
                 step.details["changes"] = [c.as_json() for c in changes]
@@ -505,17 +504,6 @@ class PoolService:
             self.settings.default_pool_size if pool is None else pool,
             self.settings.default_reserve_pool if reserve is None else reserve,
         )
-
-    async def _tenant(self, op: Operation, key: str, allowed: frozenset[TenantStatus]) -> Tenant:
-        async with self._db.acquire() as conn:
-            tenant = await self._registry.require(conn, key)
-        op.tenant_id = tenant.id
-        if tenant.status not in allowed:
-            raise InvalidState(
-                f"tenant {key} is {tenant.status}; pool actions need one of "
-                f"{', '.join(sorted(s.value for s in allowed))}"
-            )
-        return tenant
 
     async def _resume(self, name: str) -> None:
         """RESUME, treating 'is not paused' as done."""

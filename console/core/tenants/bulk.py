@@ -29,7 +29,6 @@ holds only the template DDL, quoted identifiers and uuids.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
@@ -41,20 +40,22 @@ from typing import Any
 
 import asyncpg
 
+from console.core import locks
+from console.core.audit import AUDIT_INSERT, audit_row
 from console.core.db import Database
 from console.core.errors import (
     ConsoleError,
     InvalidInput,
     OperationFailed,
-    ReadOnlyMode,
     TenantBusy,
 )
 from console.core.events import EventSink, Phase, StepEvent
 from console.core.identifiers import dollar_quoted, qualified, schema_for, validate_tenant_key
 from console.core.migrations.tree import VERSION_TABLE, AlembicRunner, head_revision
-from console.core.operations import TENANT_LOCK_CLASS, OperationRunner, describe_error
+from console.core.operations import OperationRunner, describe_error, max_workers
 from console.core.pools.service import POOL_STEPS_SKIPPED, PoolService
-from console.core.tenants.registry import RESUMABLE, Tenant, TenantStatus, display_name_for
+from console.core.states import RESUMABLE
+from console.core.tenants.registry import Tenant, TenantStatus, display_name_for
 from console.core.tenants.schema import (
     ACCESS_BREACH_SQLSTATE,
     INITIAL_CATEGORIES,
@@ -90,6 +91,13 @@ def _elapsed_ms(since: str) -> str:
     return f"round((extract(epoch FROM clock_timestamp() - {since}) * 1000)::numeric, 1)"
 
 
+_REGISTER_DETAILS = (
+    "jsonb_build_object('schema', schema_name, 'display_name', display_name, "
+    f"'duration_ms', {_elapsed_ms('statement_timestamp()')})"
+)
+_ACTIVATE_DETAILS = f"jsonb_build_object('duration_ms', {_elapsed_ms('statement_timestamp()')})"
+_CONTEXT_ACTOR = ("ctx->>'user'", "ctx->>'host'", "ctx->>'address'")
+
 _REGISTER = f"""
 WITH registered AS (
     INSERT INTO public.tenants (key, schema_name, display_name, cluster)
@@ -98,11 +106,8 @@ WITH registered AS (
     ON CONFLICT DO NOTHING
     RETURNING *
 ), audited AS (
-    INSERT INTO public.tenant_audit_log
-        (tenant_id, action_type, actor, actor_host, actor_address, details)
-    SELECT id, 'provision.register', $5, $6, $7,
-           jsonb_build_object('schema', schema_name, 'display_name', display_name,
-                              'duration_ms', {_elapsed_ms("statement_timestamp()")})
+    {AUDIT_INSERT}
+    SELECT {audit_row("id", "'provision.register'", ("$5", "$6", "$7"), _REGISTER_DETAILS)}
     FROM registered
 )
 SELECT * FROM registered
@@ -114,10 +119,8 @@ WITH activated AS (
     WHERE id = ANY($1::uuid[]) AND status = 'INITIALIZING'
     RETURNING *
 ), audited AS (
-    INSERT INTO public.tenant_audit_log
-        (tenant_id, action_type, actor, actor_host, actor_address, details)
-    SELECT id, 'provision.activate', $2, $3, $4,
-           jsonb_build_object('duration_ms', {_elapsed_ms("statement_timestamp()")})
+    {AUDIT_INSERT}
+    SELECT {audit_row("id", "'provision.activate'", ("$2", "$3", "$4"), _ACTIVATE_DETAILS)}
     FROM activated
 )
 SELECT * FROM activated
@@ -243,7 +246,7 @@ def check_request(
 def check_concurrency(concurrency: int, pool_size: int) -> None:
     """InvalidInput unless the console's pool (``pool_size`` connections) can serve
     ``concurrency`` workers besides the connection(s) the bulk path holds."""
-    workers = pool_size - HELD_CONNECTIONS
+    workers = max_workers(pool_size, HELD_CONNECTIONS)
     if not 1 <= concurrency <= workers:
         raise InvalidInput(
             f"--concurrency {concurrency} is out of range 1-{workers}: bulk provisioning holds "
@@ -362,10 +365,7 @@ class BulkProvisioner:
         any SQL; then batch by batch (see the module docstring). One tenant's failure never
         stops the others; the report says how each key ended."""
         requests = check_request(keys, names)
-        if self._runner.read_only:
-            raise ReadOnlyMode(
-                "provision refused: the console is in read-only mode (only reads are allowed)"
-            )
+        self._runner.refuse_if_read_only(_OPERATION, " (only reads are allowed)")
         check_concurrency(concurrency, self._db.max_size)
         if batch_size < 1:
             raise InvalidInput(f"batch size must be 1 or more, got {batch_size}")
@@ -432,36 +432,17 @@ class BulkProvisioner:
                     await self._record_failures(conn, failures, run)
             return leftovers + conflicts
         finally:
-            await self._unlock(conn, locked)
+            await locks.unlock_many(conn, locked)
 
     async def _lock(self, conn: asyncpg.Connection, keys: list[str], run: _Run) -> set[str]:
         """Take every key's tenant lock in one statement; report the busy ones."""
-        rows = await conn.fetch(
-            "SELECT key, pg_try_advisory_lock($1, hashtext(key)) AS locked "
-            "FROM unnest($2::text[]) AS key",
-            TENANT_LOCK_CLASS,
-            keys,
-        )
-        locked = {r["key"] for r in rows if r["locked"]}
+        locked = await locks.try_lock_many(conn, keys)
         busy = [key for key in keys if key not in locked]
         if busy:
-            holders = await self._runner.holder_descriptions(conn, busy)
+            holders = await locks.holder_descriptions(conn, busy)
             for key in busy:
                 run.failed(key, "lock", holders[key], busy=True)
         return locked
-
-    async def _unlock(self, conn: asyncpg.Connection, keys: set[str]) -> None:
-        """Release the batch's locks in one statement. On a connection that is lost, or busy
-        with an interrupted statement, the locks go with the session: the pool closes a
-        connection it cannot reset."""
-        if not keys or conn.is_closed():
-            return
-        with contextlib.suppress(asyncpg.InterfaceError):
-            await conn.execute(
-                "SELECT pg_advisory_unlock($1, hashtext(key)) FROM unnest($2::text[]) AS key",
-                TENANT_LOCK_CLASS,
-                sorted(keys),
-            )
 
     async def _sort(
         self, conn: asyncpg.Connection, requests: list[tuple[str, str]], run: _Run
@@ -502,16 +483,13 @@ class BulkProvisioner:
         the tenants and the keys someone registered meanwhile (for the single-tenant path)."""
         if not fresh:
             return [], []
-        actor = self._runner.audit_log.actor
         rows = await conn.fetch(
             _REGISTER,
             [key for key, _ in fresh],
             [schema_for(key) for key, _ in fresh],
             [name for _, name in fresh],
             self._cluster,
-            actor.user,
-            actor.host,
-            actor.address,
+            *self._runner.audit_log.actor_values,
         )
         tenants = [Tenant.from_row(r) for r in rows]
         for tenant in tenants:
@@ -718,9 +696,8 @@ END"""
         """ACTIVE, with the audit rows, for every built (and verified) tenant in one statement."""
         if not built:
             return
-        actor = self._runner.audit_log.actor
         rows = await conn.fetch(
-            _ACTIVATE, [t.id for t in built], actor.user, actor.host, actor.address
+            _ACTIVATE, [t.id for t in built], *self._runner.audit_log.actor_values
         )
         active = {r["id"]: Tenant.from_row(r) for r in rows}
         for tenant in built:
@@ -787,15 +764,17 @@ def _audit_rows(tenant_id: uuid.UUID, steps: list[tuple[str, str, str]]) -> str:
     """PL/pgSQL: the audit rows of ``steps`` (step, details, duration: SQL expressions) by the
     actor in ``ctx``, in one INSERT."""
     rows = ",\n        ".join(
-        f"('{tenant_id}', '{_OPERATION}.{step}', ctx->>'user', ctx->>'host', ctx->>'address', "
-        f"{details} || jsonb_build_object('duration_ms', {duration}))"
+        "("
+        + audit_row(
+            f"'{tenant_id}'",
+            f"'{_OPERATION}.{step}'",
+            _CONTEXT_ACTOR,
+            f"{details} || jsonb_build_object('duration_ms', {duration})",
+        )
+        + ")"
         for step, details, duration in steps
     )
-    return (
-        "INSERT INTO public.tenant_audit_log "
-        "(tenant_id, action_type, actor, actor_host, actor_address, details) VALUES\n        "
-        f"{rows};"
-    )
+    return f"{AUDIT_INSERT} VALUES\n        {rows};"
 
 
 def _failure(exc: BaseException) -> tuple[str, str]:

@@ -1,8 +1,7 @@
 """Tenant lifecycle: provision, deactivate, reactivate, offboard (architecture §4).
 
 Every operation runs through :class:`OperationRunner` (validation, read-only guard, advisory
-lock, audit, events). States: INITIALIZING -> ACTIVE <-> (DEACTIVATING ->) INACTIVE;
-ACTIVE/INACTIVE -> OFFBOARDING -> ARCHIVED. A half-built tenant is never ACTIVE.
+lock, audit, events); which status each starts from and leaves is :mod:`console.core.states`.
 """
 
 from __future__ import annotations
@@ -20,20 +19,15 @@ import asyncpg
 from console.config import LifecycleSettings
 from console.core.backups.store import BackupRecord, BackupStore, sha256_of
 from console.core.db import Database
-from console.core.errors import InvalidInput, InvalidState, OperationFailed
+from console.core.errors import InvalidInput, OperationFailed
 from console.core.events import EventSink, discard
 from console.core.identifiers import schema_for, validate_tenant_key
 from console.core.migrations.tree import AlembicRunner, head_revision
 from console.core.operations import Operation, OperationRunner
 from console.core.pools.service import POOL_STEPS_SKIPPED, PoolService
+from console.core.states import RESUMABLE, Action, allowed_from, leaves
 from console.core.tenants.bulk import BATCH_SIZE, BulkProgress, BulkProvisioner, BulkReport
-from console.core.tenants.registry import (
-    RESUMABLE,
-    Registry,
-    Tenant,
-    TenantStatus,
-    display_name_for,
-)
+from console.core.tenants.registry import Registry, Tenant, TenantStatus, display_name_for
 from console.core.tenants.schema import (
     drop_schema,
     grant_access,
@@ -227,7 +221,7 @@ class Lifecycle:
                     if existing.status not in RESUMABLE:
                         raise InvalidInput(f"tenant key {key!r} is already in use")
                     tenant = await self._registry.transition(
-                        conn, existing, TenantStatus.INITIALIZING, RESUMABLE
+                        conn, existing, leaves(Action.PROVISION, "register"), RESUMABLE
                     )
                     step.details["resumed_from"] = existing.status.value
                     op.info(f"resuming a provision left in {existing.status}")
@@ -255,7 +249,10 @@ class Lifecycle:
 
         async with op.step("activate", "marking the tenant ACTIVE"), self._db.acquire() as conn:
             return await self._registry.transition(
-                conn, tenant, TenantStatus.ACTIVE, {TenantStatus.INITIALIZING}
+                conn,
+                tenant,
+                leaves(Action.PROVISION, "activate"),
+                {leaves(Action.PROVISION, "register")},
             )
 
     async def _build_schema(
@@ -331,30 +328,33 @@ class Lifecycle:
         """Final backup, block the app role, drain lock holders, then INACTIVE."""
         check_drain_timeout(timeout)
         async with self._runner.run("deactivate", key, sink) as op:
-            tenant = await self._require(op, key, {TenantStatus.ACTIVE, TenantStatus.DEACTIVATING})
+            tenant = await op.tenant(Action.DEACTIVATE)
             self._note_unmanaged_pool(op)
             if tenant.status is TenantStatus.ACTIVE:
                 async with op.step("backup", "final backup") as step:
                     backup = await self._backups.full_backup(tenant, reason="deactivate")
                     step.details.update(backup.as_json())
-            blocked = await self._block(op, tenant, TenantStatus.DEACTIVATING)
+            blocked = await self._block(op, tenant, leaves(Action.DEACTIVATE, "block"))
             try:
                 await self._quiesce(op, blocked, timeout, force)
             except Exception:
                 if self._pools is not None:
                     await self._pools.unblock(op, blocked)
-                await self._unblock(op, blocked, TenantStatus.ACTIVE)
+                await self._unblock(op, blocked, leaves(Action.DEACTIVATE, "rollback"))
                 raise
             async with op.step("finalize", "marking the tenant INACTIVE"):
                 async with self._db.acquire() as conn:
                     return await self._registry.transition(
-                        conn, blocked, TenantStatus.INACTIVE, {TenantStatus.DEACTIVATING}
+                        conn,
+                        blocked,
+                        leaves(Action.DEACTIVATE, "finalize"),
+                        {leaves(Action.DEACTIVATE, "block")},
                     )
 
     async def reactivate(self, key: str, sink: EventSink = discard) -> Tenant:
         """Grant the application role access again and mark the tenant ACTIVE."""
         async with self._runner.run("reactivate", key, sink) as op:
-            tenant = await self._require(op, key, {TenantStatus.INACTIVE})
+            tenant = await op.tenant(Action.REACTIVATE)
             self._note_unmanaged_pool(op)
             if self._pools is not None:
                 await self._pools.unblock(op, tenant)
@@ -364,7 +364,10 @@ class Lifecycle:
                         conn, tenant.schema_name, self._app_role
                     )
                     return await self._registry.transition(
-                        conn, tenant, TenantStatus.ACTIVE, {TenantStatus.INACTIVE}
+                        conn,
+                        tenant,
+                        leaves(Action.REACTIVATE, "grant"),
+                        allowed_from(Action.REACTIVATE),
                     )
 
     # -- offboard ----------------------------------------------------------------------------
@@ -374,9 +377,8 @@ class Lifecycle:
     ) -> OffboardReport:
         """Verified backup, block, drain, export the audit log, drop the schema, ARCHIVED."""
         check_drain_timeout(timeout)
-        allowed = {TenantStatus.ACTIVE, TenantStatus.INACTIVE, TenantStatus.OFFBOARDING}
         async with self._runner.run("offboard", key, sink) as op:
-            tenant = await self._require(op, key, allowed)
+            tenant = await op.tenant(Action.OFFBOARD)
             self._note_unmanaged_pool(op)
             durations: dict[str, float] = {}
             async with self._db.acquire() as conn:
@@ -390,7 +392,7 @@ class Lifecycle:
                     durations["backup"] = _ms(started)
                     step.details.update(backup.as_json())
                 previous = tenant.status
-                blocked = await self._block(op, tenant, TenantStatus.OFFBOARDING)
+                blocked = await self._block(op, tenant, leaves(Action.OFFBOARD, "block"))
                 try:
                     started = time.perf_counter()
                     await self._quiesce(op, blocked, timeout, force)
@@ -431,7 +433,10 @@ class Lifecycle:
                 step.details["report_sha256"] = sha256_of(report.report_path.with_suffix(".json"))
                 async with self._db.acquire() as conn:
                     await self._registry.transition(
-                        conn, tenant, TenantStatus.ARCHIVED, {TenantStatus.OFFBOARDING}
+                        conn,
+                        tenant,
+                        leaves(Action.OFFBOARD, "archive"),
+                        {leaves(Action.OFFBOARD, "block")},
                     )
             return report
 
@@ -441,15 +446,6 @@ class Lifecycle:
         """Say once, in the operation's progress, that its PgBouncer steps do not run."""
         if self._pools is None:
             op.info(POOL_STEPS_SKIPPED)
-
-    async def _require(self, op: Operation, key: str, allowed: set[TenantStatus]) -> Tenant:
-        async with self._db.acquire() as conn:
-            tenant = await self._registry.require(conn, key)
-        op.tenant_id = tenant.id
-        if tenant.status not in allowed:
-            wanted = " or ".join(sorted(s.value for s in allowed))
-            raise InvalidState(f"tenant {key!r} is {tenant.status}; {op.name} needs {wanted}")
-        return tenant
 
     async def _block(self, op: Operation, tenant: Tenant, to: TenantStatus) -> Tenant:
         async with op.step("block", f"{to}: revoking {self._app_role}'s access"):

@@ -1,9 +1,8 @@
-"""The tenant registry (``public.tenants``) and the audit log (``public.tenant_audit_log``)."""
+"""The tenant registry (``public.tenants``)."""
 
 from __future__ import annotations
 
 import enum
-import json
 import uuid
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -12,7 +11,8 @@ from typing import Any
 
 import asyncpg
 
-from console.core.actor import Actor
+# Re-exported until console/ui imports it from console.core.audit.
+from console.core.audit import AuditEntry as AuditEntry
 from console.core.errors import InvalidInput, InvalidState, NotFound
 
 
@@ -29,8 +29,6 @@ class TenantStatus(enum.StrEnum):
 
 
 _STATUS = {s.value: s for s in TenantStatus}
-# A provision finds these left by an earlier run (crashed or failed) and finishes the tenant.
-RESUMABLE = frozenset({TenantStatus.INITIALIZING, TenantStatus.FAILED})
 
 
 @dataclass(frozen=True)
@@ -74,33 +72,6 @@ class Tenant:
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "config": self.config,
-        }
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One audit log row, joined with the tenant key."""
-
-    id: uuid.UUID
-    tenant_key: str | None
-    action_type: str
-    action_timestamp: datetime
-    actor: str
-    actor_host: str
-    actor_address: str
-    details: dict[str, Any]
-
-    def as_json(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return {
-            "id": str(self.id),
-            "tenant": self.tenant_key,
-            "action_type": self.action_type,
-            "action_timestamp": self.action_timestamp.isoformat(),
-            "actor": self.actor,
-            "actor_host": self.actor_host,
-            "actor_address": self.actor_address,
-            "details": self.details,
         }
 
 
@@ -189,96 +160,3 @@ class Registry:
             current = await self.require(conn, tenant.key)
             raise InvalidState(f"tenant {tenant.key!r} is {current.status}; cannot move it to {to}")
         return Tenant.from_row(row)
-
-
-class AuditLog:
-    """Appends to and reads ``public.tenant_audit_log``."""
-
-    def __init__(self, actor: Actor) -> None:
-        self.actor = actor
-
-    async def write(
-        self,
-        conn: asyncpg.Connection,
-        tenant_id: uuid.UUID | None,
-        action_type: str,
-        details: dict[str, Any],
-    ) -> None:
-        """One audit row by the current actor."""
-        await conn.execute(
-            "INSERT INTO public.tenant_audit_log "
-            "(tenant_id, action_type, actor, actor_host, actor_address, details) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
-            tenant_id,
-            action_type[:50],
-            self.actor.user,
-            self.actor.host,
-            self.actor.address,
-            details,
-        )
-
-    async def write_many(
-        self,
-        conn: asyncpg.Connection,
-        action_type: str,
-        entries: list[tuple[uuid.UUID, dict[str, Any]]],
-    ) -> None:
-        """One audit row per ``(tenant id, details)`` entry, all by the current actor, in one
-        statement."""
-        await conn.execute(
-            "INSERT INTO public.tenant_audit_log "
-            "(tenant_id, action_type, actor, actor_host, actor_address, details) "
-            "SELECT tenant_id, $1, $2, $3, $4, details::jsonb "
-            "FROM unnest($5::uuid[], $6::text[]) AS x(tenant_id, details)",
-            action_type[:50],
-            self.actor.user,
-            self.actor.host,
-            self.actor.address,
-            [tenant_id for tenant_id, _ in entries],
-            [json.dumps(details) for _, details in entries],
-        )
-
-    async def recent(
-        self, conn: asyncpg.Connection, key: str | None = None, limit: int = 50
-    ) -> list[AuditEntry]:
-        """Newest first; only ``key``'s entries when given."""
-        return await self.search(conn, key, None, None, limit)
-
-    async def search(
-        self,
-        conn: asyncpg.Connection,
-        key: str | None,
-        action: str | None,
-        actor: str | None,
-        limit: int,
-        *,
-        key_prefix: bool = False,
-    ) -> list[AuditEntry]:
-        """Newest first, filtered by tenant key (or key prefix), action-type prefix and actor
-        (each optional)."""
-        rows = await conn.fetch(
-            "SELECT a.*, t.key AS tenant_key FROM public.tenant_audit_log a "
-            "LEFT JOIN public.tenants t ON t.id = a.tenant_id "
-            "WHERE ($1::text IS NULL OR t.key = $1 OR ($5 AND starts_with(t.key, $1))) "
-            "AND ($3::text IS NULL OR starts_with(a.action_type, $3)) "
-            "AND ($4::text IS NULL OR a.actor = $4) "
-            "ORDER BY a.action_timestamp DESC, a.id LIMIT $2",
-            key,
-            limit,
-            action,
-            actor,
-            key_prefix,
-        )
-        return [
-            AuditEntry(
-                id=r["id"],
-                tenant_key=r["tenant_key"],
-                action_type=r["action_type"],
-                action_timestamp=r["action_timestamp"],
-                actor=r["actor"],
-                actor_host=r["actor_host"],
-                actor_address=r["actor_address"],
-                details=r["details"],
-            )
-            for r in rows
-        ]

@@ -34,7 +34,7 @@ from console.core.identifiers import schema_for, validate_tenant_key
 from console.core.migrations.runner import MigrationPlan, display_sql
 from console.core.pools.monitor import PoolSnapshot
 from console.core.service import ConsoleService
-from console.core.tenants.bulk import check_concurrency, check_request
+from console.core.tenants.bulk_report import check_concurrency, check_request
 from console.core.tenants.lifecycle import check_drain_timeout
 from console.core.tenants.registry import parse_status
 from console.entry import version_text

@@ -22,7 +22,7 @@ from console.core.locks import TENANT_LOCK_CLASS
 from console.core.migrations.tree import head_revision
 from console.core.pools.include_file import IncludeFile
 from console.core.service import ConsoleService
-from console.core.tenants.bulk import BulkReport
+from console.core.tenants.bulk_report import BulkReport
 from console.core.tenants.registry import Tenant, TenantStatus
 from console.core.tenants.schema import catalog_fingerprint
 

@@ -27,7 +27,7 @@ from console.core.migrations.tree import VERSION_TABLE, AlembicRunner
 from console.core.operations import OperationRunner
 from console.core.pools.service import PoolService
 from console.core.security.privileges import PrivilegeReport, check_privileges
-from console.core.tenants.bulk import BulkProgress, BulkReport
+from console.core.tenants.bulk_report import BulkProgress, BulkReport
 from console.core.tenants.lifecycle import Lifecycle, OffboardReport
 from console.core.tenants.registry import Registry, Tenant, TenantStatus
 from console.core.tenants.schema import schema_revision

@@ -26,7 +26,8 @@ from console.core.migrations.tree import AlembicRunner, head_revision
 from console.core.operations import Operation, OperationRunner
 from console.core.pools.service import POOL_STEPS_SKIPPED, PoolService
 from console.core.states import RESUMABLE, Action, allowed_from, leaves
-from console.core.tenants.bulk import BATCH_SIZE, BulkProgress, BulkProvisioner, BulkReport
+from console.core.tenants.bulk import BATCH_SIZE, BulkProvisioner
+from console.core.tenants.bulk_report import BulkProgress, BulkReport
 from console.core.tenants.registry import Registry, Tenant, TenantStatus, display_name_for
 from console.core.tenants.schema import (
     drop_schema,

@@ -54,7 +54,9 @@ from console.config import BackupSettings, ClusterSettings, Settings
 from console.core.binaries import PgBinaries
 from console.core.events import StepEvent
 from console.core.identifiers import qualified, quote_ident, retarget
-from console.core.migrations.runner import RENDER_SCHEMA, RENDER_TENANT_ID, RunProgress, render_sql
+from console.core.migrations.apply import tenant_script
+from console.core.migrations.plan import RENDER_SCHEMA, RENDER_TENANT_ID, render_sql
+from console.core.migrations.run import RunProgress
 from console.core.migrations.tree import head_revision
 from console.core.service import ConsoleService
 from console.core.tenants.schema import grant_access
@@ -238,7 +240,8 @@ async def script_pass(service: ConsoleService, dsn: str, connections: int) -> fl
     the rest (planning, batched records, bookkeeping)."""
     plan = await service.migrations.plan()
     (group,) = plan.groups
-    jobs = [service.migrations._tenant_script(t, group) for t in group.tenants]
+    timeout = service.migrations.lock_timeout_s
+    jobs = [tenant_script(t, group, timeout) for t in group.tenants]
     return await execute_pass(dsn, jobs, connections, False)
 
 

@@ -77,7 +77,7 @@ async def test_bulk_builds_every_tenant_like_a_single_provision(
     def progress(report: BulkReport) -> None:
         seen.append((report.done, report.failed, report.remaining))
 
-    report = await service.lifecycle.provision_many(
+    report = await service.provisioning.provision_many(
         keys, events.append, concurrency=3, progress=progress, batch_size=8
     )
 

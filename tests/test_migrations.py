@@ -31,9 +31,10 @@ from console.core.errors import InvalidInput, ReadOnlyMode, TenantBusy
 from console.core.events import Phase, StepEvent
 from console.core.identifiers import TEMPLATE_SCHEMA, qualified, quote_ident
 from console.core.locks import TENANT_LOCK_CLASS
-from console.core.migrations import runner as migrations
+from console.core.migrations import run as migrations
+from console.core.migrations.plan import MigrationPlan
 from console.core.migrations.records import LandedRecorder
-from console.core.migrations.runner import RUN_LOCK, MigrationPlan, RunProgress
+from console.core.migrations.run import RUN_LOCK, RunProgress
 from console.core.migrations.tree import head_revision, script_directory
 from console.core.service import ConsoleService
 from console.core.tenants.registry import Tenant, TenantStatus

@@ -19,7 +19,7 @@ from test_cli import run_cli
 
 from console.config import ClusterSettings, SecuritySettings, Settings
 from console.core.migrations.tree import head_revision
-from console.core.security.privileges import INTERFACE_SIGNATURE
+from console.core.security.acl import INTERFACE_SIGNATURE
 from console.core.service import ConsoleService
 
 CONTROL_TABLES = (

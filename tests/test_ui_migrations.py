@@ -39,7 +39,7 @@ from textual.widgets import Button, DataTable, Input, Static
 
 from console.config import Settings
 from console.core.identifiers import qualified
-from console.core.migrations.runner import RunProgress
+from console.core.migrations.run import RunProgress
 from console.core.service import ConsoleService
 from console.ui.app import GoConsoleApp
 from console.ui.screens.migrations import (

@@ -15,7 +15,7 @@ from console.core.events import EventSink
 from console.core.identifiers import quote_ident
 from console.core.migrations.tree import AlembicRunner, head_revision
 from console.core.operations import OperationRunner
-from console.core.security.privileges import tighten_control_schema
+from console.core.security.tighten import tighten_control_schema
 from console.core.tenants.template import TemplateSchema
 
 

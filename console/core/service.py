@@ -29,6 +29,7 @@ from console.core.pools.service import PoolService
 from console.core.security.privileges import PrivilegeReport, check_privileges
 from console.core.tenants.bulk_report import BulkProgress, BulkReport
 from console.core.tenants.lifecycle import Lifecycle, OffboardReport
+from console.core.tenants.provision import Provisioner
 from console.core.tenants.registry import Registry, Tenant, TenantStatus
 from console.core.tenants.schema import schema_revision
 from console.core.tenants.stats import SchemaStats, schema_revisions, schema_stats
@@ -78,15 +79,22 @@ class ConsoleService:
         self.pools = PoolService(
             settings.pgbouncer, self.db, self.runner, self.registry, pgbouncer_dsn
         )
+        self.provisioning = Provisioner(
+            self.db,
+            self.runner,
+            self.registry,
+            self.template,
+            self.alembic,
+            self.app_role,
+            self.cluster_name,
+            self.pools if self.pools.configured else None,
+        )
         self.lifecycle = Lifecycle(
             self.db,
             self.runner,
             self.registry,
             self.backups,
-            self.template,
-            self.alembic,
             self.app_role,
-            self.cluster_name,
             settings.lifecycle.lock_timeout,
             self.pools if self.pools.configured else None,
         )
@@ -159,12 +167,12 @@ class ConsoleService:
         sink: EventSink = discard,
         use_template: bool = True,
     ) -> Tenant:
-        """See :meth:`Lifecycle.provision`."""
-        return await self.lifecycle.provision(key, display_name, sink, use_template)
+        """See :meth:`Provisioner.provision`."""
+        return await self.provisioning.provision(key, display_name, sink, use_template)
 
     async def check_new_key(self, key: str) -> Tenant | None:
-        """See :meth:`Lifecycle.check_new_key`."""
-        return await self.lifecycle.check_new_key(key)
+        """See :meth:`Provisioner.check_new_key`."""
+        return await self.provisioning.check_new_key(key)
 
     async def provision_many(
         self,
@@ -175,12 +183,12 @@ class ConsoleService:
         names: Mapping[str, str] | None = None,
         progress: BulkProgress | None = None,
     ) -> BulkReport:
-        """See :meth:`Lifecycle.provision_many`; ``concurrency`` defaults to
+        """See :meth:`Provisioner.provision_many`; ``concurrency`` defaults to
         ``lifecycle.provision_concurrency``."""
         workers = (
             self.settings.lifecycle.provision_concurrency if concurrency is None else concurrency
         )
-        return await self.lifecycle.provision_many(
+        return await self.provisioning.provision_many(
             keys, sink, use_template, workers, names, progress
         )
 

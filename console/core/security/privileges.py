@@ -4,13 +4,12 @@ The documented interface (README "Security model"): CONNECT and TEMPORARY on the
 USAGE on schema ``public`` and EXECUTE on ``public.resolve_tenant(text)`` (a SECURITY DEFINER
 function of the control tree). Nothing else in the control schema. :func:`check_privileges`
 lists every privilege the role holds outside its tenant schemas and flags the rest;
-:func:`tighten_control_schema` (run by ``goconsole init``) revokes what an older version, or
-anyone, granted beyond the interface.
+:func:`~console.core.security.tighten.tighten_control_schema` (run by ``goconsole init``)
+revokes what an older version, or anyone, granted beyond the interface.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,72 +18,21 @@ import asyncpg
 from console.core.errors import InvalidState
 from console.core.identifiers import qualified, quote_ident
 from console.core.migrations.tree import VERSION_TABLE
-
-CONTROL_SCHEMA = "public"
-INTERFACE_FUNCTION = "resolve_tenant"
-INTERFACE_ARGS = "tenant_key text"
-INTERFACE_SIGNATURE = f"{CONTROL_SCHEMA}.{INTERFACE_FUNCTION}(text)"
-_PUBLIC = "PUBLIC"
-# Privileges the role may hold outside its tenant schemas: (kind, object, privilege).
-EXPECTED = frozenset(
-    {
-        ("schema", CONTROL_SCHEMA, "USAGE"),
-        ("function", INTERFACE_SIGNATURE, "EXECUTE"),
-    }
+from console.core.security.acl import (
+    CONTROL_SCHEMA,
+    DEFAULT_ACL_OBJECTS,
+    DEFAULT_ACLS,
+    EXPECTED,
+    EXPECTED_ON_DATABASE,
+    INTERFACE_SIGNATURE,
+    PUBLIC,
+    SYSTEM_SCHEMAS,
+    AclEntry,
+    acl_entries,
+    default_acl_revoke,
+    role_names,
+    role_row,
 )
-EXPECTED_ON_DATABASE = frozenset({"CONNECT", "TEMPORARY"})
-_SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
-_DEFAULT_ACL_OBJECTS = {
-    "r": "TABLES",
-    "S": "SEQUENCES",
-    "f": "FUNCTIONS",
-    "T": "TYPES",
-    "n": "SCHEMAS",
-}
-
-# Every ACL entry of relations, columns, functions and schemas in the namespaces $1 whose
-# grantee is one of $2 (0 = PUBLIC). A NULL ACL means the built-in default (acldefault).
-_ACL_ENTRIES = """
-WITH ns AS (SELECT oid, nspname FROM pg_namespace WHERE oid = ANY($1::oid[])),
-     g AS (SELECT unnest($2::oid[]) AS oid)
-SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind, ns.nspname AS schema,
-       c.relname AS name, NULL::text AS detail, NULL::text AS types,
-       a.privilege_type AS privilege, a.grantee, c.relowner AS owner
-FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
-CROSS JOIN LATERAL aclexplode(coalesce(c.relacl, acldefault(
-    (CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))) a
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND a.grantee IN (SELECT oid FROM g)
-UNION ALL
-SELECT 'column', ns.nspname, c.relname, att.attname::text, NULL, a.privilege_type,
-       a.grantee, c.relowner
-FROM pg_class c JOIN ns ON ns.oid = c.relnamespace
-JOIN pg_attribute att ON att.attrelid = c.oid
-CROSS JOIN LATERAL aclexplode(att.attacl) a
-WHERE att.attacl IS NOT NULL AND att.attnum > 0 AND NOT att.attisdropped
-  AND a.grantee IN (SELECT oid FROM g)
-UNION ALL
-SELECT 'function', ns.nspname, p.proname, pg_get_function_identity_arguments(p.oid),
-       oidvectortypes(p.proargtypes), a.privilege_type, a.grantee, p.proowner
-FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
-CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
-WHERE a.grantee IN (SELECT oid FROM g)
-UNION ALL
-SELECT 'schema', ns.nspname, ns.nspname, NULL, NULL, a.privilege_type, a.grantee, n.nspowner
-FROM pg_namespace n JOIN ns ON ns.oid = n.oid
-CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
-WHERE a.grantee IN (SELECT oid FROM g)
-ORDER BY 1, 2, 3, 4, 5
-"""
-
-_DEFAULT_ACLS = """
-SELECT pg_get_userbyid(d.defaclrole) AS owner, d.defaclnamespace = 0 AS global,
-       d.defaclobjtype::text AS objtype, a.privilege_type AS privilege, a.grantee
-FROM pg_default_acl d CROSS JOIN LATERAL aclexplode(d.defaclacl) a
-WHERE (d.defaclnamespace = 0 OR d.defaclnamespace = to_regnamespace($1))
-  AND a.grantee = ANY($2::oid[])
-  AND NOT (d.defaclnamespace = 0 AND a.grantee = 0 AND d.defaclobjtype IN ('f', 'T'))
-ORDER BY 1, 2, 3, 4
-"""
 
 
 @dataclass(frozen=True)
@@ -135,199 +83,6 @@ class PrivilegeReport:
         }
 
 
-@dataclass(frozen=True)
-class _Entry:
-    kind: str
-    schema: str
-    name: str
-    detail: str | None
-    types: str | None
-    privilege: str
-    grantee: int
-    owner: int
-
-    @property
-    def target(self) -> str:
-        """The object as SQL after ``ON``: ``TABLE s.t``, ``ROUTINE s.f(args)``, ..."""
-        if self.kind == "schema":
-            return f"SCHEMA {quote_ident(self.schema)}"
-        if self.kind == "function":
-            return f"ROUTINE {qualified(self.schema, self.name)}({self.detail})"
-        return f"{'SEQUENCE' if self.kind == 'sequence' else 'TABLE'} " + qualified(
-            self.schema, self.name
-        )
-
-    @property
-    def label(self) -> str:
-        """The object as listed: ``public.tenants``, ``public.tenants.config``, ..."""
-        if self.kind == "schema":
-            return self.schema
-        if self.kind == "function":
-            return f"{self.schema}.{self.name}({self.types})"
-        base = f"{self.schema}.{self.name}"
-        return f"{base}.{self.detail}" if self.kind == "column" else base
-
-
-async def _role(conn: asyncpg.Connection, role: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT oid, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1", role
-    )
-
-
-async def _entries(
-    conn: asyncpg.Connection, namespaces: Sequence[int], grantees: Sequence[int]
-) -> list[_Entry]:
-    rows = await conn.fetch(_ACL_ENTRIES, list(namespaces), list(grantees))
-    return [_Entry(**dict(r)) for r in rows]
-
-
-async def _names(conn: asyncpg.Connection, oids: Iterable[int]) -> dict[int, str]:
-    rows = await conn.fetch(
-        "SELECT oid, rolname FROM pg_roles WHERE oid = ANY($1::oid[])", list(oids)
-    )
-    return {0: _PUBLIC, **{r["oid"]: r["rolname"] for r in rows}}
-
-
-# -- init: tighten the control schema ------------------------------------------------------------
-
-
-async def tighten_control_schema(
-    conn: asyncpg.Connection, app_role: str, public_fields: Sequence[str]
-) -> list[str]:
-    """Make the application role's access to the control schema exactly the interface: revoke
-    every other privilege it or PUBLIC holds there (including what older versions granted),
-    CREATE on ``public`` from PUBLIC, default privileges giving it anything there; grant USAGE
-    on the schema and EXECUTE on the interface; store the public config fields. Returns what
-    changed, one line each (empty when it already was so). Run inside a transaction."""
-    role = await _role(conn, app_role)
-    if role is None:
-        raise InvalidState(f"application role {app_role!r} does not exist; run goconsole init")
-    app = role["oid"]
-    schema_oid = await conn.fetchval("SELECT to_regnamespace($1)::oid", CONTROL_SCHEMA)
-    if await conn.fetchval("SELECT to_regprocedure($1)", INTERFACE_SIGNATURE) is None:
-        raise InvalidState(
-            f"{INTERFACE_SIGNATURE} is missing although the control schema is at "
-            "0002_registry_interface or later: recreate it from "
-            "migrations/control/versions/0002_registry_interface.py"
-        )
-    names = {app: app_role, 0: _PUBLIC}
-    extra = [
-        e
-        for e in await _entries(conn, [schema_oid], [app, 0])
-        if e.grantee != e.owner and not _allowed_in_control(e, app)
-    ]
-    for entry in extra:
-        await conn.execute(_revoke_statement(entry, app_role, app))
-    # A REVOKE by a role that neither owns the object nor granted the privilege changes nothing
-    # (PostgreSQL only warns): say so instead of claiming it.
-    left = set(await _entries(conn, [schema_oid], [app, 0]))
-    changes = [
-        f"could not revoke {e.privilege} on {e.kind} {e.label} from {names[e.grantee]} (the "
-        f"console's role is not its owner; as the owner run: {_revoke_statement(e, app_role, app)})"
-        if e in left
-        else f"revoked {e.privilege} on {e.kind} {e.label} from {names[e.grantee]}"
-        for e in extra
-    ]
-    changes += await _grant_interface(conn, app_role, app)
-    changes += await _revoke_default_acls(conn, app_role, app)
-    changes += await _sync_public_fields(conn, public_fields)
-    return changes
-
-
-def _revoke_statement(entry: _Entry, app_role: str, app: int) -> str:
-    grantee = quote_ident(app_role) if entry.grantee == app else _PUBLIC
-    column = f" ({quote_ident(entry.detail or '')})" if entry.kind == "column" else ""
-    return f"REVOKE {entry.privilege}{column} ON {entry.target} FROM {grantee}"
-
-
-def _allowed_in_control(entry: _Entry, app: int) -> bool:
-    """Kept by init: PUBLIC's USAGE on ``public`` (PostgreSQL's default), the role's USAGE and
-    its EXECUTE on the interface."""
-    if entry.kind == "schema" and entry.privilege == "USAGE":
-        return True
-    return (
-        entry.kind == "function"
-        and entry.grantee == app
-        and entry.label == INTERFACE_SIGNATURE
-        and entry.privilege == "EXECUTE"
-    )
-
-
-async def _grant_interface(conn: asyncpg.Connection, app_role: str, app: int) -> list[str]:
-    role = quote_ident(app_role)
-    changes = []
-    for kind, target, privilege, label in (
-        ("schema", f"SCHEMA {quote_ident(CONTROL_SCHEMA)}", "USAGE", CONTROL_SCHEMA),
-        (
-            "function",
-            f"FUNCTION {qualified(CONTROL_SCHEMA, INTERFACE_FUNCTION)}(text)",
-            "EXECUTE",
-            INTERFACE_SIGNATURE,
-        ),
-    ):
-        acl_column = "nspacl" if kind == "schema" else "proacl"
-        catalog = "pg_namespace" if kind == "schema" else "pg_proc"
-        key = "to_regnamespace($2)" if kind == "schema" else "to_regprocedure($2)"
-        granted = await conn.fetchval(
-            f"SELECT EXISTS (SELECT FROM {catalog} o, aclexplode(o.{acl_column}) a "
-            f"WHERE o.oid = {key} AND a.grantee = $1 AND a.privilege_type = $3)",
-            app,
-            label,
-            privilege,
-        )
-        if not granted:
-            await conn.execute(f"GRANT {privilege} ON {target} TO {role}")
-            changes.append(f"granted {privilege} on {kind} {label} to {app_role}")
-    return changes
-
-
-async def _revoke_default_acls(conn: asyncpg.Connection, app_role: str, app: int) -> list[str]:
-    """Drop default privileges that would give the role (or PUBLIC, in the control schema)
-    something on objects created later there."""
-    rows = await conn.fetch(_DEFAULT_ACLS, CONTROL_SCHEMA, [app, 0])
-    done: set[tuple[str, bool, str, int]] = set()
-    changes = []
-    for row in rows:
-        if row["global"] and row["grantee"] != app:
-            continue  # a global grant to PUBLIC is not the control schema's business alone
-        key = (row["owner"], row["global"], row["objtype"], row["grantee"])
-        if key in done:
-            continue
-        done.add(key)
-        statement = _default_acl_revoke(row, app_role if row["grantee"] == app else _PUBLIC)
-        await conn.execute(statement)
-        changes.append(f"removed default privileges: {statement}")
-    return changes
-
-
-def _default_acl_revoke(row: asyncpg.Record, grantee: str) -> str:
-    scope = "" if row["global"] else f" IN SCHEMA {quote_ident(CONTROL_SCHEMA)}"
-    who = grantee if grantee == _PUBLIC else quote_ident(grantee)
-    return (
-        f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote_ident(row['owner'])}{scope} "
-        f"REVOKE ALL ON {_DEFAULT_ACL_OBJECTS[row['objtype']]} FROM {who}"
-    )
-
-
-async def _sync_public_fields(conn: asyncpg.Connection, fields: Sequence[str]) -> list[str]:
-    removed = await conn.fetch(
-        "DELETE FROM public.registry_public_fields WHERE field <> ALL($1::text[]) RETURNING field",
-        list(fields),
-    )
-    added = await conn.fetch(
-        "INSERT INTO public.registry_public_fields (field) SELECT unnest($1::text[]) "
-        "ON CONFLICT DO NOTHING RETURNING field",
-        list(fields),
-    )
-    return [f"config field {r['field']!r} is no longer public" for r in removed] + [
-        f"config field {r['field']!r} is now public (returned by {INTERFACE_SIGNATURE})"
-        for r in added
-    ]
-
-
-# -- check-privileges --------------------------------------------------------------------------
-
-
 async def check_privileges(conn: asyncpg.Connection, app_role: str) -> PrivilegeReport:
     """Every privilege ``app_role`` holds outside its tenant schemas (directly, through PUBLIC,
     through roles it inherits from, or as owner), and findings: anything beyond the documented
@@ -337,7 +92,7 @@ async def check_privileges(conn: asyncpg.Connection, app_role: str) -> Privilege
     if await conn.fetchval("SELECT to_regclass('public.tenants')") is None:
         raise InvalidState("the control schema is missing: run goconsole init first")
     database = await conn.fetchval("SELECT current_database()")
-    role = await _role(conn, app_role)
+    role = await role_row(conn, app_role)
     if role is None:
         return PrivilegeReport(
             app_role,
@@ -364,7 +119,7 @@ async def check_privileges(conn: asyncpg.Connection, app_role: str) -> Privilege
         for r in inherited
     ]
     grantees = [app, 0, *(r["oid"] for r in inherited)]
-    names = await _names(conn, grantees)
+    names = await role_names(conn, grantees)
     held_database, db_findings = await _database_privileges(
         conn, app_role, grantees, names, console
     )
@@ -449,12 +204,12 @@ async def _object_privileges(
     namespaces = [
         r[0]
         for r in await conn.fetch(
-            f"SELECT n.oid FROM pg_namespace n WHERE n.nspname NOT IN {_SYSTEM_SCHEMAS} "
+            f"SELECT n.oid FROM pg_namespace n WHERE n.nspname NOT IN {SYSTEM_SCHEMAS} "
             "AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%' "
             "AND n.nspname NOT IN (SELECT schema_name FROM public.tenants) ORDER BY n.nspname"
         )
     ]
-    entries = await _entries(conn, namespaces, grantees)
+    entries = await acl_entries(conn, namespaces, grantees)
     usable = {e.schema for e in entries if e.kind == "schema" and e.privilege == "USAGE"}
     held, found = [], []
     for e in entries:
@@ -473,7 +228,7 @@ async def _object_privileges(
     return held, found
 
 
-def _object_finding(entry: _Entry, app_role: str, via: str, console: str) -> Finding:
+def _object_finding(entry: AclEntry, app_role: str, via: str, console: str) -> Finding:
     what = f"{entry.privilege} on {entry.kind} {entry.label}"
     if via == "owner":
         kind = {"column": "TABLE", "sequence": "SEQUENCE"}.get(entry.kind, entry.target.split()[0])
@@ -484,14 +239,14 @@ def _object_finding(entry: _Entry, app_role: str, via: str, console: str) -> Fin
         )
     column = f" ({quote_ident(entry.detail or '')})" if entry.kind == "column" else ""
     fix = _revoke_fix(f"{entry.privilege}{column}", entry.target, via, app_role)
-    if entry.schema == CONTROL_SCHEMA and via in (app_role, _PUBLIC):
+    if entry.schema == CONTROL_SCHEMA and via in (app_role, PUBLIC):
         fix += " (goconsole init does this)"
     return Finding(f"{app_role} holds {what} (via {via}), beyond the interface", fix)
 
 
 def _revoke_fix(privilege: str, target: str, via: str, app_role: str) -> str:
-    grantee = _PUBLIC if via == _PUBLIC else quote_ident(via)
-    if via not in (app_role, _PUBLIC):
+    grantee = PUBLIC if via == PUBLIC else quote_ident(via)
+    if via not in (app_role, PUBLIC):
         return f"REVOKE {privilege} ON {target} FROM {grantee}, or REVOKE {grantee} FROM " + (
             quote_ident(app_role)
         )
@@ -541,16 +296,16 @@ async def _interface_findings(
 async def _default_acl_findings(
     conn: asyncpg.Connection, app_role: str, grantees: list[int], names: dict[int, str]
 ) -> list[Finding]:
-    rows = await conn.fetch(_DEFAULT_ACLS, CONTROL_SCHEMA, grantees)
+    rows = await conn.fetch(DEFAULT_ACLS, CONTROL_SCHEMA, grantees)
     found = []
     for row in rows:
         where = "anywhere" if row["global"] else f"in schema {CONTROL_SCHEMA}"
-        objects = _DEFAULT_ACL_OBJECTS[row["objtype"]].lower()
+        objects = DEFAULT_ACL_OBJECTS[row["objtype"]].lower()
         found.append(
             Finding(
                 f"default privileges give {names[row['grantee']]} {row['privilege']} on {objects} "
                 f"{row['owner']} creates {where}",
-                _default_acl_revoke(row, names[row["grantee"]]),
+                default_acl_revoke(row, names[row["grantee"]]),
             )
         )
     return found

@@ -1,13 +1,13 @@
 """Bulk provisioning: many tenants with a few statements per batch and ONE message per tenant.
 
-The guarantees are those of :meth:`Lifecycle.provision`; only the round trips differ. Per batch
+The guarantees are those of :meth:`Provisioner.provision`; only the round trips differ. Per batch
 of up to ``BATCH_SIZE`` keys, on one connection held for the whole run:
 
 1. lock — every key's advisory lock (OperationRunner's class and key) in one statement; a key
    whose lock another operation holds is reported busy, naming the holder;
 2. sort — the registry rows and schemas of the locked keys in one statement: a key in use is a
    per-tenant error; a key an earlier run left INITIALIZING or FAILED, or whose schema exists
-   already, is finished after the batches by the single-tenant path (``Lifecycle.provision``);
+   already, is finished after the batches by the single-tenant path (``Provisioner.provision``);
 3. register — the new keys as INITIALIZING, with their ``provision.register`` audit rows, in
    one statement;
 4. build — each tenant on one of ``concurrency`` worker connections, in ONE message that runs

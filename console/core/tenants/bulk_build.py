@@ -94,7 +94,7 @@ class SchemaBuilder:
         self._audit = audit
 
     async def plan(self, conn: asyncpg.Connection, use_template: bool, run: BulkRun) -> BuildPlan:
-        """Clone the template when it is at head, else alembic (as ``Lifecycle._build_schema``
+        """Clone the template when it is at head, else alembic (as ``Provisioner._build_schema``
         does)."""
         ddl = await self._template.ddl(conn) if use_template else "alembic path requested"
         if isinstance(ddl, TemplateDDL):

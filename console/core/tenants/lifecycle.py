@@ -1,4 +1,5 @@
-"""Tenant lifecycle: provision, deactivate, reactivate, offboard (architecture §4).
+"""Tenant lifecycle: deactivate, reactivate, offboard (architecture §4); provisioning is
+:mod:`console.core.tenants.provision`.
 
 Every operation runs through :class:`OperationRunner` (validation, read-only guard, advisory
 lock, audit, events); which status each starts from and leaves is :mod:`console.core.states`.
@@ -6,40 +7,30 @@ lock, audit, events); which status each starts from and leaves is :mod:`console.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
-from console.config import LifecycleSettings
 from console.core.backups.store import BackupRecord, BackupStore, sha256_of
 from console.core.db import Database
-from console.core.errors import InvalidInput, OperationFailed
+from console.core.errors import InvalidInput
 from console.core.events import EventSink, discard
-from console.core.identifiers import schema_for, validate_tenant_key
-from console.core.migrations.tree import AlembicRunner, head_revision
+from console.core.identifiers import schema_for
 from console.core.operations import Operation, OperationRunner
-from console.core.pools.service import POOL_STEPS_SKIPPED, PoolService
-from console.core.states import RESUMABLE, Action, allowed_from, leaves
-from console.core.tenants.bulk import BATCH_SIZE, BulkProvisioner
-from console.core.tenants.bulk_report import BulkProgress, BulkReport
-from console.core.tenants.registry import Registry, Tenant, TenantStatus, display_name_for
+from console.core.pools.service import PoolService
+from console.core.states import Action, allowed_from, leaves
+from console.core.tenants.drain import drain
+from console.core.tenants.provision import note_unmanaged_pool
+from console.core.tenants.registry import Registry, Tenant, TenantStatus
 from console.core.tenants.schema import (
     drop_schema,
     grant_access,
     revoke_usage,
     schema_revision,
-    seed_initial_data,
-    verify_access,
 )
-from console.core.tenants.template import TemplateDDL, TemplateSchema
 
-_DRAIN_POLL_S = 0.1
 DRAIN_TIMEOUT_MAX_S = 86400
 
 
@@ -57,25 +48,6 @@ def check_drain_timeout(value: float | str) -> float:
             f"--timeout must be between 0 and {DRAIN_TIMEOUT_MAX_S} seconds, got {seconds:g}"
         )
     return seconds
-
-
-@dataclass(frozen=True)
-class Blocker:
-    """A backend holding locks on a tenant's relations."""
-
-    pid: int
-    user: str
-    application: str
-    client: str
-    state: str
-    since: str
-
-    def describe(self) -> str:
-        """One line for error messages."""
-        return (
-            f"pid {self.pid} ({self.user}, {self.application or 'no app name'}, "
-            f"{self.client}, {self.state} since {self.since})"
-        )
 
 
 @dataclass
@@ -127,7 +99,8 @@ class OffboardReport:
 
 
 class Lifecycle:
-    """Provision, deactivate, reactivate and offboard tenants on one cluster."""
+    """Deactivate, reactivate and offboard tenants on one cluster (provisioning:
+    :class:`~console.core.tenants.provision.Provisioner`)."""
 
     def __init__(
         self,
@@ -135,10 +108,7 @@ class Lifecycle:
         runner: OperationRunner,
         registry: Registry,
         backups: BackupStore,
-        template: TemplateSchema,
-        alembic: AlembicRunner,
         app_role: str,
-        cluster: str,
         lock_timeout: float,
         pools: PoolService | None = None,
     ) -> None:
@@ -146,140 +116,9 @@ class Lifecycle:
         self._runner = runner
         self._registry = registry
         self._backups = backups
-        self._template = template
-        self._alembic = alembic
         self._app_role = app_role
-        self._cluster = cluster
         self._lock_timeout_ms = str(int(lock_timeout * 1000))
         self._pools = pools
-        self._bulk = BulkProvisioner(
-            db, runner, template, alembic, app_role, cluster, pools, self.provision
-        )
-
-    # -- provision -----------------------------------------------------------------------
-
-    async def provision(
-        self,
-        key: str,
-        display_name: str | None = None,
-        sink: EventSink = discard,
-        use_template: bool = True,
-    ) -> Tenant:
-        """Create (or finish creating) tenant ``key``; returns the ACTIVE tenant."""
-        validate_tenant_key(key)  # before the display name, which defaults to the key
-        name = display_name_for(key, display_name)
-        async with self._runner.run("provision", key, sink) as op:
-            async with self._db.acquire() as conn:
-                check_key_free(key, await self._registry.get(conn, key))
-            try:
-                return await self._provision_steps(op, key, schema_for(key), name, use_template)
-            except Exception:
-                if op.tenant_id is not None:
-                    async with self._db.acquire() as conn:
-                        await conn.execute(
-                            "UPDATE public.tenants SET status = 'FAILED' "
-                            "WHERE id = $1 AND status = 'INITIALIZING'",
-                            op.tenant_id,
-                        )
-                raise
-
-    async def check_new_key(self, key: str) -> Tenant | None:
-        """What :meth:`provision` checks before it starts, without starting: InvalidInput for a
-        bad key or one already in use; the tenant an interrupted provision left (which
-        provisioning finishes), else None."""
-        validate_tenant_key(key)
-        async with self._db.acquire() as conn:
-            existing = await self._registry.get(conn, key)
-        check_key_free(key, existing)
-        return existing
-
-    async def provision_many(
-        self,
-        keys: Sequence[str],
-        sink: EventSink = discard,
-        use_template: bool = True,
-        concurrency: int = LifecycleSettings.provision_concurrency,
-        names: Mapping[str, str] | None = None,
-        progress: BulkProgress | None = None,
-        batch_size: int = BATCH_SIZE,
-    ) -> BulkReport:
-        """Provision many tenants in batches with the guarantees of :meth:`provision` and a
-        fraction of its round trips (see :mod:`console.core.tenants.bulk`); keys an earlier
-        run left INITIALIZING or FAILED are finished by :meth:`provision`. ``names`` maps keys
-        to display names (default: the key); ``progress`` gets the report after each tenant."""
-        return await self._bulk.run(
-            keys, sink, use_template, concurrency, names, progress, batch_size
-        )
-
-    async def _provision_steps(
-        self, op: Operation, key: str, schema: str, name: str, use_template: bool
-    ) -> Tenant:
-        async with op.step("register", "registering the tenant as INITIALIZING") as step:
-            async with self._db.acquire() as conn:
-                tenant = await self._registry.insert(conn, key, schema, name, self._cluster)
-                if tenant is None:
-                    existing = await self._registry.require(conn, key)
-                    if existing.status not in RESUMABLE:
-                        raise InvalidInput(f"tenant key {key!r} is already in use")
-                    tenant = await self._registry.transition(
-                        conn, existing, leaves(Action.PROVISION, "register"), RESUMABLE
-                    )
-                    step.details["resumed_from"] = existing.status.value
-                    op.info(f"resuming a provision left in {existing.status}")
-            op.tenant_id = tenant.id
-            step.details.update(schema=schema, display_name=name)
-
-        async with op.step("schema", f"building schema {schema}") as step:
-            built, tables = await self._build_schema(op, tenant, use_template)
-            step.details.update(built)
-
-        async with op.step("init_data", "granting access and seeding initial data") as step:
-            async with self._db.acquire() as conn, conn.transaction():
-                step.details["tables_granted"] = await grant_access(
-                    conn, schema, self._app_role, tables
-                )
-                await seed_initial_data(conn, schema, tenant.id)
-
-        async with op.step("verify", f"verifying access as {self._app_role}") as step:
-            async with self._db.acquire() as conn:
-                step.details.update(await verify_access(conn, schema, tenant.id, self._app_role))
-
-        if self._pools is not None:
-            await self._pools.add_alias(op, tenant)
-        self._note_unmanaged_pool(op)
-
-        async with op.step("activate", "marking the tenant ACTIVE"), self._db.acquire() as conn:
-            return await self._registry.transition(
-                conn,
-                tenant,
-                leaves(Action.PROVISION, "activate"),
-                {leaves(Action.PROVISION, "register")},
-            )
-
-    async def _build_schema(
-        self, op: Operation, tenant: Tenant, use_template: bool
-    ) -> tuple[dict[str, Any], list[str] | None]:
-        """Build the schema; returns audit details and, for a clone, its table names."""
-        head = head_revision("tenant")
-        schema = tenant.schema_name
-        async with self._db.acquire() as conn:
-            exists, revision = await schema_revision(conn, schema)
-            if exists and revision == head:
-                op.info(f"schema {schema} is already at {head} (built by an earlier run)")
-                return {"method": "existing", "revision": head}, None
-            if exists:
-                op.info(f"dropping leftover schema {schema} (revision {revision})")
-                await drop_schema(conn, schema)
-            ddl: TemplateDDL | str = (
-                await self._template.ddl(conn) if use_template else "alembic path requested"
-            )
-            if isinstance(ddl, TemplateDDL):
-                await self._template.clone(conn, ddl, schema, tenant.id)
-                return {"method": "clone", "revision": ddl.revision}, ddl.tables
-        if use_template:
-            op.info(f"falling back to alembic: {ddl}")
-        await asyncio.to_thread(self._alembic.upgrade_tenant, schema, str(tenant.id))
-        return {"method": "alembic", "revision": head, "reason": ddl}, None
 
     # -- deactivate / reactivate ------------------------------------------------------------
 
@@ -330,7 +169,7 @@ class Lifecycle:
         check_drain_timeout(timeout)
         async with self._runner.run("deactivate", key, sink) as op:
             tenant = await op.tenant(Action.DEACTIVATE)
-            self._note_unmanaged_pool(op)
+            note_unmanaged_pool(op, self._pools)
             if tenant.status is TenantStatus.ACTIVE:
                 async with op.step("backup", "final backup") as step:
                     backup = await self._backups.full_backup(tenant, reason="deactivate")
@@ -356,7 +195,7 @@ class Lifecycle:
         """Grant the application role access again and mark the tenant ACTIVE."""
         async with self._runner.run("reactivate", key, sink) as op:
             tenant = await op.tenant(Action.REACTIVATE)
-            self._note_unmanaged_pool(op)
+            note_unmanaged_pool(op, self._pools)
             if self._pools is not None:
                 await self._pools.unblock(op, tenant)
             async with op.step("grant", f"granting {self._app_role} access again") as step:
@@ -380,7 +219,7 @@ class Lifecycle:
         check_drain_timeout(timeout)
         async with self._runner.run("offboard", key, sink) as op:
             tenant = await op.tenant(Action.OFFBOARD)
-            self._note_unmanaged_pool(op)
+            note_unmanaged_pool(op, self._pools)
             durations: dict[str, float] = {}
             async with self._db.acquire() as conn:
                 schema_exists, _ = await schema_revision(conn, tenant.schema_name)
@@ -443,11 +282,6 @@ class Lifecycle:
 
     # -- shared steps ------------------------------------------------------------------------
 
-    def _note_unmanaged_pool(self, op: Operation) -> None:
-        """Say once, in the operation's progress, that its PgBouncer steps do not run."""
-        if self._pools is None:
-            op.info(POOL_STEPS_SKIPPED)
-
     async def _block(self, op: Operation, tenant: Tenant, to: TenantStatus) -> Tenant:
         async with op.step("block", f"{to}: revoking {self._app_role}'s access"):
             async with self._db.acquire() as conn, conn.transaction():
@@ -468,75 +302,7 @@ class Lifecycle:
         deadline = time.monotonic() + timeout
         if self._pools is not None:
             await self._pools.block(op, tenant, timeout, force)
-        await self._drain(op, tenant, timeout, force, deadline)
-
-    async def _drain(
-        self, op: Operation, tenant: Tenant, timeout: float, force: bool, deadline: float
-    ) -> None:
-        """Wait until no other backend holds locks on the tenant's tables, until ``deadline``
-        (the end of the ``timeout`` the operator gave, shared with the pool pause)."""
-        async with op.step("drain", f"waiting up to {timeout:g}s for lock holders") as step:
-            async with self._db.acquire() as conn:
-                blockers = await self.blockers(conn, tenant.schema_name)
-                while blockers and time.monotonic() < deadline:
-                    await asyncio.sleep(_DRAIN_POLL_S)
-                    blockers = await self.blockers(conn, tenant.schema_name)
-                if blockers and force:
-                    for blocker in blockers:
-                        op.info(f"terminating {blocker.describe()}")
-                        await conn.execute("SELECT pg_terminate_backend($1)", blocker.pid)
-                    step.details["terminated"] = [b.pid for b in blockers]
-                    grace = time.monotonic() + 5.0
-                    while blockers and time.monotonic() < grace:
-                        await asyncio.sleep(_DRAIN_POLL_S)
-                        blockers = await self.blockers(conn, tenant.schema_name)
-                if blockers:
-                    listing = "; ".join(b.describe() for b in blockers)
-                    raise OperationFailed(
-                        f"{len(blockers)} backend(s) still hold locks on {tenant.schema_name} "
-                        f"after {timeout:g}s: {listing} — rerun with --force to terminate them "
-                        "or with a longer --timeout"
-                    )
-
-    async def blockers(self, conn: asyncpg.Connection, schema: str) -> list[Blocker]:
-        """Other backends holding locks on relations of ``schema`` (excluding this console)."""
-        rows = await conn.fetch(
-            """
-            SELECT DISTINCT a.pid, coalesce(a.usename::text, '') AS usename,
-                   coalesce(a.application_name, '') AS app,
-                   coalesce(host(a.client_addr), 'local socket') AS client,
-                   coalesce(a.state, '') AS state,
-                   coalesce(a.xact_start, a.state_change, a.backend_start) AS since
-            FROM pg_locks l
-            JOIN pg_class c ON c.oid = l.relation
-            JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-              AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
-              AND l.pid <> pg_backend_pid()
-            ORDER BY a.pid
-            """,
-            schema,
-        )
-        return [
-            Blocker(
-                r["pid"],
-                r["usename"],
-                r["app"],
-                r["client"],
-                r["state"],
-                r["since"].strftime("%H:%M:%S") if r["since"] else "?",
-            )
-            for r in rows
-        ]
-
-
-def check_key_free(key: str, existing: Tenant | None) -> None:
-    """InvalidInput when ``key`` belongs to a tenant that provisioning cannot finish (only an
-    INITIALIZING or FAILED one is finished)."""
-    if existing is not None and existing.status not in RESUMABLE:
-        raise InvalidInput(
-            f"tenant key {key!r} is already in use (status {existing.status}); choose another key"
-        )
+        await drain(op, self._db, tenant, timeout, force, deadline)
 
 
 def _ms(started: float) -> float:

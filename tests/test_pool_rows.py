@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from console.core.errors import ConfigError, InvalidInput
+from console.core.pools.aliases import check_pool_size
 from console.core.pools.include_file import Alias, IncludeFile
 from console.core.pools.log import server_failures
 from console.core.pools.rates import RateTracker
@@ -24,7 +25,7 @@ from console.core.pools.rows import (
     parse_pools,
     parse_stats,
 )
-from console.core.pools.service import check_pool_size, reconcile
+from console.core.pools.sync import reconcile
 
 # SHOW POOLS of PgBouncer 1.25 (recorded): cl_cancel_req is gone, load-balance and prepared
 # statement columns are new; the parser must take what it knows by name.

@@ -27,7 +27,7 @@ from console.core.db import CONNECT_ERRORS, SESSION_ERRORS, connect_unpooled, en
 from console.core.errors import OperationFailed
 from console.core.events import EventSink
 from console.core.identifiers import qualified
-from console.core.pools.service import SyncReport
+from console.core.pools.sync import SyncReport
 from console.core.service import ConsoleService
 from console.core.tenants.registry import Tenant
 from console.devenv.pgbouncer import LocalPgBouncer, pgbouncer_binary

@@ -5,16 +5,11 @@ audit with the actor, events)."""
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import asyncpg
 
 from console.config import PgBouncerSettings
-from console.core.db import ConnectionSpec, Database
+from console.core.db import Database
 from console.core.errors import (
     InvalidInput,
     NotConfigured,
@@ -27,17 +22,26 @@ from console.core.events import EventSink, Phase, StepEvent, discard
 from console.core.identifiers import schema_for, validate_tenant_key
 from console.core.operations import Operation, OperationRunner
 from console.core.pools.admin import AdminConnection, AdminSpec
+from console.core.pools.aliases import ServerTarget, check_pool_size, size_limit
 from console.core.pools.include_file import Alias, IncludeFile
 from console.core.pools.monitor import PoolMonitor, PoolSnapshot
 from console.core.pools.rows import (
     ClientRow,
-    Limits,
     parse_clients,
     parse_config,
     parse_databases,
 )
+from console.core.pools.sync import SyncReport, explicitly_sized, reconcile
 from console.core.states import Action, allowed
 from console.core.tenants.registry import Registry, Tenant, TenantStatus
+
+# The UI imports these from here.
+__all__ = [
+    "POOL_STEPS_SKIPPED",
+    "PoolService",
+    "check_pool_size",
+    "size_limit",
+]
 
 POOL_STEPS_SKIPPED = "pgbouncer: not configured — pool steps skipped"
 SIMPLE_ACTIONS = {
@@ -46,141 +50,6 @@ SIMPLE_ACTIONS = {
     "enable": ("ENABLE", "accepting clients again on"),
     "reconnect": ("RECONNECT", "recycling server connections of"),
 }
-
-
-def check_pool_size(size: object, reserve: object, limit: int) -> tuple[int, int]:
-    """``(size, reserve)`` as ints within the allowed range, or InvalidInput naming it."""
-    rule = f"pool size must be 1-{limit}, reserve 0-{limit}, together at most {limit}"
-    values = []
-    for label, value in (("pool size", size), ("reserve", reserve)):
-        text = str(value).strip()
-        if not (text.isascii() and text.lstrip("-").isdigit()):
-            raise InvalidInput(f"{label} {value!r} is not a whole number: {rule}")
-        values.append(int(text))
-    pool, spare = values
-    if not 1 <= pool <= limit or not 0 <= spare <= limit or pool + spare > limit:
-        raise InvalidInput(f"pool size {pool} with reserve {spare} is out of range: {rule}")
-    return pool, spare
-
-
-def size_limit(settings: PgBouncerSettings, limits: Limits) -> int:
-    """Largest pool size + reserve allowed: ``max_pool_size``, and PgBouncer's
-    ``max_db_connections`` when that is set and lower."""
-    live = limits.max_db_connections
-    return min(settings.max_pool_size, live) if live > 0 else settings.max_pool_size
-
-
-@dataclass(frozen=True)
-class ServerTarget:
-    """Where tenant aliases send PgBouncer: the PostgreSQL the console manages."""
-
-    host: str
-    port: int
-    dbname: str
-
-    @classmethod
-    def resolve(cls, settings: PgBouncerSettings, spec: ConnectionSpec) -> ServerTarget:
-        """Configured ``server_*`` values, else the cluster DSN's host, port and database."""
-        params = spec.params()
-        return cls(
-            settings.server_host or params.get("host") or "127.0.0.1",
-            settings.server_port or int(params.get("port") or 5432),
-            settings.server_dbname or params.get("dbname") or params.get("user") or "postgres",
-        )
-
-
-SYNC_FIELDS = ("host", "port", "dbname", "pool_size", "reserve_pool")
-
-
-@dataclass(frozen=True)
-class AliasChange:
-    """What ``pool sync`` did to one alias: added, removed, or fields changed (old, new)."""
-
-    alias: str
-    action: str  # added | removed | changed
-    fields: tuple[tuple[str, object, object], ...] = ()
-
-    def describe(self) -> str:
-        """One line: ``tenant_acme: port 5432 → 5433, pool_size 20 → 10``."""
-        if self.action != "changed":
-            return f"{self.alias}: {self.action}"
-        return f"{self.alias}: " + ", ".join(f"{n} {old} → {new}" for n, old, new in self.fields)
-
-    def as_json(self) -> dict[str, Any]:
-        """JSON-ready dict (also the audit detail)."""
-        return {
-            "alias": self.alias,
-            "action": self.action,
-            "fields": {n: {"old": old, "new": new} for n, old, new in self.fields},
-        }
-
-
-@dataclass(frozen=True)
-class SyncReport:
-    """The outcome of ``pool sync``."""
-
-    changes: tuple[AliasChange, ...]
-    reblocked: tuple[str, ...]
-    reload: str
-
-    def lines(self) -> list[str]:
-        """What changed, one line per alias, then the re-blocked INACTIVE aliases."""
-        lines = [c.describe() for c in self.changes] or [
-            "every alias already matches the registry and config"
-        ]
-        if self.reblocked:
-            lines.append(f"INACTIVE blocked again: {', '.join(self.reblocked)}")
-        if self.reload != "done":
-            lines.append(f"reload {self.reload}")
-        return lines
-
-    def summary(self) -> str:
-        """``N alias(es) changed: a added, r removed, c changed``."""
-        count = {a: sum(c.action == a for c in self.changes) for a in ("added", "removed")}
-        changed = len(self.changes) - count["added"] - count["removed"]
-        return (
-            f"{len(self.changes)} alias(es) changed: {count['added']} added, "
-            f"{count['removed']} removed, {changed} updated"
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return {
-            "changes": [c.as_json() for c in self.changes],
-            "reblocked": list(self.reblocked),
-            "reload": self.reload,
-        }
-
-
-def reconcile(aliases: dict[str, Alias], wanted: dict[str, Alias]) -> list[AliasChange]:
-    """Make ``aliases`` equal to ``wanted`` in place; returns each change, by alias name."""
-    changes = []
-    for name in sorted(aliases.keys() | wanted.keys()):
-        old, new = aliases.get(name), wanted.get(name)
-        if new is None:
-            del aliases[name]
-            changes.append(AliasChange(name, "removed"))
-        elif old is None:
-            aliases[name] = new
-            changes.append(AliasChange(name, "added"))
-        elif old != new:
-            aliases[name] = new
-            fields = tuple(
-                (f, getattr(old, f), getattr(new, f))
-                for f in SYNC_FIELDS
-                if getattr(old, f) != getattr(new, f)
-            )
-            changes.append(AliasChange(name, "changed", fields))
-    return changes
-
-
-async def explicitly_sized(conn: asyncpg.Connection) -> set[uuid.UUID]:
-    """Ids of the tenants whose pool size was set with ``pool set-size`` (an audited step)."""
-    rows = await conn.fetch(
-        "SELECT DISTINCT tenant_id FROM public.tenant_audit_log "
-        "WHERE action_type = 'pool.set_size' AND tenant_id IS NOT NULL"
-    )
-    return {row["tenant_id"] for row in rows}
 
 
 class PoolService:

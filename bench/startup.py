@@ -1,0 +1,112 @@
+"""Start-up cost of one CLI call: time spent importing, and one provision per process.
+
+    .venv/bin/python bench/startup.py [--runs 5] [--provisions 20] [--pg-bin DIR]   # < 1 min
+
+Starts a throwaway cluster, runs ``goconsole init`` on it, then measures, for ``goconsole
+--version``, ``goconsole tenants list`` and ``goconsole tenants provision KEY``, each a fresh
+process: the time the process spends importing (``python -X importtime``: the cumulative time of
+every top-level import, those made lazily at run time included; median of ``--runs``), and the
+wall time. "Before" is the same code with the modules the CLI imported at start-up before issue
+12 loaded first (alembic and SQLAlchemy, via the migration tree): the same run, the same machine
+weather. The provision rate is ``--provisions`` separate processes one after another, before and
+after interleaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from console.core.binaries import PgBinaries
+from console.devenv.postgres import throwaway_cluster
+
+# What `import console.cli` loaded before issue 12 and no longer does.
+BEFORE = "import alembic.command, alembic.config, alembic.script, sqlalchemy, sqlalchemy.pool\n"
+ENTRY = "from console.entry import main\nraise SystemExit(main())\n"
+
+
+def run(args: list[str], before: bool, importtime: bool = False) -> tuple[float, float | None]:
+    """Run ``goconsole ARGS`` in a fresh process; its wall time and, with ``importtime``, the
+    seconds it spent importing."""
+    code = (BEFORE if before else "") + ENTRY
+    flags = ["-X", "importtime"] if importtime else []
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, *flags, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"goconsole {' '.join(args)} failed: {result.stderr[-2000:]}")
+    return wall, import_seconds(result.stderr) if importtime else None
+
+
+def import_seconds(stderr: str) -> float:
+    """The sum of the cumulative times of the top-level imports in ``-X importtime`` output."""
+    total = 0
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "[us]" in line:
+            continue
+        _, cumulative, name = line.split("|")
+        if not name.startswith("  "):  # nested imports are inside their parent's cumulative
+            total += int(cumulative)
+    return total / 1e6
+
+
+def import_figures(base: list[str], runs: int) -> None:
+    """Median import time and wall time of ``--version`` and ``tenants list``, before/after."""
+    for label, args in (("--version", ["--version"]), ("tenants list", [*base, "tenants", "list"])):
+        for before in (True, False):
+            samples = [run(args, before, importtime=True) for _ in range(runs)]
+            imports = statistics.median(s[1] or 0.0 for s in samples)
+            wall = statistics.median(s[0] for s in samples)
+            state = "before" if before else "after "
+            print(f"  {label:13s} {state}: importing {imports:.3f} s, wall {wall:.3f} s")
+
+
+def provision_rates(base: list[str], count: int) -> None:
+    """``count`` single-tenant provisions, one process each, before and after interleaved."""
+    spent = {True: 0.0, False: 0.0}
+    for i in range(count):
+        for before in (i % 2 == 0, i % 2 != 0):
+            key = f"{'b' if before else 'a'}{i:04d}"
+            spent[before] += run([*base, "tenants", "provision", key], before)[0]
+    after, before = count / spent[False], count / spent[True]
+    print(
+        f"  tenants provision KEY, one process each ({count} per state): "
+        f"before {before:.2f}/s, after {after:.2f}/s ({after / before:.2f}x)"
+    )
+
+
+def main() -> int:
+    """Parse arguments, start a throwaway cluster, measure, clean up."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="processes per import figure")
+    parser.add_argument("--provisions", type=int, default=20, help="processes per state")
+    parser.add_argument("--pg-bin", help="PostgreSQL bin dir (default: embedded PostgreSQL 18)")
+    args = parser.parse_args()
+    binaries = PgBinaries(Path(args.pg_bin)) if args.pg_bin else PgBinaries.embedded()
+    with (
+        throwaway_cluster(binaries, prefix="goconsole-bench-") as (cluster, work),
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        config = Path(scratch) / "config.toml"
+        config.write_text(f'[backup]\ndir = "{work / "backups"}"\n', encoding="utf-8")
+        base = ["--config", str(config), "--dsn", cluster.dsn()]
+        run([*base, "init"], before=False)
+        print(f"PostgreSQL {binaries.major_version()}, {sys.executable}")
+        import_figures(base, args.runs)
+        provision_rates(base, args.provisions)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

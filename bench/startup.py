@@ -2,14 +2,14 @@
 
     .venv/bin/python bench/startup.py [--runs 5] [--provisions 20] [--pg-bin DIR]   # < 1 min
 
-Starts a throwaway cluster, runs ``goconsole init`` on it, then measures, for ``goconsole
---version``, ``goconsole tenants list`` and ``goconsole tenants provision KEY``, each a fresh
-process: the time the process spends importing (``python -X importtime``: the cumulative time of
-every top-level import, those made lazily at run time included; median of ``--runs``), and the
-wall time. "Before" is the same code with the modules the CLI imported at start-up before issue
-12 loaded first (alembic and SQLAlchemy, via the migration tree): the same run, the same machine
-weather. The provision rate is ``--provisions`` separate processes one after another, before and
-after interleaved.
+Starts a throwaway cluster, runs ``goconsole init`` on it, then measures ``goconsole
+--version``, ``--help``, ``tenants list`` and ``tenants provision KEY``, each in a fresh
+process: the time the process spends importing (``python -X importtime``: the cumulative time
+of every top-level import, those made lazily at run time included; median of ``--runs``), and
+the wall time. "Before" is the same code with the modules the CLI imported at start-up before
+issue 12 loaded first (alembic and SQLAlchemy, via the migration tree): the same run, the same
+machine weather. The provision rate is ``--provisions`` separate processes one after another,
+before and after interleaved.
 """
 
 from __future__ import annotations
@@ -27,13 +27,20 @@ from console.devenv.postgres import throwaway_cluster
 
 # What `import console.cli` loaded before issue 12 and no longer does.
 BEFORE = "import alembic.command, alembic.config, alembic.script, sqlalchemy, sqlalchemy.pool\n"
+# What a provision did besides, before issue 12, to learn the head revision: alembic read the
+# tenant tree (importing every revision file).
+BEFORE_PROVISION = (
+    BEFORE
+    + "from console.core.migrations.tree import script_directory\n"
+    + 'script_directory("tenant").get_current_head()\n'
+)
 ENTRY = "from console.entry import main\nraise SystemExit(main())\n"
 
 
-def run(args: list[str], before: bool, importtime: bool = False) -> tuple[float, float | None]:
-    """Run ``goconsole ARGS`` in a fresh process; its wall time and, with ``importtime``, the
-    seconds it spent importing."""
-    code = (BEFORE if before else "") + ENTRY
+def run(args: list[str], before: str = "", importtime: bool = False) -> tuple[float, float | None]:
+    """Run ``goconsole ARGS`` in a fresh process after the code ``before``; its wall time and,
+    with ``importtime``, the seconds it spent importing."""
+    code = before + ENTRY
     flags = ["-X", "importtime"] if importtime else []
     started = time.perf_counter()
     result = subprocess.run(
@@ -62,13 +69,19 @@ def import_seconds(stderr: str) -> float:
 
 
 def import_figures(base: list[str], runs: int) -> None:
-    """Median import time and wall time of ``--version`` and ``tenants list``, before/after."""
-    for label, args in (("--version", ["--version"]), ("tenants list", [*base, "tenants", "list"])):
-        for before in (True, False):
-            samples = [run(args, before, importtime=True) for _ in range(runs)]
+    """Median import time and wall time of ``--version`` (answered before the CLI loads, as
+    before issue 12), and of ``--help`` and ``tenants list`` before and after."""
+    cases = (
+        ("--version", ["--version"], (False,)),
+        ("--help", ["--help"], (True, False)),
+        ("tenants list", [*base, "tenants", "list"], (True, False)),
+    )
+    for label, args, states in cases:
+        for before in states:
+            samples = [run(args, BEFORE if before else "", True) for _ in range(runs)]
             imports = statistics.median(s[1] or 0.0 for s in samples)
             wall = statistics.median(s[0] for s in samples)
-            state = "before" if before else "after "
+            state = "before" if before else "after " if len(states) > 1 else "same  "
             print(f"  {label:13s} {state}: importing {imports:.3f} s, wall {wall:.3f} s")
 
 
@@ -78,11 +91,12 @@ def provision_rates(base: list[str], count: int) -> None:
     for i in range(count):
         for before in (i % 2 == 0, i % 2 != 0):
             key = f"{'b' if before else 'a'}{i:04d}"
-            spent[before] += run([*base, "tenants", "provision", key], before)[0]
-    after, before = count / spent[False], count / spent[True]
+            prelude = BEFORE_PROVISION if before else ""
+            spent[before] += run([*base, "tenants", "provision", key], prelude)[0]
+    old, new = count / spent[True], count / spent[False]
     print(
         f"  tenants provision KEY, one process each ({count} per state): "
-        f"before {before:.2f}/s, after {after:.2f}/s ({after / before:.2f}x)"
+        f"before {old:.2f}/s, after {new:.2f}/s ({new / old:.2f}x)"
     )
 
 
@@ -101,7 +115,7 @@ def main() -> int:
         config = Path(scratch) / "config.toml"
         config.write_text(f'[backup]\ndir = "{work / "backups"}"\n', encoding="utf-8")
         base = ["--config", str(config), "--dsn", cluster.dsn()]
-        run([*base, "init"], before=False)
+        run([*base, "init"])
         print(f"PostgreSQL {binaries.major_version()}, {sys.executable}")
         import_figures(base, args.runs)
         provision_rates(base, args.provisions)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from importlib.metadata import version
-
 
 def version_text() -> str:
     """``goconsole X.Y.Z``, from the installed package's metadata."""
+    from importlib.metadata import version  # only when asked: not on every CLI call
+
     return f"goconsole {version('goconsole')}"

@@ -76,6 +76,17 @@ def import_figures(base: list[str], runs: int) -> None:
         ("--help", ["--help"], (True, False)),
         ("tenants list", [*base, "tenants", "list"], (True, False)),
     )
+    reference = [
+        subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import asyncio"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stderr
+        for _ in range(runs)
+    ]
+    scale = statistics.median(import_seconds(r) for r in reference)
+    print(f"  reference: `python -c 'import asyncio'` imports for {scale:.3f} s (machine speed)")
     for label, args, states in cases:
         for before in states:
             samples = [run(args, BEFORE if before else "", True) for _ in range(runs)]

@@ -76,6 +76,18 @@ def test_no_core_module_imports_the_dev_environment() -> None:
     assert offenders == {}
 
 
+@pytest.mark.parametrize(("front_end", "other"), [("cli", "console.ui"), ("ui", "console.cli")])
+def test_the_cli_and_the_ui_never_import_each_other(front_end: str, other: str) -> None:
+    modules = sorted((PROJECT_ROOT / "console" / front_end).rglob("*.py"))
+    assert len(modules) >= 5, f"console/{front_end} looks empty: {modules}"
+    offenders = {
+        str(path.relative_to(PROJECT_ROOT)): found
+        for path in modules
+        if (found := ui_imports(path.read_text(encoding="utf-8"), str(path), (other,)))
+    }
+    assert offenders == {}
+
+
 def test_only_the_core_imports_database_drivers() -> None:
     outside = [
         path

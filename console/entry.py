@@ -1,15 +1,12 @@
-"""The ``goconsole`` program: answers ``--version`` without importing the core, else the CLI."""
+"""The ``goconsole`` program: answers ``--version`` without importing the core, else runs the CLI
+with the launcher that opens the terminal console (the composition root of both front ends)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from importlib.metadata import version
 
-
-def version_text() -> str:
-    """``goconsole X.Y.Z``, from the installed package's metadata."""
-    return f"goconsole {version('goconsole')}"
+from console.version import version_text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,5 +16,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(version_text())
         return 0
     from console.cli import main as run_cli
+    from console.launch import run_app
 
-    return run_cli(args)
+    return run_cli(args, run_app)

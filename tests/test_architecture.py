@@ -76,13 +76,25 @@ def test_no_core_module_imports_the_dev_environment() -> None:
     assert offenders == {}
 
 
+@pytest.mark.parametrize(("front_end", "other"), [("cli", "console.ui"), ("ui", "console.cli")])
+def test_the_cli_and_the_ui_never_import_each_other(front_end: str, other: str) -> None:
+    modules = sorted((PROJECT_ROOT / "console" / front_end).rglob("*.py"))
+    assert len(modules) >= 5, f"console/{front_end} looks empty: {modules}"
+    offenders = {
+        str(path.relative_to(PROJECT_ROOT)): found
+        for path in modules
+        if (found := ui_imports(path.read_text(encoding="utf-8"), str(path), (other,)))
+    }
+    assert offenders == {}
+
+
 def test_only_the_core_imports_database_drivers() -> None:
     outside = [
         path
         for path in sorted((PROJECT_ROOT / "console").rglob("*.py"))
         if CORE not in path.parents
     ]
-    assert any(path.name == "cli.py" for path in outside)
+    assert any(path.parent.name == "cli" for path in outside)
     assert any(path.parent.name == "devenv" for path in outside)
     offenders = {
         str(path.relative_to(PROJECT_ROOT)): found

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
+from console.core.display import human_size
 from console.core.service import TenantRow
 from console.core.tenants.registry import TenantStatus
 
@@ -44,18 +45,6 @@ class SlowFacts(NamedTuple):
 def status_label(status: TenantStatus, busy: bool) -> str:
     """Symbol and word (never colour alone), plus a busy marker."""
     return f"{STATUS_MARKS[status]} {status.value}" + (" ⟳ busy" if busy else "")
-
-
-def human_size(n: int | None) -> str:
-    """``1.2 MB``; an em dash when unknown."""
-    if n is None:
-        return "—"
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return "—"
 
 
 def age(then: datetime | None, now: datetime) -> str:

@@ -18,7 +18,6 @@ from enum import StrEnum
 from typing import Any, cast
 
 import asyncpg
-from alembic import command
 
 from console.core.db import Database
 from console.core.errors import InvalidInput
@@ -137,6 +136,8 @@ def offline_unsafe(from_rev: str, to_rev: str) -> list[str]:
 def render_sql(from_rev: str, to_rev: str) -> str:
     """The tenant tree's SQL from ``from_rev`` to ``to_rev`` for the placeholder schema, without
     the BEGIN/COMMIT (the runner owns the transaction)."""
+    from alembic import command  # loads alembic and SQLAlchemy: only when SQL is rendered
+
     buffer = io.StringIO()
     cfg = alembic_config("tenant")
     cfg.output_buffer = buffer

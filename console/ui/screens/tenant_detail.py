@@ -14,11 +14,11 @@ from textual.content import Content
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Log, Static
 
+from console.core.display import PHASE_MARKS, human_size
 from console.core.errors import NotFound
-from console.core.events import Phase
 from console.core.tenants.registry import TenantStatus
 from console.ui.screens.base import ConsoleScreen
-from console.ui.tenant_view import human_size, status_label
+from console.ui.tenant_view import status_label
 from console.ui.tracker import OpState, TrackedOperation
 
 ACTIONS_BY_STATUS: dict[TenantStatus, tuple[str, ...]] = {
@@ -30,7 +30,6 @@ ACTIONS_BY_STATUS: dict[TenantStatus, tuple[str, ...]] = {
     TenantStatus.FAILED: ("resume_provision",),
     TenantStatus.ARCHIVED: (),
 }
-_MARK = {Phase.STARTED: "…", Phase.DONE: "✓", Phase.FAILED: "✗", Phase.INFO: "·"}
 
 
 class TenantDetailScreen(ConsoleScreen):
@@ -210,7 +209,7 @@ class TenantDetailScreen(ConsoleScreen):
             log.write_line(f"{op.name} {op.key} started {op.started:%H:%M:%S} UTC")
         for event in op.events[self._shown_events :]:
             took = f" ({event.duration_ms:.0f} ms)" if event.duration_ms is not None else ""
-            log.write_line(f"{_MARK[event.phase]} {event.step}: {event.message}{took}")
+            log.write_line(f"{PHASE_MARKS[event.phase]} {event.step}: {event.message}{took}")
         self._shown_events = len(op.events)
         if op.state is not OpState.RUNNING and op.outcome and not log.lines[-1].startswith("="):
             log.write_line(f"= {op.outcome}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -312,12 +311,9 @@ class ConsoleService:
 
     async def ping_pgbouncer(self) -> None:
         """``SHOW VERSION`` on the reused admin connection (bounded by its command timeout);
-        raises PgBouncerUnavailable when PgBouncer does not answer.
-
-        Cancelling it (a UI quitting mid-probe) lets the probe finish in the background under
-        the admin connection's lock, so :meth:`close` then closes any connection it opened.
-        """
-        await asyncio.shield(self.pools.admin.show("VERSION"))
+        raises PgBouncerUnavailable when PgBouncer does not answer. Cancelled mid-connect or
+        mid-query, it leaves no connection open."""
+        await self.pools.admin.show("VERSION")
 
     async def registry_signature(self) -> tuple[int, object]:
         """(row count, latest updated_at) of the registry: changes whenever a tenant is added

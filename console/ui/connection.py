@@ -16,6 +16,7 @@ from typing import Any
 
 from textual.app import App
 from textual.timer import Timer
+from textual.worker import WorkType
 
 from console.core.service import ConsoleService
 
@@ -134,7 +135,9 @@ class HealthProbe:
         if self._timer is not None:
             self._timer.stop()
         self._running = True
-        self._app.run_worker(self._probe(), group="health-probe", exit_on_error=False)
+        # the worker calls it when it starts: no coroutine is left unawaited by a quitting app
+        probe: WorkType[None] = self._probe
+        self._app.run_worker(probe, group="health-probe", exit_on_error=False)
 
     async def _probe(self) -> None:
         try:

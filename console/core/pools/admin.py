@@ -210,17 +210,30 @@ async def _bounded(
     work: Awaitable[T], timeout: float, conn: psycopg.AsyncConnection[Any] | None
 ) -> T:
     """Await ``work`` for at most ``timeout`` s; on timeout close ``conn`` (instead of
-    cancelling the query) and raise TimeoutError."""
+    cancelling the query) and raise TimeoutError. Cancelled itself (a console quitting
+    mid-probe), it stops ``work`` the same way before passing the cancellation on."""
     task = asyncio.ensure_future(work)
-    done, _ = await asyncio.wait({task}, timeout=timeout)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        await _abandon(task, conn)
+        raise
     if done:
         return task.result()
+    await _abandon(task, conn)
+    raise TimeoutError
+
+
+async def _abandon(task: asyncio.Future[Any], conn: psycopg.AsyncConnection[Any] | None) -> None:
+    """Stop ``task``: close ``conn`` rather than cancel a query on it; a connection the task
+    opened anyway (it finished as it was given up) is closed, never left to the collector."""
     if conn is not None and not conn.closed:
         await conn.close()
     else:
         task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    raise TimeoutError
+    outcome: object = (await asyncio.gather(task, return_exceptions=True))[0]
+    if isinstance(outcome, psycopg.AsyncConnection) and not outcome.closed:
+        await outcome.close()
 
 
 def _command_error(sql: str, exc: BaseException) -> Exception:

@@ -111,10 +111,13 @@ class GoConsoleApp(App[int]):
         self.screen_change_signal.subscribe(self, self._screen_changed)
         await self.service.open()
         self.cluster_role = await self.service.cluster_role()
-        self.health.start()
         for area, (_, issue, meanwhile) in AREAS.items():
             self.add_mode(area, partial(self._area_screen, area, issue, meanwhile))
         await self.switch_mode("tenants")
+
+    def on_ready(self) -> None:
+        """Start the health probe once the app runs (it probes only while the app runs)."""
+        self.health.start()
 
     @staticmethod
     def _area_screen(area: str, issue: int, meanwhile: str) -> Screen[None]:

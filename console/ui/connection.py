@@ -129,6 +129,8 @@ class HealthProbe:
 
     def probe_soon(self) -> None:
         """Probe now, or right after the probe in flight (never two at once)."""
+        if not self._app.is_running:  # quitting: nothing may open a connection any more
+            return
         if self._running:
             self._again = True
             return
@@ -146,11 +148,15 @@ class HealthProbe:
                 await self._check(Link.PGBOUNCER, self._service.ping_pgbouncer())
         finally:
             self._running = False
-            if self._again:
-                self._again = False
-                self.probe_soon()
-            else:
-                self._timer = self._app.set_timer(self.interval, self.probe_soon)
+        # Not reached when cancelled: a quitting app (it cancels its workers without waiting)
+        # must start no probe, which would open a connection after the service closed.
+        if not self._app.is_running:
+            return
+        if self._again:
+            self._again = False
+            self.probe_soon()
+        else:
+            self._timer = self._app.set_timer(self.interval, self.probe_soon)
 
     async def _check(self, link: Link, answer: Awaitable[None]) -> None:
         try:

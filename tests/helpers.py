@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -10,13 +12,21 @@ from typing import Any
 
 import asyncpg
 import pytest
+from textual.pilot import Pilot
 
-from console.config import ClusterSettings
+from console.config import ClusterSettings, Settings, UiSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 APP_ROLE = ClusterSettings().app_role
 # How long a test waits for something that must happen soon; exceeding it fails the test.
 PATIENCE_S = 60.0
+
+Condition = Callable[[], object | Awaitable[object]]
+
+
+def fast(settings: Settings, **changes: object) -> Settings:
+    """Settings with a short refresh interval (UI tests wait for refreshes)."""
+    return dataclasses.replace(settings, ui=UiSettings(refresh_interval=0.3), **changes)
 
 
 async def wait_until(
@@ -38,6 +48,21 @@ async def wait_until(
         if time.monotonic() > deadline:
             pytest.fail(f"gave up after {PATIENCE_S:g}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def wait_for(pilot: Pilot[Any], condition: Condition, what: str) -> object:
+    """The UI's :func:`wait_until`: poll ``condition`` (sync or async) between short pauses of
+    the app under test until it is truthy; fail after PATIENCE_S with ``what`` in the message."""
+    deadline = time.monotonic() + PATIENCE_S
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {PATIENCE_S:g}s waiting for {what}")
+        await pilot.pause(0.05)
 
 
 class AuditGate:

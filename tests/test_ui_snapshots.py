@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import asyncpg
 import psycopg
 import pytest
+from helpers import wait_for
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
@@ -50,7 +50,6 @@ SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 CREATED = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 AUDIT_START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-PATIENCE_S = 30.0
 
 # key, display name, status, config
 TENANTS: list[tuple[str, str, str, dict[str, Any]]] = [
@@ -190,15 +189,6 @@ class SnapshotApp(GoConsoleApp):
             return await super().run_async(**kwargs)
         finally:
             await self.service.close()
-
-
-async def wait_for(pilot: Pilot[Any], condition: Callable[[], object], what: str) -> None:
-    """Poll ``condition`` between short pauses; fail after PATIENCE_S naming ``what``."""
-    deadline = time.monotonic() + PATIENCE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {PATIENCE_S:g}s waiting for {what}")
-        await pilot.pause(0.05)
 
 
 async def settle(pilot: Pilot[Any]) -> None:

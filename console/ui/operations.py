@@ -52,7 +52,7 @@ class OperationLauncher:
         (reading that one tenant)."""
 
         async def describe(_result: object, error: ConsoleError | None) -> Outcome:
-            state = await self.tenant_state(key)
+            state = await self._tenant_state(key)
             if error is not None:
                 line = f"FAILED: {error.message} — tenant is now {state}"
                 return Outcome(True, line, line, f"{name} {key}: {error.title}")
@@ -77,7 +77,7 @@ class OperationLauncher:
 
         self._start(f"pool {name}", key, call, describe, after)
 
-    async def tenant_state(self, key: str) -> str:
+    async def _tenant_state(self, key: str) -> str:
         """The tenant's status word, as read now."""
         try:
             tenant = await self._service.tenant(key)

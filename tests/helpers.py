@@ -15,6 +15,8 @@ import pytest
 from textual.pilot import Pilot
 
 from console.config import ClusterSettings, Settings, UiSettings
+from console.ui.screens.tenant_detail import TenantDetailScreen
+from console.ui.screens.tenants import TenantsScreen
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 APP_ROLE = ClusterSettings().app_role
@@ -63,6 +65,34 @@ async def wait_for(pilot: Pilot[Any], condition: Condition, what: str) -> object
         if time.monotonic() > deadline:
             pytest.fail(f"gave up after {PATIENCE_S:g}s waiting for {what}")
         await pilot.pause(0.05)
+
+
+async def tenants_screen(pilot: Pilot[object]) -> TenantsScreen:
+    """The tenants screen once its first load is on the table."""
+    app = pilot.app
+
+    def ready() -> TenantsScreen | None:
+        screen = app.screen
+        return screen if isinstance(screen, TenantsScreen) and screen.loaded else None
+
+    found = await wait_for(pilot, ready, "the tenants screen to load")
+    assert isinstance(found, TenantsScreen)
+    return found
+
+
+async def detail_screen(pilot: Pilot[object], key: str) -> TenantDetailScreen:
+    """The detail screen of ``key`` once it has loaded the tenant."""
+    app = pilot.app
+
+    def ready() -> TenantDetailScreen | None:
+        screen = app.screen
+        if isinstance(screen, TenantDetailScreen) and screen.key == key and screen.detail:
+            return screen
+        return None
+
+    found = await wait_for(pilot, ready, f"the detail view of {key} to load")
+    assert isinstance(found, TenantDetailScreen)
+    return found
 
 
 class AuditGate:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from helpers import fast, wait_for
+from helpers import detail_screen, fast, tenants_screen, wait_for
 from textual import events
 from textual.message import Message
 from textual.notifications import Notification, Notify
@@ -56,34 +56,6 @@ class Notes:
 
     def any(self, *fragments: str) -> bool:
         return any(all(f in text for f in fragments) for text in self.texts())
-
-
-async def tenants_screen(pilot: Pilot[object]) -> TenantsScreen:
-    """The tenants screen once its first load is on the table."""
-    app = pilot.app
-
-    def ready() -> TenantsScreen | None:
-        screen = app.screen
-        return screen if isinstance(screen, TenantsScreen) and screen.loaded else None
-
-    found = await wait_for(pilot, ready, "the tenants screen to load")
-    assert isinstance(found, TenantsScreen)
-    return found
-
-
-async def detail_screen(pilot: Pilot[object], key: str) -> TenantDetailScreen:
-    """The detail screen of ``key`` once it has loaded the tenant."""
-    app = pilot.app
-
-    def ready() -> TenantDetailScreen | None:
-        screen = app.screen
-        if isinstance(screen, TenantDetailScreen) and screen.key == key and screen.detail:
-            return screen
-        return None
-
-    found = await wait_for(pilot, ready, f"the detail view of {key} to load")
-    assert isinstance(found, TenantDetailScreen)
-    return found
 
 
 def table_column(screen: object, selector: str, column: int) -> list[str]:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
-from helpers import PATIENCE_S, TableGate, fast, wait_for
+from helpers import PATIENCE_S, TableGate, fast, tenants_screen, wait_for
 from test_migrations import (
     HEAD,
     R1,
@@ -30,7 +30,6 @@ from test_ui import (
     bound_actions,
     footer_labels,
     table_column,
-    tenants_screen,
 )
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, Static

@@ -12,14 +12,12 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from helpers import fast, wait_for
+from helpers import detail_screen, fast, tenants_screen, wait_for
 from test_ui import (
     SIZE,
     Notes,
-    detail_screen,
     insert_registry,
     table_column,
-    tenants_screen,
     type_text,
 )
 from test_ui_pools import fast_pools, palette_options, pool_of, pools_screen

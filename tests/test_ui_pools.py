@@ -15,13 +15,12 @@ from typing import Any
 
 import asyncpg
 import pytest
-from helpers import APP_ROLE, wait_for
+from helpers import APP_ROLE, tenants_screen, wait_for
 from test_ui import (
     SIZE,
     Notes,
     bound_actions,
     footer_labels,
-    tenants_screen,
     type_text,
 )
 from textual.app import App, ComposeResult

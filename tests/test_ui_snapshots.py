@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 import psycopg
 import pytest
-from helpers import wait_for
+from helpers import tenants_screen, wait_for
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
@@ -41,7 +41,6 @@ from console.ui.screens.pools import PoolsScreen
 from console.ui.screens.prompt import ConfirmKeyScreen
 from console.ui.screens.provision import ProvisionScreen
 from console.ui.screens.tenant_detail import TenantDetailScreen
-from console.ui.screens.tenants import TenantsScreen
 
 # One PostgreSQL version only: one set of snapshots (the conftest cluster, pinned to pg18).
 pytestmark = pytest.mark.parametrize("pg_cluster", ["pg18"], indirect=True)
@@ -208,20 +207,9 @@ async def settle(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
-async def on_tenants(pilot: Pilot[Any]) -> TenantsScreen:
-    app = pilot.app
-    await wait_for(
-        pilot,
-        lambda: isinstance(app.screen, TenantsScreen) and app.screen.loaded,
-        "the tenants screen to load",
-    )
-    assert isinstance(app.screen, TenantsScreen)
-    return app.screen
-
-
 async def on_detail(pilot: Pilot[Any], key: str) -> TenantDetailScreen:
     app = pilot.app
-    await on_tenants(pilot)
+    await tenants_screen(pilot)
     app.open_tenant(key)  # type: ignore[attr-defined]
 
     def loaded() -> bool:
@@ -245,7 +233,7 @@ def test_tenants_screen(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -
     """The registry table: status symbol and word, dashes for schema figures."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        screen = await on_tenants(pilot)
+        screen = await tenants_screen(pilot)
         assert screen.view_size() == len(TENANTS)
         await settle(pilot)
 
@@ -259,7 +247,7 @@ def test_tenants_filtered(snap_compare, snapshot_dsn: str, tmp_path: Path, size)
     """Filter as you type: "out" matches acme_outdoors (name) and river_outfitters."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        screen = await on_tenants(pilot)
+        screen = await tenants_screen(pilot)
         await pilot.press("slash", *"out")
         assert screen.shown_keys() == ["acme_outdoors", "river_outfitters"]
         await settle(pilot)
@@ -288,7 +276,7 @@ def test_audit_screen(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> 
 
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
-        await on_tenants(pilot)
+        await tenants_screen(pilot)
         await pilot.press("a")
         await wait_for(
             pilot,
@@ -310,7 +298,7 @@ def test_provision_form(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -
 
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
-        await on_tenants(pilot)
+        await tenants_screen(pilot)
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, ProvisionScreen), "the form")
         await pilot.press(*"Nova-Shop")
@@ -344,7 +332,7 @@ def test_help_screen(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> N
 
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
-        await on_tenants(pilot)
+        await tenants_screen(pilot)
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
         await settle(pilot)
@@ -360,7 +348,7 @@ def test_not_built_area(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -
 
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
-        await on_tenants(pilot)
+        await tenants_screen(pilot)
         await pilot.press("b")
         await wait_for(pilot, lambda: isinstance(app.screen, NotBuiltScreen), "the placeholder")
         await settle(pilot)
@@ -416,7 +404,7 @@ def snapshot_bouncer(
 async def on_pools(pilot: Pilot[Any]) -> None:
     """The pools screen once every pool shows with its rates (two polls)."""
     app = pilot.app
-    await on_tenants(pilot)
+    await tenants_screen(pilot)
     await pilot.press("p")
 
     def ready() -> bool:
@@ -483,7 +471,7 @@ def test_pools_not_configured_at_80x24(snap_compare, snapshot_dsn: str, tmp_path
     """The "not configured" box fits the width (its text wraps)."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await on_tenants(pilot)
+        await tenants_screen(pilot)
         await pilot.press("p")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, PoolsScreen), "the pools screen")
         await settle(pilot)

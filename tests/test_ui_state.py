@@ -17,7 +17,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from helpers import APP_ROLE, fast, wait_for
+from helpers import APP_ROLE, fast, tenants_screen, wait_for
 from rich.text import Text
 from test_ui import (
     SIZE,
@@ -25,7 +25,6 @@ from test_ui import (
     Notes,
     insert_registry,
     table_column,
-    tenants_screen,
 )
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static

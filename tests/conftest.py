@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 import asyncpg
 import pytest
-from helpers import APP_ROLE, AuditGate, TableGate
+from helpers import APP_ROLE, AuditGate, TableGate, fast
 
 from console.config import BackupSettings, PgBouncerSettings, Settings
 from console.core.binaries import PgBinaries
@@ -222,5 +222,13 @@ async def bouncer_service(
 ) -> ConsoleService:
     """An initialized ConsoleService whose lifecycle manages the module's PgBouncer."""
     svc = await make_service(settings=bouncer_settings)
+    await svc.init()
+    return svc
+
+
+@pytest.fixture
+async def ui_service(make_service: Callable[..., Awaitable[ConsoleService]], settings: Settings):
+    """An initialized ConsoleService with a short refresh interval (for the UI tests)."""
+    svc = await make_service(settings=fast(settings))
     await svc.init()
     return svc

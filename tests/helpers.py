@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -10,13 +12,23 @@ from typing import Any
 
 import asyncpg
 import pytest
+from textual.pilot import Pilot
 
-from console.config import ClusterSettings
+from console.config import ClusterSettings, Settings, UiSettings
+from console.ui.screens.tenant_detail import TenantDetailScreen
+from console.ui.screens.tenants import TenantsScreen
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 APP_ROLE = ClusterSettings().app_role
 # How long a test waits for something that must happen soon; exceeding it fails the test.
 PATIENCE_S = 60.0
+
+Condition = Callable[[], object | Awaitable[object]]
+
+
+def fast(settings: Settings, **changes: object) -> Settings:
+    """Settings with a short refresh interval (UI tests wait for refreshes)."""
+    return dataclasses.replace(settings, ui=UiSettings(refresh_interval=0.3), **changes)
 
 
 async def wait_until(
@@ -38,6 +50,49 @@ async def wait_until(
         if time.monotonic() > deadline:
             pytest.fail(f"gave up after {PATIENCE_S:g}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def wait_for(pilot: Pilot[Any], condition: Condition, what: str) -> object:
+    """The UI's :func:`wait_until`: poll ``condition`` (sync or async) between short pauses of
+    the app under test until it is truthy; fail after PATIENCE_S with ``what`` in the message."""
+    deadline = time.monotonic() + PATIENCE_S
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {PATIENCE_S:g}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def tenants_screen(pilot: Pilot[object]) -> TenantsScreen:
+    """The tenants screen once its first load is on the table."""
+    app = pilot.app
+
+    def ready() -> TenantsScreen | None:
+        screen = app.screen
+        return screen if isinstance(screen, TenantsScreen) and screen.loaded else None
+
+    found = await wait_for(pilot, ready, "the tenants screen to load")
+    assert isinstance(found, TenantsScreen)
+    return found
+
+
+async def detail_screen(pilot: Pilot[object], key: str) -> TenantDetailScreen:
+    """The detail screen of ``key`` once it has loaded the tenant."""
+    app = pilot.app
+
+    def ready() -> TenantDetailScreen | None:
+        screen = app.screen
+        if isinstance(screen, TenantDetailScreen) and screen.key == key and screen.detail:
+            return screen
+        return None
+
+    found = await wait_for(pilot, ready, f"the detail view of {key} to load")
+    assert isinstance(found, TenantDetailScreen)
+    return found
 
 
 class AuditGate:

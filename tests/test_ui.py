@@ -7,14 +7,13 @@ message naming what never happened; nothing asserts on time.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import re
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
 import pytest
+from helpers import detail_screen, fast, tenants_screen, wait_for
 from textual import events
 from textual.message import Message
 from textual.notifications import Notification, Notify
@@ -33,31 +32,13 @@ from console.ui.screens.tenants import TenantsScreen
 from console.ui.tenant_view import PAGE_SIZE
 from console.ui.themes import FALLBACK_THEME, themes_dir
 
-PATIENCE_S = 30.0
 SIZE = (160, 48)
 SIZE_CELL = re.compile(r"\d+(\.\d)? (B|kB|MB|GB|TB)")
 # What the template gives every tenant (the alembic version table is not listed).
 TENANT_TABLES = {"categories", "customers", "deletion_log", "order_items", "orders", "products"}
 
-Condition = Callable[[], object | Awaitable[object]]
-
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-async def wait_for(pilot: Pilot[object], condition: Condition, what: str) -> object:
-    """Poll ``condition`` (sync or async) between short pauses until it is truthy; fail after
-    PATIENCE_S with ``what`` in the message."""
-    deadline = time.monotonic() + PATIENCE_S
-    while True:
-        result = condition()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {PATIENCE_S:g}s waiting for {what}")
-        await pilot.pause(0.05)
 
 
 class Notes:
@@ -75,39 +56,6 @@ class Notes:
 
     def any(self, *fragments: str) -> bool:
         return any(all(f in text for f in fragments) for text in self.texts())
-
-
-def fast(settings: Settings, **changes: object) -> Settings:
-    """Settings with a short refresh interval (tests wait for refreshes)."""
-    return dataclasses.replace(settings, ui=UiSettings(refresh_interval=0.3), **changes)
-
-
-async def tenants_screen(pilot: Pilot[object]) -> TenantsScreen:
-    """The tenants screen once its first load is on the table."""
-    app = pilot.app
-
-    def ready() -> TenantsScreen | None:
-        screen = app.screen
-        return screen if isinstance(screen, TenantsScreen) and screen.loaded else None
-
-    found = await wait_for(pilot, ready, "the tenants screen to load")
-    assert isinstance(found, TenantsScreen)
-    return found
-
-
-async def detail_screen(pilot: Pilot[object], key: str) -> TenantDetailScreen:
-    """The detail screen of ``key`` once it has loaded the tenant."""
-    app = pilot.app
-
-    def ready() -> TenantDetailScreen | None:
-        screen = app.screen
-        if isinstance(screen, TenantDetailScreen) and screen.key == key and screen.detail:
-            return screen
-        return None
-
-    found = await wait_for(pilot, ready, f"the detail view of {key} to load")
-    assert isinstance(found, TenantDetailScreen)
-    return found
 
 
 def table_column(screen: object, selector: str, column: int) -> list[str]:
@@ -153,14 +101,6 @@ def footer_labels(app: GoConsoleApp) -> set[str]:
     return {
         getattr(key, "description", "") for key in app.screen.query_one(Footer).query("FooterKey")
     }
-
-
-@pytest.fixture
-async def ui_service(make_service: Callable[..., Awaitable[ConsoleService]], settings: Settings):
-    """An initialized ConsoleService with a short refresh interval."""
-    svc = await make_service(settings=fast(settings))
-    await svc.init()
-    return svc
 
 
 # -- opening, filtering, opening a tenant -------------------------------------------------------

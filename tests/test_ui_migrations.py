@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
-from helpers import PATIENCE_S, TableGate
+from helpers import PATIENCE_S, TableGate, fast, tenants_screen, wait_for
 from test_migrations import (
     HEAD,
     R1,
@@ -28,11 +28,8 @@ from test_ui import (
     SIZE,
     Notes,
     bound_actions,
-    fast,
     footer_labels,
     table_column,
-    tenants_screen,
-    wait_for,
 )
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, Static
@@ -59,16 +56,6 @@ HELD_LOCK_TIMEOUT_S = PATIENCE_S * 4
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def ui_service(
-    make_service: Callable[..., Awaitable[ConsoleService]], settings: Settings
-) -> ConsoleService:
-    """An initialized ConsoleService with a short refresh interval."""
-    svc = await make_service(settings=fast(settings))
-    await svc.init()
-    return svc
 
 
 def text_of(screen: object, selector: str) -> str:

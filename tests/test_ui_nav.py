@@ -12,16 +12,13 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from helpers import detail_screen, fast, tenants_screen, wait_for
 from test_ui import (
     SIZE,
     Notes,
-    detail_screen,
-    fast,
     insert_registry,
     table_column,
-    tenants_screen,
     type_text,
-    wait_for,
 )
 from test_ui_pools import fast_pools, palette_options, pool_of, pools_screen
 from textual import events
@@ -39,14 +36,6 @@ from console.ui.screens.pool_forms import PoolSizeScreen
 from console.ui.screens.tenants import TenantsScreen
 from console.ui.tenant_view import PAGE_SIZE
 from console.ui.themes import themes_dir
-
-
-@pytest.fixture
-async def ui_service(make_service: Callable[..., Awaitable[ConsoleService]], settings: Settings):
-    """An initialized ConsoleService with a short refresh interval."""
-    svc = await make_service(settings=fast(settings))
-    await svc.init()
-    return svc
 
 
 @pytest.fixture

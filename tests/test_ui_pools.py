@@ -15,15 +15,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from helpers import APP_ROLE
+from helpers import APP_ROLE, tenants_screen, wait_for
 from test_ui import (
     SIZE,
     Notes,
     bound_actions,
     footer_labels,
-    tenants_screen,
     type_text,
-    wait_for,
 )
 from textual.app import App, ComposeResult
 from textual.command import CommandList
@@ -45,6 +43,7 @@ from console.ui.screens.pools import PoolsScreen
 from console.ui.screens.prompt import ConfirmDrainScreen, ConfirmKeyScreen
 from console.ui.screens.tenant_detail import TenantDetailScreen
 from console.ui.screens.tenants import TenantsScreen
+from console.ui.widgets.keyed_table import KeyedTable
 from console.ui.widgets.pool_gauge import (
     COLUMNS,
     CellStyles,
@@ -658,7 +657,7 @@ async def test_table_of_500_pools_is_updated_by_diff() -> None:
         await pilot.pause()
         assert table.row_count == 500 and table.calls["add_row"] == 500
         table.move_cursor(row=250)
-        assert table.cursor_alias() == "tenant_t250"
+        assert table.cursor_key() == "tenant_t250"
 
         # One pool starts waiting (sorts first), one goes, one appears, one gets busier.
         views[250] = view(250, active=10, waiting=3)
@@ -668,12 +667,38 @@ async def test_table_of_500_pools_is_updated_by_diff() -> None:
         table.show({v.name: pool_cells(v, styles) for v in busiest_first(views)})
         await pilot.pause()
         assert table.calls == {"add_row": 1, "remove_row": 1, "clear": 0}
-        assert table.aliases()[:2] == ["tenant_t250", "tenant_t010"]
-        assert [str(table.get_row_at(i)[0]) for i in range(3)] == table.aliases()[:3]
-        assert "tenant_t499" not in table.aliases() and table.aliases()[-1] == "tenant_t500"
-        assert table.cursor_alias() == "tenant_t250"  # the cursor followed its pool
+        assert table.row_keys()[:2] == ["tenant_t250", "tenant_t010"]
+        assert [str(table.get_row_at(i)[0]) for i in range(3)] == table.row_keys()[:3]
+        assert "tenant_t499" not in table.row_keys() and table.row_keys()[-1] == "tenant_t500"
+        assert table.cursor_key() == "tenant_t250"  # the cursor followed its pool
         assert "⚠ WAITING" in str(table.get_row("tenant_t250")[2])
         assert str(table.get_row("tenant_t010")[1]).startswith("███")
+
+
+class RunsApp(App[None]):
+    def compose(self) -> ComposeResult:
+        table: KeyedTable[str] = KeyedTable(id="runs", cursor_type="row")
+        table.add_column("Started", key="started")
+        table.add_column("Status", key="status")
+        yield table
+
+
+async def test_keyed_table_without_key_column_diffs_cells_and_refills_on_new_keys() -> None:
+    app = RunsApp()
+    async with app.run_test(size=SIZE) as pilot:
+        table: KeyedTable[str] = app.query_one(KeyedTable)
+        table.show({"r2": ("12:02", "running"), "r1": ("12:01", "done")})
+        table.move_cursor(row=1)
+        await pilot.pause()
+        first = table.rows["r1"]
+
+        table.show({"r2": ("12:02", "done"), "r1": ("12:01", "done")})
+        assert table.get_row("r2") == ["12:02", "done"]
+        assert table.rows["r1"] is first  # same rows: only the changed cell was updated
+
+        table.show({"r3": ("12:03", "running"), "r2": ("12:02", "done"), "r1": ("12:01", "done")})
+        assert table.row_keys() == ["r3", "r2", "r1"]  # newest first, as given
+        assert table.cursor_key() == "r1"  # the cursor followed its row
 
 
 def test_gauge_and_state_words() -> None:

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import asyncpg
 import psycopg
 import pytest
+from helpers import tenants_screen, wait_for
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
@@ -41,7 +41,6 @@ from console.ui.screens.pools import PoolsScreen
 from console.ui.screens.prompt import ConfirmKeyScreen
 from console.ui.screens.provision import ProvisionScreen
 from console.ui.screens.tenant_detail import TenantDetailScreen
-from console.ui.screens.tenants import TenantsScreen
 
 # One PostgreSQL version only: one set of snapshots (the conftest cluster, pinned to pg18).
 pytestmark = pytest.mark.parametrize("pg_cluster", ["pg18"], indirect=True)
@@ -50,7 +49,6 @@ SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 CREATED = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 AUDIT_START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-PATIENCE_S = 30.0
 
 # key, display name, status, config
 TENANTS: list[tuple[str, str, str, dict[str, Any]]] = [
@@ -192,15 +190,6 @@ class SnapshotApp(GoConsoleApp):
             await self.service.close()
 
 
-async def wait_for(pilot: Pilot[Any], condition: Callable[[], object], what: str) -> None:
-    """Poll ``condition`` between short pauses; fail after PATIENCE_S naming ``what``."""
-    deadline = time.monotonic() + PATIENCE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {PATIENCE_S:g}s waiting for {what}")
-        await pilot.pause(0.05)
-
-
 async def settle(pilot: Pilot[Any]) -> None:
     """Make the next paint depend on the data only, not on timing.
 
@@ -218,20 +207,9 @@ async def settle(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
-async def on_tenants(pilot: Pilot[Any]) -> TenantsScreen:
-    app = pilot.app
-    await wait_for(
-        pilot,
-        lambda: isinstance(app.screen, TenantsScreen) and app.screen.loaded,
-        "the tenants screen to load",
-    )
-    assert isinstance(app.screen, TenantsScreen)
-    return app.screen
-
-
 async def on_detail(pilot: Pilot[Any], key: str) -> TenantDetailScreen:
     app = pilot.app
-    await on_tenants(pilot)
+    await tenants_screen(pilot)
     app.open_tenant(key)  # type: ignore[attr-defined]
 
     def loaded() -> bool:
@@ -255,7 +233,7 @@ def test_tenants_screen(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -
     """The registry table: status symbol and word, dashes for schema figures."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        screen = await on_tenants(pilot)
+        screen = await tenants_screen(pilot)
         assert screen.view_size() == len(TENANTS)
         await settle(pilot)
 
@@ -269,7 +247,7 @@ def test_tenants_filtered(snap_compare, snapshot_dsn: str, tmp_path: Path, size)
     """Filter as you type: "out" matches acme_outdoors (name) and river_outfitters."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        screen = await on_tenants(pilot)
+        screen = await tenants_screen(pilot)
         await pilot.press("slash", *"out")
         assert screen.shown_keys() == ["acme_outdoors", "river_outfitters"]
         await settle(pilot)
@@ -298,7 +276,7 @@ def test_audit_screen(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> 
 
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
-        await on_tenants(pilot)
+        await tenants_screen(pilot)
         await pilot.press("a")
         await wait_for(
             pilot,
@@ -320,7 +298,7 @@ def test_provision_form(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -
 
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
-        await on_tenants(pilot)
+        await tenants_screen(pilot)
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, ProvisionScreen), "the form")
         await pilot.press(*"Nova-Shop")
@@ -354,7 +332,7 @@ def test_help_screen(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> N
 
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
-        await on_tenants(pilot)
+        await tenants_screen(pilot)
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
         await settle(pilot)
@@ -370,7 +348,7 @@ def test_not_built_area(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -
 
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
-        await on_tenants(pilot)
+        await tenants_screen(pilot)
         await pilot.press("b")
         await wait_for(pilot, lambda: isinstance(app.screen, NotBuiltScreen), "the placeholder")
         await settle(pilot)
@@ -426,7 +404,7 @@ def snapshot_bouncer(
 async def on_pools(pilot: Pilot[Any]) -> None:
     """The pools screen once every pool shows with its rates (two polls)."""
     app = pilot.app
-    await on_tenants(pilot)
+    await tenants_screen(pilot)
     await pilot.press("p")
 
     def ready() -> bool:
@@ -493,7 +471,7 @@ def test_pools_not_configured_at_80x24(snap_compare, snapshot_dsn: str, tmp_path
     """The "not configured" box fits the width (its text wraps)."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await on_tenants(pilot)
+        await tenants_screen(pilot)
         await pilot.press("p")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, PoolsScreen), "the pools screen")
         await settle(pilot)

@@ -18,17 +18,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from helpers import APP_ROLE
+from helpers import APP_ROLE, fast, tenants_screen, wait_for
 from rich.text import Text
 from test_ui import (
     SIZE,
     SIZE_CELL,
     Notes,
-    fast,
     insert_registry,
     table_column,
-    tenants_screen,
-    wait_for,
 )
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
@@ -39,6 +36,7 @@ from console.devenv.pgbouncer import LocalPgBouncer, pgbouncer_binary
 from console.devenv.postgres import LocalCluster, server_os_user, throwaway_cluster
 from console.ui.app import GoConsoleApp
 from console.ui.connection import ConnectionState, Link
+from console.ui.polling import backoff
 from console.ui.screens.audit import AuditScreen
 from console.ui.widgets.header import ConsoleHeader
 
@@ -271,3 +269,36 @@ def test_connection_state_reports_each_change_once_and_names_both_links() -> Non
     assert back is not None and not back.lost and back.outage_s == 60
     assert state.succeeded(Link.DATABASE) is None
     assert state.banner(2) == "✗ PgBouncer LOST since 00:00:03Z, retrying every 2 s"
+
+
+# -- a view that fails again after it recovered is reported again ------------------------------
+
+
+async def test_a_refresh_failure_after_a_recovery_is_reported_again(
+    ui_service: ConsoleService, su: asyncpg.Connection
+) -> None:
+    notes = Notes()
+    app = GoConsoleApp(ui_service)
+
+    def failures() -> int:
+        return sum(text.startswith("Refresh failed: tenants:") for text in notes.texts())
+
+    async with app.run_test(size=SIZE, message_hook=notes) as pilot:
+        await tenants_screen(pilot)
+        for outage in (1, 2):
+            # The registry goes away while the database stays up: the view fails on its own.
+            await su.execute("ALTER TABLE public.tenants RENAME TO tenants_away")
+            await wait_for(pilot, lambda n=outage: failures() == n, f"failure {outage} reported")
+            await su.execute("ALTER TABLE public.tenants_away RENAME TO tenants")
+            await wait_for(
+                pilot,
+                lambda: not status_line(pilot).startswith("✗"),
+                f"the refresh to work again (status line {status_line(pilot)!r})",
+            )
+        assert failures() == 2
+        assert app.connection.lost_since(Link.DATABASE) is None  # the link never went down
+
+
+def test_polls_back_off_while_the_source_fails() -> None:
+    assert [backoff(2, n) for n in range(7)] == [2, 4, 8, 16, 30, 30, 30]
+    assert backoff(45, 3) == 45  # never sooner than the configured interval

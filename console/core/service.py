@@ -224,6 +224,11 @@ class ConsoleService:
         async with self.db.acquire() as conn:
             return await self.registry.list(conn, status)
 
+    async def tenant(self, key: str) -> Tenant | None:
+        """One registry row; None when ``key`` is not registered."""
+        async with self.db.acquire() as conn:
+            return await self.registry.get(conn, key)
+
     async def tenant_detail(self, key: str) -> dict[str, Any]:
         """Registry row, tables with sizes/row estimates/RLS state, recent audit, backups."""
         async with self.db.acquire() as conn:

@@ -21,11 +21,11 @@ from console.core.errors import ConsoleError
 from console.core.events import StepEvent
 from console.core.migrations.runner import MigrationPlan, RunProgress
 from console.core.service import ConsoleService
-from console.core.tenants.registry import TenantStatus
 from console.ui.commands import ConsoleCommands, ThemeCommands
 from console.ui.connection import ConnectionState, HealthProbe, Link, LinkChange
+from console.ui.operations import OperationLauncher
 from console.ui.screens.audit import AuditScreen
-from console.ui.screens.base import RowTable
+from console.ui.screens.base import ConsoleScreen, RowTable
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.migrations import MigrationsScreen
 from console.ui.screens.placeholder import NotBuiltScreen
@@ -89,12 +89,12 @@ class GoConsoleApp(App[int]):
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.tracker = OperationTracker()
         self.operation_signal: Signal[TrackedOperation] = Signal(self, "operation")
+        self.operations = OperationLauncher(self, service, self.tracker, self.operation_signal)
         self.migration_signal: Signal[RunProgress] = Signal(self, "migration")
         self.migration_events: Signal[StepEvent] = Signal(self, "migration-events")
         self.migration_state: RunProgress | None = None
         self.cluster_role = "…"
         self._themes_folder = themes_folder or themes_dir()
-        self._refresh_errors: set[str] = set()
         self.connection = ConnectionState(self.clock)
         self.link_changes: Signal[LinkChange] = Signal(self, "link-changes")
         self.health = HealthProbe(
@@ -282,23 +282,12 @@ class GoConsoleApp(App[int]):
     def focused_tenant(self, screen: Screen[Any] | None = None) -> str | None:
         """The tenant the operator is looking at on ``screen`` (default: the current one)."""
         screen = screen or self.screen
-        if isinstance(screen, TenantDetailScreen):
-            return screen.key
-        if isinstance(screen, TenantsScreen):
-            return screen.cursor_key()
-        if isinstance(screen, PoolsScreen):
-            return screen.selected_tenant()
-        return None
+        return screen.focused_tenant() if isinstance(screen, ConsoleScreen) else None
 
     def actions_for(self, key: str, screen: Screen[Any] | None = None) -> tuple[str, ...]:
         """Lifecycle actions that apply to ``key`` in its known state on ``screen``."""
         screen = screen or self.screen
-        if isinstance(screen, TenantDetailScreen) and screen.key == key:
-            status = screen.status()
-        elif isinstance(screen, TenantsScreen):
-            status = screen.status_of(key)
-        else:
-            status = None
+        status = screen.status_of(key) if isinstance(screen, ConsoleScreen) else None
         return ACTIONS_BY_STATUS[status] if status else ()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -314,7 +303,7 @@ class GoConsoleApp(App[int]):
         def chosen(result: tuple[str, str] | None) -> None:
             if result is not None:
                 key, name = result
-                self.start_operation(
+                self.operations.tenant_operation(
                     "provision", key, lambda sink: self.service.provision(key, name, sink)
                 )
                 self.open_tenant(key)
@@ -335,7 +324,7 @@ class GoConsoleApp(App[int]):
                 "reactivate": lambda sink: self.service.reactivate(key, sink),
                 "resume_provision": lambda sink: self.service.provision(key, sink=sink),
             }
-            self.start_operation(name, key, calls[action])
+            self.operations.tenant_operation(name, key, calls[action])
             return
         dialog = ConfirmDrainScreen(
             action,
@@ -346,7 +335,7 @@ class GoConsoleApp(App[int]):
 
         def confirmed(ok: bool | None) -> None:
             if ok:
-                self.start_operation(
+                self.operations.tenant_operation(
                     name, key, partial(self._drain_call, action, key, dialog.choice)
                 )
             else:
@@ -369,49 +358,6 @@ class GoConsoleApp(App[int]):
                 severity="error",
             )
         return self.read_only
-
-    def start_operation(
-        self,
-        name: str,
-        key: str,
-        call: Callable[[Callable[[StepEvent], None]], Awaitable[object]],
-    ) -> TrackedOperation:
-        """Track and run one operation in a named worker; its events stream to the screens."""
-        op = self.tracker.start(name, key)
-
-        def sink(event: StepEvent) -> None:
-            op.events.append(event)
-            self.operation_signal.publish(op)
-
-        self._run_operation(op, call, sink)
-        return op
-
-    @work(group="operations", exit_on_error=False)
-    async def _run_operation(
-        self,
-        op: TrackedOperation,
-        call: Callable[[Callable[[StepEvent], None]], Awaitable[object]],
-        sink: Callable[[StepEvent], None],
-    ) -> None:
-        try:
-            await call(sink)
-        except ConsoleError as exc:
-            op.state = OpState.FAILED
-            state = await self._tenant_state(op.key)
-            op.outcome = f"FAILED: {exc.message} — tenant is now {state}"
-            self.notify(
-                op.outcome,
-                title=f"{op.name} {op.key}: {exc.title}",
-                severity="error",
-                markup=False,
-            )
-        else:
-            op.state = OpState.SUCCEEDED
-            state = await self._tenant_state(op.key)
-            op.outcome = f"done — tenant is now {state}"
-            self.notify(f"{op.name} {op.key}: {op.outcome}", title="Done", markup=False)
-        finally:
-            self.operation_signal.publish(op)
 
     def migration_running(self) -> bool:
         """Whether a migration run started here is in progress."""
@@ -445,14 +391,6 @@ class GoConsoleApp(App[int]):
             severity="error" if state.failed or state.skipped else "information",
         )
 
-    async def _tenant_state(self, key: str) -> str:
-        try:
-            rows = {t.key: t.status for t in await self.service.tenants()}
-        except ConsoleError:
-            return "unknown (cluster unreachable)"
-        status: TenantStatus | None = rows.get(key)
-        return status.value if status else "not registered"
-
     def _link_changed(self, change: LinkChange) -> None:
         """A link was lost or came back: every header follows; one notification each way."""
         self.link_changes.publish(change)
@@ -466,23 +404,21 @@ class GoConsoleApp(App[int]):
                 markup=False,
             )
         else:
-            self._refresh_errors.clear()  # a later outage is reported again
             self.notify(f"reconnected to {name} after {change.outage_s:.0f} s", title="Reconnected")
 
-    def report_refresh_error(self, what: str, exc: BaseException) -> None:
-        """Notify once per failing view (not while the header shows the database lost); the
-        view keeps retrying, and the health probe checks the links now."""
+    def report_refresh_error(self, what: str, exc: BaseException) -> bool:
+        """Notify that view ``what`` failed to refresh, unless the header shows the database
+        lost (then say nothing and return False); the health probe checks the links now."""
         self.health.probe_soon()
         if self.connection.lost_since(Link.DATABASE) is not None:
-            return
-        if what not in self._refresh_errors:
-            self._refresh_errors.add(what)
-            self.notify(
-                f"{what}: {exc} (retrying)",
-                title="Refresh failed",
-                severity="error",
-                markup=False,  # error texts may hold square brackets
-            )
+            return False
+        self.notify(
+            f"{what}: {exc} (retrying)",
+            title="Refresh failed",
+            severity="error",
+            markup=False,  # error texts may hold square brackets
+        )
+        return True
 
     async def action_quit(self) -> None:
         """Quit; ask first when operations are running."""

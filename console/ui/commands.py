@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from console.ui.screens.pools import PoolsScreen
+from console.ui.screens.base import ConsoleScreen
 
 if TYPE_CHECKING:
     from console.ui.app import GoConsoleApp
 
 
 class ConsoleCommands(Provider):
-    """Areas, provisioning, the focused tenant's lifecycle actions and, on the pools screen,
-    the pool actions.
+    """Areas, provisioning, the focused tenant's lifecycle actions, and the screen's own
+    entries (the pool actions on the pools screen).
 
     ``self.screen`` is the screen the palette was opened from (``app.screen`` is the palette).
     """
@@ -44,7 +44,7 @@ class ConsoleCommands(Provider):
                             "tenant action",
                         )
                     )
-        if isinstance(self.screen, PoolsScreen):
+        if isinstance(self.screen, ConsoleScreen):
             found += self.screen.palette_commands()
         return found
 

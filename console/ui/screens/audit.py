@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from console.core.tenants.registry import AuditEntry
-from console.ui.screens.base import ConsoleScreen, RowTable
+from console.ui.polling import PollingScreen
+from console.ui.screens.base import RowTable
 
 AUDIT_LIMIT = 500
 SCROLLBAR = 2
@@ -55,9 +55,10 @@ class AuditDetailScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-class AuditScreen(ConsoleScreen):
+class AuditScreen(PollingScreen):
     """Audit entries; new ones appear at the top as they are written."""
 
+    POLL_NAME = "audit"
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="audit.filter"),
         Binding("ctrl+r", "refresh_now", "Refresh", id="audit.refresh"),
@@ -67,10 +68,8 @@ class AuditScreen(ConsoleScreen):
         super().__init__(id="audit")
         self._entries: dict[str, AuditEntry] = {}
         self._filters: tuple[str | None, str | None, str | None] = (None, None, None)
-        self._timer: Timer | None = None
         self._widths: list[int] = []
         self._more = False  # older entries exist beyond AUDIT_LIMIT
-        self.loaded = False
 
     def compose(self) -> ComposeResult:
         yield self.goapp.make_header()
@@ -84,28 +83,14 @@ class AuditScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
-        self.refresh_audit()
+        self.start_polling()
 
-    @work(group="audit-refresh", exclusive=True, exit_on_error=False)
-    async def refresh_audit(self) -> None:
-        """Fetch the newest entries under the filters; add the new ones (never overlapping)."""
-        try:
-            if self.is_current or not self.loaded:
-                key, action, actor = self._filters
-                # One more than shown: tells whether older entries exist beyond the limit.
-                entries = await self.goapp.service.audit_filtered(
-                    key, action, actor, AUDIT_LIMIT + 1
-                )
-                self._apply(entries[:AUDIT_LIMIT], more=len(entries) > AUDIT_LIMIT)
-                self.loaded = True
-        except Exception as exc:  # reported, and the next refresh retries
-            self.goapp.report_refresh_error("audit", exc)
-        finally:
-            if self._timer is not None:
-                self._timer.stop()
-            self._timer = self.set_timer(
-                self.goapp.settings.ui.refresh_interval, self.refresh_audit
-            )
+    async def poll(self) -> None:
+        """Fetch the newest entries under the filters; add the new ones."""
+        key, action, actor = self._filters
+        # One more than shown: tells whether older entries exist beyond the limit.
+        entries = await self.goapp.service.audit_filtered(key, action, actor, AUDIT_LIMIT + 1)
+        self._apply(entries[:AUDIT_LIMIT], more=len(entries) > AUDIT_LIMIT)
 
     def _apply(self, entries: list[AuditEntry], more: bool) -> None:
         table: DataTable[str] = self.query_one(DataTable)
@@ -159,7 +144,7 @@ class AuditScreen(ConsoleScreen):
         ]
         self._filters = (values[0], values[1], values[2])
         self.query_one(DataTable).focus()
-        self.refresh_audit()
+        self.poll_soon()
 
     @on(DataTable.RowSelected)
     def _open(self, event: DataTable.RowSelected) -> None:
@@ -172,7 +157,7 @@ class AuditScreen(ConsoleScreen):
 
     def action_refresh_now(self) -> None:
         if not self.cannot_refresh():
-            self.refresh_audit()
+            self.poll_soon()
 
     def action_first_row(self) -> None:
         self.query_one(DataTable).move_cursor(row=0)

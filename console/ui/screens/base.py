@@ -3,21 +3,40 @@ the row table whose Home and End go to the first and last row of the whole list.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable
 
+from console.core.tenants.registry import TenantStatus
 from console.ui.connection import Link, clock_text
+from console.ui.widgets.keyed_table import KeyedTable
 
 if TYPE_CHECKING:
     from console.ui.app import GoConsoleApp
 
 
+# A command palette entry: label, what it runs, help text.
+Command = tuple[str, Callable[[], object], str]
+
+
 class ConsoleScreen(Screen[None]):
-    """A top-level screen of goconsole."""
+    """A top-level screen of goconsole; each says which tenant the operator is looking at and
+    what it adds to the command palette."""
+
+    def focused_tenant(self) -> str | None:
+        """The tenant the operator is looking at here, if any."""
+        return None
+
+    def status_of(self, key: str) -> TenantStatus | None:
+        """Tenant ``key``'s status as this screen last read it (None: not known here)."""
+        return None
+
+    def palette_commands(self) -> list[Command]:
+        """This screen's own command palette entries."""
+        return []
 
     @property
     def goapp(self) -> GoConsoleApp:
@@ -47,9 +66,10 @@ class ConsoleScreen(Screen[None]):
 Cell = TypeVar("Cell")
 
 
-class RowTable(DataTable[Cell]):
-    """A row table whose Home/End go to the first/last row of the screen's whole list: the
-    screen defines ``action_first_row`` and ``action_last_row`` (a paged list changes page)."""
+class RowTable(KeyedTable[Cell]):
+    """A keyed row table whose Home/End go to the first/last row of the screen's whole list:
+    the screen defines ``action_first_row`` and ``action_last_row`` (a paged list changes
+    page)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("home", "screen.first_row", "First row", show=False, id="table.first_row"),

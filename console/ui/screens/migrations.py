@@ -10,7 +10,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from console.core.errors import ConsoleError, InvalidInput
@@ -18,8 +17,9 @@ from console.core.events import Phase, StepEvent
 from console.core.identifiers import validate_tenant_key
 from console.core.migrations.runner import MigrationPlan, RevisionState, RunProgress
 from console.core.tenants.registry import parse_status
-from console.ui.screens.base import ConsoleScreen
+from console.ui.polling import PollingScreen
 from console.ui.screens.prompt import FORM_BINDINGS
+from console.ui.widgets.keyed_table import KeyedTable
 
 BAR_WIDTH = 30
 # symbol and word, never colour alone
@@ -168,9 +168,10 @@ class ErrorDetailScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-class MigrationsScreen(ConsoleScreen):
-    """Revisions, runs, and the live run."""
+class MigrationsScreen(PollingScreen):
+    """Revisions, runs, and the live run (polled again whenever it is shown)."""
 
+    POLL_NAME = "migrations"
     BINDINGS = [
         Binding("r", "start_run", "Run…", id="migrations.run"),
         Binding("f", "retry_failed", "Retry failed", id="migrations.retry"),
@@ -180,55 +181,41 @@ class MigrationsScreen(ConsoleScreen):
 
     def __init__(self) -> None:
         super().__init__(id="migrations")
-        self._timer: Timer | None = None
-        self._rows: set[str] = set()
         self._failures: dict[str, str] = {}  # tenant -> error, of the results shown
-        self.loaded = False
         self.status: dict[str, Any] | None = None
 
     def compose(self) -> ComposeResult:
         yield self.goapp.make_header()
         yield Static("loading…", id="mig-bars")
-        runs: DataTable[str] = DataTable(id="mig-runs", cursor_type="row")
+        runs: KeyedTable[str] = KeyedTable(update_width=False, id="mig-runs", cursor_type="row")
         for label, key in RUN_COLUMNS:
             runs.add_column(label, key=key)
         yield runs
         yield Static("No run in progress. r starts one.", id="mig-progress")
-        tenants: DataTable[Text] = DataTable(id="mig-tenants", cursor_type="row")
+        tenants: KeyedTable[Text] = KeyedTable(
+            key_column="tenant", update_width=False, id="mig-tenants", cursor_type="row"
+        )
         tenants.add_column("Tenant", key="tenant")
         tenants.add_column("Result", key="result")
         tenants.add_column("Detail", key="detail")
         yield tenants
         yield Footer()
 
-    def on_screen_resume(self) -> None:
-        if self.loaded:
-            self.refresh_state()  # a run may have finished while another area was showing
-
     def on_mount(self) -> None:
         self.goapp.migration_signal.subscribe(self, self._on_progress)
         self.goapp.migration_events.subscribe(self, self._on_event)
         if self.goapp.migration_state is not None:
             self._on_progress(self.goapp.migration_state)
-        self.refresh_state()
+        self.start_polling()
 
-    @work(group="migrations-refresh", exclusive=True, exit_on_error=False)
-    async def refresh_state(self) -> None:
-        """Revisions and runs; rescheduled when done (never overlapping)."""
-        try:
-            if self.is_current or not self.loaded:
-                self.status = await self.goapp.service.migrations.status()
-                runs = await self.goapp.service.migrations.runs(10)
-                self._show_state(self.status, runs)
-                self.loaded = True
-        except Exception as exc:  # reported, and the next refresh retries
-            self.goapp.report_refresh_error("migrations", exc)
-        finally:
-            if self._timer is not None:
-                self._timer.stop()
-            self._timer = self.set_timer(
-                self.goapp.settings.ui.refresh_interval * 5, self.refresh_state
-            )
+    def poll_interval(self) -> float:
+        return self.goapp.settings.ui.refresh_interval * 5
+
+    async def poll(self) -> None:
+        """Revisions and runs."""
+        self.status = await self.goapp.service.migrations.status()
+        runs = await self.goapp.service.migrations.runs(10)
+        self._show_state(self.status, runs)
 
     def _show_state(self, status: dict[str, Any], runs: list[dict[str, Any]]) -> None:
         total = sum(r["tenants"] for r in status["revisions"]) or 1
@@ -244,7 +231,6 @@ class MigrationsScreen(ConsoleScreen):
                 f"{r['revision'][:28]:<28} {'█' * filled:<{BAR_WIDTH}} {r['tenants']:>6} {mark}"
             )
         self.query_one("#mig-bars", Static).update("\n".join(lines))
-        table: DataTable[str] = self.query_one("#mig-runs", DataTable)
         rows = {
             r["id"]: (
                 r["started_at"][:19].replace("T", " "),
@@ -256,17 +242,9 @@ class MigrationsScreen(ConsoleScreen):
             )
             for r in runs
         }
-        shown = [str(key.value) for key in table.rows]
-        with self.app.batch_update():
-            if shown != list(rows):  # a run started or aged out: rebuild, newest first
-                table.clear()
-                for run_id, cells in rows.items():
-                    table.add_row(*cells, key=run_id)
-                return
-            for run_id, cells in rows.items():  # otherwise only the cells that changed
-                for (_, column), value in zip(RUN_COLUMNS, cells, strict=True):
-                    if table.get_cell(run_id, column) != value:
-                        table.update_cell(run_id, column, value)
+        # A run that started or aged out refills the table (newest first); otherwise only
+        # the cells that changed are updated.
+        self.query_one("#mig-runs", KeyedTable).show(rows)
 
     def _on_progress(self, state: RunProgress) -> None:
         eta = f"{state.eta_s:.0f}s" if state.eta_s is not None else "—"
@@ -279,24 +257,19 @@ class MigrationsScreen(ConsoleScreen):
             + ("" if running else "  (f retries failures)")
         )
         if not running:
-            self.refresh_state()
+            self.poll_soon()
 
     def _on_event(self, event: StepEvent) -> None:
         if event.tenant is None:
             return
-        table: DataTable[Text] = self.query_one("#mig-tenants", DataTable)
+        table: KeyedTable[Text] = self.query_one("#mig-tenants", KeyedTable)
         failed = event.phase is not Phase.DONE
         result = Text(FAILED_MARK if failed else "✓ migrated", end="")
         detail = Text(event.message, end="")  # error texts may hold square brackets: not markup
         was_failed = self._failures.pop(event.tenant, None) is not None
         if failed:
             self._failures[event.tenant] = event.message
-        if event.tenant in self._rows:
-            table.update_cell(event.tenant, "result", result)
-            table.update_cell(event.tenant, "detail", detail)
-        else:
-            self._rows.add(event.tenant)
-            table.add_row(Text(event.tenant, end=""), result, detail, key=event.tenant)
+        table.put(event.tenant, (Text(event.tenant, end=""), result, detail))
         if failed or was_failed:
             # Failures first; a stable sort keeps the others in the order they finished.
             table.sort("result", key=lambda result: str(result) != FAILED_MARK)
@@ -304,7 +277,6 @@ class MigrationsScreen(ConsoleScreen):
     def clear_results(self) -> None:
         """Empty the per-tenant table for a new run."""
         self.query_one("#mig-tenants", DataTable).clear()
-        self._rows.clear()
         self._failures.clear()
 
     @on(DataTable.RowSelected, "#mig-tenants")
@@ -377,4 +349,4 @@ class MigrationsScreen(ConsoleScreen):
 
     def action_refresh_now(self) -> None:
         if not self.cannot_refresh():
-            self.refresh_state()
+            self.poll_soon()

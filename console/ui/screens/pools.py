@@ -1,9 +1,9 @@
 """Pools: every PgBouncer pool as a gauge, busiest first, with the totals against the global
 limits, sparklines of the last minutes, and the pool actions.
 
-One worker polls at a time: it takes a snapshot, then schedules the next poll (the configured
-interval, longer while PgBouncer is unreachable). While it is down the last data stays on
-screen, marked stale, and the status line says what failed and when the next try is.
+One poll at a time (:class:`PollingScreen`): a snapshot, then the next poll is scheduled (the
+configured interval, longer while PgBouncer is unreachable). While it is down the last data
+stays on screen, marked stale, and the status line says what failed and when the next try is.
 """
 
 from __future__ import annotations
@@ -12,29 +12,27 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
 from console.core.errors import ConsoleError
-from console.core.events import EventSink, StepEvent
+from console.core.events import EventSink
 from console.core.pools.admin import DSN_ENV
 from console.core.pools.monitor import PoolSnapshot, PoolView
 from console.core.pools.service import size_limit
+from console.ui.connection import Link
+from console.ui.polling import PollingScreen
 from console.ui.pool_history import PoolHistory
-from console.ui.screens.base import ConsoleScreen
+from console.ui.screens.base import Command
 from console.ui.screens.pool_forms import PoolSizeScreen, SizeChoice
 from console.ui.screens.prompt import ConfirmKeyScreen
-from console.ui.tracker import OpState, TrackedOperation
 from console.ui.widgets.pool_gauge import PoolTable, pool_cells, summary
 from console.ui.widgets.pool_plots import PoolPlots
 
 Action = Callable[[EventSink], Awaitable[str]]
-Command = tuple[str, Callable[[], object], str]
 ACTIONS = ("resize", "pause", "disable", "reconnect", "kill", "default")
-SOON_S = 0.01
 PAST = {
     "resume": "resumed",
     "enable": "enabled: clients can connect",
@@ -48,8 +46,12 @@ def seconds(delay: float) -> str:
     return f"{delay:.3g} s"
 
 
-class PoolsScreen(ConsoleScreen):
+class PoolsScreen(PollingScreen):
     """PgBouncer's pools; actions apply to the tenant pool under the cursor."""
+
+    POLL_NAME = "pools"
+    POLL_HIDDEN = True  # the history keeps filling while another area is shown
+    SOURCE = Link.PGBOUNCER
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "pool('resize')", "Resize…", id="pools.resize"),
@@ -69,9 +71,6 @@ class PoolsScreen(ConsoleScreen):
         self.retry_in = 0.0
         self.polls = 0
         self._updated = ""
-        self._timer: Timer | None = None
-        self._polling = False
-        self._again = False
 
     @property
     def configured(self) -> bool:
@@ -129,7 +128,7 @@ class PoolsScreen(ConsoleScreen):
         bouncer = self.goapp.settings.pgbouncer
         self.history = PoolHistory(bouncer.history_minutes, bouncer.poll_interval)
         self.query_one(PoolTable).focus()
-        self.poll()
+        self.start_polling()
 
     def on_screen_resume(self) -> None:
         if self.configured and (self.snapshot is not None or self.error is not None):
@@ -137,46 +136,33 @@ class PoolsScreen(ConsoleScreen):
 
     # -- polling ------------------------------------------------------------------------------
 
-    def poll(self) -> None:
-        """Start one poll (the caller makes sure none is in flight)."""
-        self._polling = True
-        self._poll_once()
+    def poll_interval(self) -> float:
+        return self.goapp.settings.pgbouncer.poll_interval
 
-    @work(group="pools-poll", exit_on_error=False)
-    async def _poll_once(self) -> None:
-        """One snapshot; the next poll is scheduled only when this one has finished."""
-        pools = self.goapp.service.pools
-        interval = self.goapp.settings.pgbouncer.poll_interval
-        try:
-            snapshot = await pools.snapshot()
-        except Exception as exc:  # shown on the status line; the next poll retries
-            if not isinstance(exc, ConsoleError):
-                self.goapp.report_refresh_error("pools", exc)
-            message = exc.message if isinstance(exc, ConsoleError) else str(exc)
-            self.error = " ".join(message.split())  # one line (driver messages hold tabs)
-            self.retry_in = pools.monitor.next_delay(interval)
-        else:
-            self.snapshot, self.error = snapshot, None
-            self._updated = self.goapp.clock().strftime("%H:%M:%SZ")
-            self.polls += 1
-            assert self.history is not None
-            self.history.add(snapshot)
-        finally:
-            self._polling = False
-            delay = SOON_S if self._again else pools.monitor.next_delay(interval)
-            self._again = False
-            self._timer = self.set_timer(delay, self.poll)
+    def next_poll_delay(self) -> float:
+        """The interval, longer while PgBouncer is unreachable (the monitor counts)."""
+        return self.goapp.service.pools.monitor.next_delay(self.poll_interval())
+
+    async def poll(self) -> None:
+        """One snapshot, added to the history and shown."""
+        snapshot = await self.goapp.service.pools.snapshot()
+        self.snapshot, self.error = snapshot, None
+        self._updated = self.goapp.clock().strftime("%H:%M:%SZ")
+        self.polls += 1
+        assert self.history is not None
+        self.history.add(snapshot)
         if self.is_current:
             self._show()
 
-    def poll_soon(self) -> None:
-        """Poll now, or right after the poll in flight (never two at once)."""
-        if self._polling:
-            self._again = True
-            return
-        if self._timer is not None:
-            self._timer.stop()
-        self.poll()
+    def poll_failed(self, exc: Exception) -> None:
+        """Shown on the status line; errors other than PgBouncer's are notified too."""
+        if not isinstance(exc, ConsoleError):
+            super().poll_failed(exc)
+        message = exc.message if isinstance(exc, ConsoleError) else str(exc)
+        self.error = " ".join(message.split())  # one line (driver messages hold tabs)
+        self.retry_in = self.next_poll_delay()
+        if self.is_current:
+            self._show()
 
     # -- rendering ----------------------------------------------------------------------------
 
@@ -222,11 +208,11 @@ class PoolsScreen(ConsoleScreen):
 
     def cursor_alias(self) -> str | None:
         """The alias under the cursor."""
-        return self.query_one(PoolTable).cursor_alias()
+        return self.query_one(PoolTable).cursor_key()
 
     def shown_aliases(self) -> list[str]:
         """Aliases in table order (for tests)."""
-        return self.query_one(PoolTable).aliases()
+        return self.query_one(PoolTable).row_keys()
 
     def view_of(self, tenant: str | None) -> PoolView | None:
         """The tenant's pool in the last snapshot."""
@@ -241,7 +227,7 @@ class PoolsScreen(ConsoleScreen):
             return None
         return next((v for v in self.snapshot.pools if v.name == alias), None)
 
-    def selected_tenant(self) -> str | None:
+    def focused_tenant(self) -> str | None:
         """The tenant whose pool is under the cursor."""
         view = self.selected()
         return None if view is None else view.tenant
@@ -265,7 +251,7 @@ class PoolsScreen(ConsoleScreen):
             self.goapp.open_tenant(view.tenant)
 
     def action_pool(self, action: str) -> None:
-        self.request(action, self.selected_tenant())
+        self.request(action, self.focused_tenant())
 
     def size_limit(self) -> int:
         """Largest pool size + reserve: [pgbouncer] max_pool_size, or PgBouncer's
@@ -366,35 +352,9 @@ class PoolsScreen(ConsoleScreen):
         return f"{dropped} client(s) dropped; the pool is resumed"
 
     def _run(self, name: str, key: str | None, call: Action) -> None:
-        self._pool_action(name, key, call)
-
-    @work(group="pool-action", exclusive=False, exit_on_error=False)
-    async def _pool_action(self, name: str, key: str | None, call: Action) -> None:
         """Run one pool action; its events go to the tracker (the tenant's detail view shows
-        them), its outcome to a notification."""
-        app = self.goapp
-        op: TrackedOperation | None = app.tracker.start(f"pool {name}", key) if key else None
-
-        def sink(event: StepEvent) -> None:
-            if op is not None:
-                op.events.append(event)
-                app.operation_signal.publish(op)
-
-        what = f"pool {name} {key}" if key else f"pool {name}"
-        try:
-            outcome = await call(sink)
-        except ConsoleError as exc:
-            if op is not None:
-                op.state, op.outcome = OpState.FAILED, f"FAILED: {exc.message}"
-            self.notify(f"{what}: {exc.message}", title=exc.title, severity="error", markup=False)
-        else:
-            if op is not None:
-                op.state, op.outcome = OpState.SUCCEEDED, f"done — {outcome}"
-            self.notify(f"{what}: {outcome}", title="Done", markup=False)
-        finally:
-            if op is not None:
-                app.operation_signal.publish(op)
-            self.poll_soon()
+        them), its outcome to a notification, and the pools are polled right after."""
+        self.goapp.operations.pool_operation(name, key, call, self.poll_soon)
 
     def palette_commands(self) -> list[Command]:
         """Command palette entries: the default pool size, and the actions on the pool under

@@ -6,20 +6,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Log, Static
+from textual.widgets import Footer, Log, Static
 
 from console.core.display import PHASE_MARKS, human_size
 from console.core.errors import NotFound
 from console.core.tenants.registry import TenantStatus
-from console.ui.screens.base import ConsoleScreen
+from console.ui.polling import PollingScreen
 from console.ui.tenant_view import status_label
 from console.ui.tracker import OpState, TrackedOperation
+from console.ui.widgets.keyed_table import KeyedTable
 
 ACTIONS_BY_STATUS: dict[TenantStatus, tuple[str, ...]] = {
     TenantStatus.ACTIVE: ("deactivate", "offboard"),
@@ -32,7 +31,7 @@ ACTIONS_BY_STATUS: dict[TenantStatus, tuple[str, ...]] = {
 }
 
 
-class TenantDetailScreen(ConsoleScreen):
+class TenantDetailScreen(PollingScreen):
     """Everything about one tenant; its actions follow its state."""
 
     BINDINGS = [
@@ -49,7 +48,6 @@ class TenantDetailScreen(ConsoleScreen):
         self.key = key
         self.detail: dict[str, Any] | None = None
         self.busy: str | None = None
-        self._timer: Timer | None = None
         self._shown_events = 0
         self._shown_op: TrackedOperation | None = None
 
@@ -63,12 +61,16 @@ class TenantDetailScreen(ConsoleScreen):
                     yield Static("", id="available")
             yield Static("Operation progress", classes="section")
             yield Log(id="progress", max_lines=500)
-            tables: DataTable[str] = DataTable(id="detail-tables", cursor_type="row")
+            tables: KeyedTable[str] = KeyedTable(
+                update_width=False, id="detail-tables", cursor_type="row"
+            )
             tables.add_columns("Table", "Est. rows", "Size", "RLS", "Forced", "Policies")
             yield Static("Schema objects", classes="section")
             yield tables
             yield Static("Recent audit entries", classes="section")
-            audit: DataTable[str] = DataTable(id="detail-audit", cursor_type="row")
+            audit: KeyedTable[str] = KeyedTable(
+                update_width=False, id="detail-audit", cursor_type="row"
+            )
             audit.add_columns("When (UTC)", "Action", "Actor", "From")
             yield audit
         yield Footer()
@@ -76,35 +78,35 @@ class TenantDetailScreen(ConsoleScreen):
     def on_mount(self) -> None:
         self.goapp.operation_signal.subscribe(self, self._on_operation)
         self._render_operation()
-        self.refresh_detail()
+        self.start_polling()
 
     # -- data --------------------------------------------------------------------------------
 
-    @work(group="detail-refresh", exclusive=True, exit_on_error=False)
-    async def refresh_detail(self) -> None:
-        """Reload the tenant; the next refresh is scheduled when this one ends."""
+    def poll_name(self) -> str:
+        return f"tenant {self.key}"
+
+    async def poll(self) -> None:
+        """Reload the tenant."""
         try:
-            if self.is_current or self.detail is None:
-                busy = await self.goapp.service.busy_tenants()
-                self.busy = busy.get(self.key)
-                self.detail = await self.goapp.service.tenant_detail(self.key)
-                self._render_detail()
+            busy = await self.goapp.service.busy_tenants()
+            self.busy = busy.get(self.key)
+            self.detail = await self.goapp.service.tenant_detail(self.key)
         except NotFound:
             self.query_one("#summary", Static).update(
                 f"Tenant {self.key} is not in the registry (yet)."
             )
-        except Exception as exc:  # reported, and the next refresh retries
-            self.goapp.report_refresh_error(f"tenant {self.key}", exc)
-        finally:
-            if self._timer is not None:
-                self._timer.stop()
-            self._timer = self.set_timer(
-                self.goapp.settings.ui.refresh_interval, self.refresh_detail
-            )
+            return
+        self._render_detail()
 
     def status(self) -> TenantStatus | None:
         """The tenant's status as last loaded."""
         return TenantStatus(self.detail["tenant"]["status"]) if self.detail else None
+
+    def focused_tenant(self) -> str | None:
+        return self.key
+
+    def status_of(self, key: str) -> TenantStatus | None:
+        return self.status() if key == self.key else None
 
     def _render_detail(self) -> None:
         assert self.detail is not None
@@ -162,18 +164,8 @@ class TenantDetailScreen(ConsoleScreen):
         self.refresh_bindings()
 
     def _fill(self, selector: str, rows: list[tuple[str, ...]], keys: list[str]) -> None:
-        table: DataTable[str] = self.query_one(selector, DataTable)
-        current = [str(k.value) for k in table.rows]
-        with self.app.batch_update():
-            if current != keys:
-                table.clear()
-                for key, row in zip(keys, rows, strict=True):
-                    table.add_row(*row, key=key)
-                return
-            for key, row in zip(keys, rows, strict=True):
-                for column, value in zip(table.columns, row, strict=True):
-                    if table.get_cell(key, column) != value:
-                        table.update_cell(key, column, value)
+        table: KeyedTable[str] = self.query_one(selector, KeyedTable)
+        table.show(dict(zip(keys, rows, strict=True)))
 
     def _available_text(self, status: TenantStatus) -> str:
         if self.goapp.read_only:
@@ -196,7 +188,7 @@ class TenantDetailScreen(ConsoleScreen):
         if op.key == self.key:
             self._render_operation()
             if op.state is not OpState.RUNNING:
-                self.refresh_detail()
+                self.poll_soon()
 
     def _render_operation(self) -> None:
         op = self.goapp.tracker.latest(self.key)
@@ -237,4 +229,4 @@ class TenantDetailScreen(ConsoleScreen):
         self.dismiss()
 
     def action_refresh_now(self) -> None:
-        self.refresh_detail()
+        self.poll_soon()

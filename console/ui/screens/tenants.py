@@ -5,25 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
 from console.core.service import TenantRow
 from console.core.tenants.registry import TenantStatus
 from console.ui.connection import Link, LinkChange, clock_text
-from console.ui.screens.base import ConsoleScreen, RowTable
+from console.ui.polling import PollingScreen
+from console.ui.screens.base import RowTable
 from console.ui.tenant_view import COLUMNS, PAGE_SIZE, RowIndex, SlowFacts, cells
 
 SIZE_EVERY = 10  # sizes and revisions: every 10th refresh (one catalog pass ~0.3 s per 2k)
 STATUS_CYCLE: tuple[TenantStatus | None, ...] = (None, *TenantStatus)
 
 
-class TenantsScreen(ConsoleScreen):
+class TenantsScreen(PollingScreen):
     """The registry as a table; Enter opens a tenant."""
 
+    POLL_NAME = "tenants"
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter", id="tenants.filter"),
         Binding("s", "cycle_status", "Status", id="tenants.status"),
@@ -45,18 +46,14 @@ class TenantsScreen(ConsoleScreen):
         self._busy: dict[str, str] = {}
         self._view: list[TenantRow] = []
         self._page = 0
-        self._shown: list[str] = []  # row keys (tenant keys) on the current page, in order
-        self._shown_cells: dict[str, tuple[str, ...]] = {}
         self._status: TenantStatus | None = None
         self._sort = "key"
         self._descending = False
         self._ticks = 0
         self._signature: tuple[int, object] | None = None
-        self._timer: Timer | None = None
         self._counts = ""  # the status line's paging/filter part
         self._updated: datetime | None = None  # when the shown data was last read
         self._error: str | None = None  # why the last refresh failed (None: it did not)
-        self.loaded = False
 
     def compose(self) -> ComposeResult:
         yield self.goapp.make_header()
@@ -70,63 +67,50 @@ class TenantsScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
-        self.goapp.link_changes.subscribe(self, self._link_changed)
-        self.refresh_tenants()
+        self.start_polling()
 
-    def _link_changed(self, change: LinkChange) -> None:
+    def link_changed(self, change: LinkChange) -> None:
         if change.link is Link.DATABASE:
             self._show_freshness()
-            if not change.lost:
-                self.refresh_tenants()
 
     # -- data --------------------------------------------------------------------------------
 
-    @work(group="tenants-refresh", exclusive=True, exit_on_error=False)
-    async def refresh_tenants(self) -> None:
-        """One refresh; the next is scheduled when this one finishes (never overlapping)."""
+    async def poll(self) -> None:
+        """One refresh: the registry when it changed, busy marks, and every SIZE_EVERY-th time
+        the sizes and revisions."""
         service = self.goapp.service
         first = not self.loaded
-        try:
-            if self.is_current or first:
-                # Sizes cost ~0.3 s per 2,000 schemas: the first paint goes without them and
-                # the refresh right after it brings them.
-                with_sizes = not first and self._ticks % SIZE_EVERY == 0
-                signature = await service.registry_signature()
-                busy = await service.busy_tenants()
-                reload = first or signature != self._signature
-                if with_sizes:
-                    stats, revisions = await service.schema_facts()
-                    self._slow = {
-                        schema: SlowFacts(
-                            st.bytes, revisions.get(schema), st.tables, st.estimated_rows
-                        )
-                        for schema, st in stats.items()
-                    }
-                if reload:
-                    self._rows = await service.overview()
-                    self._signature = signature
-                if reload or with_sizes:
-                    self._index = RowIndex(self._rows, self._slow)
-                if not first:
-                    self._ticks += 1
-                if reload or with_sizes or busy != self._busy:
-                    self._busy = busy
-                    self._apply(rebuild=not self.loaded)
-                self.loaded = True
-                self._updated, self._error = self.goapp.clock(), None
-                self._show_freshness()
-        except Exception as exc:  # reported, and the next refresh retries
-            self._error = " ".join((str(exc) or type(exc).__name__).split())
-            self._show_freshness()
-            self.goapp.report_refresh_error("tenants", exc)
-        finally:
-            self._schedule(soon=first and self.loaded)
+        # Sizes cost ~0.3 s per 2,000 schemas: the first paint goes without them and the
+        # refresh right after it brings them.
+        with_sizes = not first and self._ticks % SIZE_EVERY == 0
+        signature = await service.registry_signature()
+        busy = await service.busy_tenants()
+        reload = first or signature != self._signature
+        if with_sizes:
+            stats, revisions = await service.schema_facts()
+            self._slow = {
+                schema: SlowFacts(st.bytes, revisions.get(schema), st.tables, st.estimated_rows)
+                for schema, st in stats.items()
+            }
+        if reload:
+            self._rows = await service.overview()
+            self._signature = signature
+        if reload or with_sizes:
+            self._index = RowIndex(self._rows, self._slow)
+        if not first:
+            self._ticks += 1
+        if reload or with_sizes or busy != self._busy:
+            self._busy = busy
+            self._apply(rebuild=first)
+        self._updated, self._error = self.goapp.clock(), None
+        self._show_freshness()
+        if first:
+            self.poll_soon()  # with the sizes
 
-    def _schedule(self, soon: bool = False) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-        delay = 0.05 if soon else self.goapp.settings.ui.refresh_interval
-        self._timer = self.set_timer(delay, self.refresh_tenants)
+    def poll_failed(self, exc: Exception) -> None:
+        self._error = " ".join((str(exc) or type(exc).__name__).split())
+        self._show_freshness()
+        super().poll_failed(exc)
 
     def _apply(self, rebuild: bool = False) -> None:
         text = self.query_one("#filter", Input).value
@@ -136,30 +120,18 @@ class TenantsScreen(ConsoleScreen):
         start = self._page * PAGE_SIZE
         page = self._view[start : start + PAGE_SIZE]
         now = self.goapp.clock()
+        busy = self._busy
+        # Text: a name is shown as typed, never parsed as markup.
         fresh = {
-            r.tenant.key: cells(
-                r, self._slow.get(r.tenant.schema_name), r.tenant.key in self._busy, now
+            r.tenant.key: tuple(
+                Text(cell, end="")
+                for cell in cells(
+                    r, self._slow.get(r.tenant.schema_name), r.tenant.key in busy, now
+                )
             )
             for r in page
         }
-        keys = [r.tenant.key for r in page]
-        table: DataTable[Text] = self.query_one(DataTable)
-        with self.app.batch_update():
-            if rebuild or keys != self._shown:
-                cursor_key = self.cursor_key()
-                table.clear()
-                for key in keys:  # Text: a name is shown as typed, never parsed as markup
-                    table.add_row(*(Text(cell, end="") for cell in fresh[key]), key=key)
-                if cursor_key in fresh:
-                    table.move_cursor(row=keys.index(cursor_key))
-            else:
-                for key in keys:
-                    old = self._shown_cells[key]
-                    for (column, _), before, after in zip(COLUMNS, old, fresh[key], strict=True):
-                        if before != after:  # the column widens (or narrows) to its content
-                            table.update_cell(key, column, Text(after, end=""), update_width=True)
-        self._shown = keys
-        self._shown_cells = fresh
+        self._table().show(fresh, rebuild=rebuild)
         self._show_status(start, len(page), pages)
 
     def _show_status(self, start: int, count: int, pages: int) -> None:
@@ -193,12 +165,15 @@ class TenantsScreen(ConsoleScreen):
         since = f"data from {clock_text(self._updated)}" if self._updated else "no data yet"
         line.update(f"✗ stale — {since} ({reason}) · {self._counts}")
 
+    def _table(self) -> RowTable[Text]:
+        return self.query_one("#tenant-table", RowTable)
+
     def cursor_key(self) -> str | None:
         """Key of the tenant under the cursor."""
-        table: DataTable[Text] = self.query_one(DataTable)
-        if not self._shown or table.cursor_row < 0 or table.cursor_row >= len(self._shown):
-            return None
-        return self._shown[table.cursor_row]
+        return self._table().cursor_key()
+
+    def focused_tenant(self) -> str | None:
+        return self.cursor_key()
 
     # -- events and actions -------------------------------------------------------------------
 
@@ -273,7 +248,7 @@ class TenantsScreen(ConsoleScreen):
         if self.cannot_refresh(self._updated):
             return
         self._ticks = 0  # include sizes
-        self.refresh_tenants()
+        self.poll_soon()
 
     def action_jump(self) -> None:
         from console.ui.screens.prompt import PromptScreen
@@ -309,7 +284,7 @@ class TenantsScreen(ConsoleScreen):
 
     def shown_keys(self) -> list[str]:
         """Keys on the current page, in order (for tests and the palette)."""
-        return list(self._shown)
+        return self._table().row_keys()
 
     def view_size(self) -> int:
         """How many tenants pass the current filter."""

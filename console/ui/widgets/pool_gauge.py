@@ -10,10 +10,9 @@ from typing import ClassVar, NamedTuple
 
 from rich.style import Style
 from rich.text import Text
-from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist
 
 from console.core.pools.monitor import PoolSnapshot, PoolView
+from console.ui.widgets.keyed_table import KeyedTable
 
 GAUGE_WIDTH = 16
 ACTIVE, IDLE, FREE = "█", "▒", "·"
@@ -54,8 +53,9 @@ class CellStyles(NamedTuple):
     ok: Style = Style()
 
 
-class PoolTable(DataTable[Text]):
-    """The pools table; its component classes carry the theme's colours for the cells."""
+class PoolTable(KeyedTable[Text]):
+    """The pools table (keyed by alias); its component classes carry the theme's colours for
+    the cells."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "pool-table--active",
@@ -67,51 +67,9 @@ class PoolTable(DataTable[Text]):
     }
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        super().__init__(key_column="pool", id=id, cursor_type="row", zebra_stripes=True)
         for key, label in COLUMNS:
             self.add_column(label, key=key)
-        self._shown: dict[str, tuple[Text, ...]] = {}
-        self._order: list[str] = []
-
-    def show(self, fresh: dict[str, tuple[Text, ...]]) -> None:
-        """Diff the table against ``fresh`` (alias -> cells, in display order): update only
-        the cells that changed, add and remove rows only for aliases that appeared or went,
-        re-sort when the order changed, and keep the cursor on the same alias."""
-        cursor = self.cursor_alias()
-        order = list(fresh)
-        with self.app.batch_update():
-            for name in [n for n in self._order if n not in fresh]:
-                self.remove_row(name)
-            self._order = [n for n in self._order if n in fresh]
-            for name, cells in fresh.items():
-                old = self._shown.get(name)
-                if old is None:
-                    self.add_row(*cells, key=name)
-                    self._order.append(name)
-                    continue
-                for (column, _), before, after in zip(COLUMNS, old, cells, strict=True):
-                    if before != after:
-                        self.update_cell(name, column, after, update_width=True)
-            if self._order != order:
-                position = {name: n for n, name in enumerate(order)}
-                self.sort("pool", key=lambda cell: position[cell.plain])
-                self._order = order
-            if cursor in fresh and self.get_row_index(cursor) != self.cursor_row:
-                self.move_cursor(row=self.get_row_index(cursor))
-        self._shown = fresh
-
-    def cursor_alias(self) -> str | None:
-        """The alias under the cursor."""
-        if self.row_count == 0:
-            return None
-        try:
-            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
-        except CellDoesNotExist:
-            return None
-
-    def aliases(self) -> list[str]:
-        """Aliases in display order."""
-        return list(self._order)
 
     def cell_styles(self) -> CellStyles:
         """The component styles as Rich styles (foreground and text style only)."""

@@ -22,7 +22,7 @@ from test_ui import (
 )
 from test_ui_pools import fast_pools, palette_options, pool_of, pools_screen
 from textual import events
-from textual.widgets import Button, DataTable, Static
+from textual.widgets import Button, DataTable, Input, Static
 from textual.widgets._toast import Toast
 
 from console.config import Settings, UiSettings
@@ -181,7 +181,9 @@ async def test_read_only_mutation_keys_are_refused_with_a_notification(
         count = len(notes.seen)
         await pilot.press("t")
         await wait_for(pilot, lambda: app.screen is tenants, "the tenants list")
+        await pilot.pause()  # the screen change settles: keys typed before it are dropped
         await pilot.press("slash")
+        await wait_for(pilot, lambda: isinstance(app.focused, Input), "the filter focused")
         await pilot.press("d", "n")
         assert len(notes.seen) == count
 

@@ -539,11 +539,21 @@ async def test_progress_shows_its_latest_lines_at_80x24(ui_service: ConsoleServi
         app.open_tenant("acme")
         detail = await detail_screen(pilot, "acme")
         app.request_action("reactivate", "acme")  # refused (ACTIVE): a short operation
+        refused = await wait_for(
+            pilot,
+            lambda: (o := app.tracker.latest("acme")) and o.state.value != "running" and o,
+            "the refused reactivation to end (it holds the tenant's lock while it runs)",
+        )
         await ui_service.deactivate("acme", timeout=1)
         app.request_action("reactivate", "acme")
         op = await wait_for(
             pilot,
-            lambda: (o := app.tracker.latest("acme")) and o.state.value != "running" and o,
+            lambda: (
+                (o := app.tracker.latest("acme"))
+                and o is not refused
+                and o.state.value != "running"
+                and o
+            ),
             "the reactivation to end",
         )
         log = detail.query_one("#progress", Log)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -18,15 +16,15 @@ from typing import Protocol, TypeVar
 
 import asyncpg
 import pytest
-from helpers import APP_ROLE, AuditGate, TableGate, fast
+from helpers import APP_ROLE, AuditGate, TableGate, fast, running_pgbouncer
 
 from console.config import BackupSettings, PgBouncerSettings, Settings
 from console.core.binaries import PgBinaries
 from console.core.errors import OperationFailed
 from console.core.pools.include_file import HEADER
 from console.core.service import ConsoleService
-from console.devenv.pgbouncer import LocalPgBouncer, pgbouncer_binary
-from console.devenv.postgres import SYSTEM_PG15, LocalCluster, server_os_user, throwaway_cluster
+from console.devenv.pgbouncer import LocalPgBouncer
+from console.devenv.postgres import SYSTEM_PG15, LocalCluster, throwaway_cluster
 
 CLUSTER_SETTINGS = {
     "fsync": "off",
@@ -184,19 +182,10 @@ async def table_gate(database_dsn: str) -> AsyncIterator[TableGate]:
 def pgbouncer(pg_cluster: LocalCluster) -> Iterator[LocalPgBouncer]:
     """A real PgBouncer per test module (seed settings, transaction pooling) on a free loopback
     port in front of the test cluster; its include file is reset by :func:`bouncer_settings`."""
-    if pgbouncer_binary() is None:
-        pytest.skip("pgbouncer is not installed (.ci/run installs Debian's pgbouncer)")
-    work = Path(tempfile.mkdtemp(prefix="goconsole-pgbouncer-"))
-    owner = server_os_user()
-    if owner is not None:
-        shutil.chown(work, owner, owner)
-    bouncer = LocalPgBouncer(work, pg_cluster.port, users=("postgres", APP_ROLE))
-    try:
-        bouncer.start()
+    with running_pgbouncer(
+        pg_cluster.port, "goconsole-pgbouncer-", users=("postgres", APP_ROLE)
+    ) as bouncer:
         yield bouncer
-    finally:
-        bouncer.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture

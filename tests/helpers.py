@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import shutil
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,8 @@ import pytest
 from textual.pilot import Pilot
 
 from console.config import ClusterSettings, Settings, UiSettings
+from console.devenv.pgbouncer import LocalPgBouncer, pgbouncer_binary
+from console.devenv.postgres import server_os_user
 from console.ui.screens.tenant_detail import TenantDetailScreen
 from console.ui.screens.tenants import TenantsScreen
 
@@ -193,3 +198,22 @@ class TableGate:
         if self._tx is not None:
             await self._tx.rollback()
             self._tx = None
+
+
+@contextmanager
+def running_pgbouncer(server_port: int, prefix: str, **options: Any) -> Iterator[LocalPgBouncer]:
+    """A real PgBouncer in a throwaway folder in front of the cluster on ``server_port``
+    (``options`` go to :class:`LocalPgBouncer`); skips when pgbouncer is not installed."""
+    if pgbouncer_binary() is None:
+        pytest.skip("pgbouncer is not installed (.ci/run installs Debian's pgbouncer)")
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    owner = server_os_user()
+    if owner is not None:
+        shutil.chown(work, owner, owner)
+    bouncer = LocalPgBouncer(work, server_port, **options)
+    try:
+        bouncer.start()
+        yield bouncer
+    finally:
+        bouncer.stop()
+        shutil.rmtree(work, ignore_errors=True)

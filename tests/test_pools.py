@@ -9,17 +9,15 @@ import asyncio
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
 import asyncpg
 import psycopg
 import pytest
-from helpers import APP_ROLE, wait_until
+from helpers import APP_ROLE, running_pgbouncer, wait_until
 
 from console.config import Settings
 from console.core.errors import InvalidInput, InvalidState, OperationFailed, PgBouncerUnavailable
@@ -28,8 +26,8 @@ from console.core.pools.monitor import PoolView
 from console.core.pools.rows import parse_clients, parse_databases, parse_pools, parse_stats
 from console.core.pools.service import POOL_STEPS_SKIPPED
 from console.core.service import ConsoleService
-from console.devenv.pgbouncer import LocalPgBouncer, pgbouncer_binary
-from console.devenv.postgres import LocalCluster, free_port, server_os_user
+from console.devenv.pgbouncer import LocalPgBouncer
+from console.devenv.postgres import LocalCluster, free_port
 
 
 async def pool_of(service: ConsoleService, alias: str) -> PoolView:
@@ -94,15 +92,9 @@ async def test_show_output_of_a_live_pgbouncer_parses_by_name(
 def test_pgbouncer_that_logs_over_a_mebibyte_stays_responsive(pg_cluster: LocalCluster) -> None:
     """Its log goes to a file: a child whose stderr pipe nobody reads blocks in write(2) after
     64 KiB, and then answers nothing."""
-    if pgbouncer_binary() is None:
-        pytest.skip("pgbouncer is not installed (.ci/run installs Debian's pgbouncer)")
-    work = Path(tempfile.mkdtemp(prefix="goconsole-pgbouncer-log-"))
-    owner = server_os_user()
-    if owner is not None:
-        shutil.chown(work, owner, owner)
-    bouncer = LocalPgBouncer(work, pg_cluster.port, settings={"verbose": "2"})
-    try:
-        bouncer.start()
+    with running_pgbouncer(
+        pg_cluster.port, "goconsole-pgbouncer-log-", settings={"verbose": "2"}
+    ) as bouncer:
         while bouncer.log_file.stat().st_size < 1 << 20:  # ~600 refused logins at verbose 2
             with pytest.raises(psycopg.OperationalError, match="no such database"):
                 psycopg.connect(bouncer.dsn("nosuch", "postgres"), connect_timeout=5)
@@ -111,9 +103,6 @@ def test_pgbouncer_that_logs_over_a_mebibyte_stays_responsive(pg_cluster: LocalC
         ) as admin:
             assert "PgBouncer" in str(admin.execute(b"SHOW VERSION").fetchone())
             assert admin.execute(b"SHOW POOLS").fetchall() is not None
-    finally:
-        bouncer.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 async def test_provisioned_alias_serves_the_tenant_with_rls_per_transaction(

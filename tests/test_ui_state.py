@@ -10,15 +10,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import asyncpg
 import pytest
-from helpers import APP_ROLE, fast, tenants_screen, wait_for
+from helpers import APP_ROLE, fast, running_pgbouncer, tenants_screen, wait_for
 from rich.text import Text
 from test_ui import (
     SIZE,
@@ -32,8 +29,8 @@ from textual.widgets import DataTable, Static
 
 from console.config import PgBouncerSettings, Settings
 from console.core.service import ConsoleService
-from console.devenv.pgbouncer import LocalPgBouncer, pgbouncer_binary
-from console.devenv.postgres import LocalCluster, server_os_user, throwaway_cluster
+from console.devenv.pgbouncer import LocalPgBouncer
+from console.devenv.postgres import LocalCluster, throwaway_cluster
 from console.ui.app import GoConsoleApp
 from console.ui.connection import ConnectionState, Link
 from console.ui.polling import backoff
@@ -197,19 +194,10 @@ async def test_a_lost_database_is_shown_in_the_header_and_as_stale_data_until_it
 @pytest.fixture
 def own_pgbouncer(pg_cluster: LocalCluster) -> Iterator[LocalPgBouncer]:
     """A PgBouncer of this test's own in front of the test cluster, to stop and start."""
-    if pgbouncer_binary() is None:
-        pytest.skip("pgbouncer is not installed (.ci/run installs Debian's pgbouncer)")
-    work = Path(tempfile.mkdtemp(prefix="goconsole-link-pgbouncer-"))
-    owner = server_os_user()
-    if owner is not None:
-        shutil.chown(work, owner, owner)
-    bouncer = LocalPgBouncer(work, pg_cluster.port, users=("postgres", APP_ROLE))
-    try:
-        bouncer.start()
+    with running_pgbouncer(
+        pg_cluster.port, "goconsole-link-pgbouncer-", users=("postgres", APP_ROLE)
+    ) as bouncer:
         yield bouncer
-    finally:
-        bouncer.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 async def test_a_lost_pgbouncer_is_shown_in_the_header_until_it_is_back(

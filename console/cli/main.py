@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import importlib
 import os
 import select
 import signal
@@ -18,8 +19,7 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 
-from console.cli import audit, init, migrate, pools, privileges, tenants
-from console.cli.command import Commands
+from console.cli.command import Command, Commands
 from console.cli.demo import run_demo_command
 from console.cli.parser import PROG, build_parser
 from console.cli.validate import validate
@@ -28,13 +28,14 @@ from console.core.errors import ConsoleError, InvalidInput
 from console.core.service import ConsoleService
 
 UiLauncher = Callable[[ConsoleService], Awaitable[int]]
-COMMANDS: Commands = {
-    **init.COMMANDS,
-    **tenants.COMMANDS,
-    **audit.COMMANDS,
-    **privileges.COMMANDS,
-    **migrate.COMMANDS,
-    **pools.COMMANDS,
+# The module of each command's area (its COMMANDS), imported only when that command runs.
+AREAS = {
+    "init": "init",
+    "tenants": "tenants",
+    "audit": "audit",
+    "check-privileges": "privileges",
+    "migrate": "migrate",
+    "pool": "pools",
 }
 
 
@@ -114,11 +115,17 @@ async def dispatch(args: argparse.Namespace, settings: Settings, launch_ui: UiLa
     )
     if args.command == "tui":
         return await open_ui(service)
-    command = COMMANDS[(args.command, getattr(args, "action", None))]
+    command = command_for(args)
     async with service:
         await _connected(service, initialised=args.command != "init")
         await command(service, args)
     return 0
+
+
+def command_for(args: argparse.Namespace) -> Command:
+    """The function that runs the parsed command, from its area's module."""
+    commands: Commands = importlib.import_module(f"console.cli.{AREAS[args.command]}").COMMANDS
+    return commands[(args.command, getattr(args, "action", None))]
 
 
 async def _connected(service: ConsoleService, initialised: bool) -> None:

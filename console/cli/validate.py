@@ -10,8 +10,6 @@ from pathlib import Path
 from console.config import Settings
 from console.core.errors import InvalidInput
 from console.core.identifiers import validate_tenant_key
-from console.core.tenants.bulk_report import check_concurrency, check_request
-from console.core.tenants.lifecycle import check_drain_timeout
 from console.core.tenants.registry import parse_status
 
 
@@ -43,6 +41,8 @@ def validate(args: argparse.Namespace, settings: Settings) -> None:
     }
     if args.command == "tenants" and args.action in destructive:
         if args.timeout is not None:
+            from console.core.tenants.lifecycle import check_drain_timeout  # the command's own
+
             check_drain_timeout(args.timeout)
         if args.read_only:
             return  # refused later with the read-only message, without prompting
@@ -52,6 +52,8 @@ def validate(args: argparse.Namespace, settings: Settings) -> None:
 def _validate_provision(args: argparse.Namespace, settings: Settings) -> None:
     """Gather the keys (arguments, then ``--from-file``) into ``args.keys`` and check them all;
     ``args.bulk`` says whether the bulk path runs (several keys, or a file)."""
+    from console.core.tenants.bulk_report import check_concurrency, check_request  # ditto
+
     if args.from_file is not None:
         args.keys = [*args.keys, *_read_keys(args.from_file)]
     args.bulk = args.from_file is not None or len(args.keys) > 1

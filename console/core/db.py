@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import asyncpg
-import psycopg.conninfo
 
 from console.config import ClusterSettings
+from console.core.conninfo import ConninfoError, make_conninfo, parse_conninfo
 from console.core.errors import ConfigError, ConnectionFailed
 from console.core.identifiers import quote_ident
 
@@ -50,11 +50,10 @@ class ConnectionSpec:
         """
         dsn = dsn_override or os.environ.get("GOCONSOLE_DSN") or cluster.dsn
         try:
-            params = psycopg.conninfo.conninfo_to_dict(dsn)
-        except psycopg.ProgrammingError as exc:
+            params = parse_conninfo(dsn)
+        except ConninfoError as exc:
             raise ConfigError(f"invalid DSN: {exc}") from None
-        raw_password = params.pop("password", None)
-        password = None if raw_password is None else str(raw_password)
+        password = params.pop("password", None)
         user = os.environ.get(cluster.user_env) if cluster.user_env else None
         if user and "user" not in params:
             params["user"] = user
@@ -69,13 +68,13 @@ class ConnectionSpec:
             )
         raw_timeout = params.pop("connect_timeout", None)
         try:
-            timeout = cluster.connect_timeout if raw_timeout is None else float(str(raw_timeout))
+            timeout = cluster.connect_timeout if raw_timeout is None else float(raw_timeout)
         except ValueError:
             raise ConfigError(
                 f"DSN connect_timeout must be a number, got {raw_timeout!r}"
             ) from None
         return cls(
-            psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items()}),
+            make_conninfo(params),
             password,
             timeout,
             from_defaults=not dsn,
@@ -83,7 +82,7 @@ class ConnectionSpec:
 
     def params(self) -> dict[str, str]:
         """The conninfo as a dict (no password)."""
-        return {k: str(v) for k, v in psycopg.conninfo.conninfo_to_dict(self.conninfo).items()}
+        return parse_conninfo(self.conninfo)
 
     def describe(self) -> str:
         """``user@host:port/dbname`` for messages, with libpq's defaults filled from env."""

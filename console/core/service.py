@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -15,24 +16,26 @@ from console.config import Settings
 from console.core import locks
 from console.core.actor import Actor
 from console.core.audit import AuditEntry, AuditLog
-from console.core.backups.store import BackupStore
-from console.core.binaries import PgBinaries
-from console.core.bootstrap import initialize
 from console.core.db import ConnectionSpec, Database, connection_failed
 from console.core.errors import NotInitialised
 from console.core.events import EventSink, discard
-from console.core.migrations.runner import MigrationRunner
-from console.core.migrations.tree import VERSION_TABLE, AlembicRunner
-from console.core.operations import OperationRunner
-from console.core.pools.service import PoolService
-from console.core.security.privileges import PrivilegeReport, check_privileges
-from console.core.tenants.bulk_report import BulkProgress, BulkReport
-from console.core.tenants.lifecycle import Lifecycle, OffboardReport
-from console.core.tenants.provision import Provisioner
+from console.core.migrations.tree import VERSION_TABLE
 from console.core.tenants.registry import Registry, Tenant, TenantStatus
 from console.core.tenants.schema import schema_revision
 from console.core.tenants.stats import SchemaStats, schema_revisions, schema_stats
-from console.core.tenants.template import TemplateSchema
+
+if TYPE_CHECKING:  # the sub-services' modules load when a property first builds one
+    from console.core.backups.store import BackupStore
+    from console.core.binaries import PgBinaries
+    from console.core.migrations.runner import MigrationRunner
+    from console.core.migrations.tree import AlembicRunner
+    from console.core.operations import OperationRunner
+    from console.core.pools.service import PoolService
+    from console.core.security.privileges import PrivilegeReport
+    from console.core.tenants.bulk_report import BulkProgress, BulkReport
+    from console.core.tenants.lifecycle import Lifecycle, OffboardReport
+    from console.core.tenants.provision import Provisioner
+    from console.core.tenants.template import TemplateSchema
 
 
 @dataclass(frozen=True)
@@ -70,15 +73,61 @@ class ConsoleService:
         )
         self.registry = Registry()
         self.audit_log = AuditLog(self.actor)
-        self.runner = OperationRunner(self.db, self.audit_log, self.read_only)
-        binaries = PgBinaries.configured(settings.backup.pg_bin_dir)
-        self.alembic = AlembicRunner(self.spec)
-        self.template = TemplateSchema(self.spec, binaries, self.alembic)
-        self.backups = BackupStore(self.db, self.spec, binaries, settings.backup_dir())
-        self.pools = PoolService(
-            settings.pgbouncer, self.db, self.runner, self.registry, pgbouncer_dsn
+        self._pgbouncer_dsn = pgbouncer_dsn
+
+    # -- sub-services: each is built, and its modules imported, when first used, so a command
+    # loads only what it needs (``tenants list`` none of them) ---------------------------------
+
+    @cached_property
+    def runner(self) -> OperationRunner:
+        """The one mutation path (validate, read-only guard, lock, audit, events)."""
+        from console.core.operations import OperationRunner
+
+        return OperationRunner(self.db, self.audit_log, self.read_only)
+
+    @cached_property
+    def binaries(self) -> PgBinaries:
+        """The pg_dump/pg_restore the template and backups run."""
+        from console.core.binaries import PgBinaries
+
+        return PgBinaries.configured(self.settings.backup.pg_bin_dir)
+
+    @cached_property
+    def alembic(self) -> AlembicRunner:
+        """The alembic trees (control and tenant) on this cluster."""
+        from console.core.migrations.tree import AlembicRunner
+
+        return AlembicRunner(self.spec)
+
+    @cached_property
+    def template(self) -> TemplateSchema:
+        """The template schema provisioning clones."""
+        from console.core.tenants.template import TemplateSchema
+
+        return TemplateSchema(self.spec, self.binaries, self.alembic)
+
+    @cached_property
+    def backups(self) -> BackupStore:
+        """Tenant backups (offboarding writes one)."""
+        from console.core.backups.store import BackupStore
+
+        return BackupStore(self.db, self.spec, self.binaries, self.settings.backup_dir())
+
+    @cached_property
+    def pools(self) -> PoolService:
+        """PgBouncer pools; ``configured`` is False without an admin DSN and include file."""
+        from console.core.pools.service import PoolService
+
+        return PoolService(
+            self.settings.pgbouncer, self.db, self.runner, self.registry, self._pgbouncer_dsn
         )
-        self.provisioning = Provisioner(
+
+    @cached_property
+    def provisioning(self) -> Provisioner:
+        """Provisioning, one tenant or many."""
+        from console.core.tenants.provision import Provisioner
+
+        return Provisioner(
             self.db,
             self.runner,
             self.registry,
@@ -88,23 +137,34 @@ class ConsoleService:
             self.cluster_name,
             self.pools if self.pools.configured else None,
         )
-        self.lifecycle = Lifecycle(
+
+    @cached_property
+    def lifecycle(self) -> Lifecycle:
+        """Deactivation, reactivation, offboarding."""
+        from console.core.tenants.lifecycle import Lifecycle
+
+        return Lifecycle(
             self.db,
             self.runner,
             self.registry,
             self.backups,
             self.app_role,
-            settings.lifecycle.lock_timeout,
+            self.settings.lifecycle.lock_timeout,
             self.pools if self.pools.configured else None,
         )
 
-        self.migrations = MigrationRunner(
+    @cached_property
+    def migrations(self) -> MigrationRunner:
+        """Migration plans, runs and their history."""
+        from console.core.migrations.runner import MigrationRunner
+
+        return MigrationRunner(
             self.db,
             self.runner,
             self.audit_log,
             self.alembic,
             self.template,
-            settings.lifecycle.lock_timeout,
+            self.settings.lifecycle.lock_timeout,
         )
 
     async def __aenter__(self) -> ConsoleService:
@@ -133,7 +193,8 @@ class ConsoleService:
 
     async def close(self) -> None:
         """Close the connection pool and the PgBouncer admin connection (idempotent)."""
-        await self.pools.close()
+        if "pools" in vars(self):  # built on first use: only then can it hold a connection
+            await self.pools.close()
         await self.db.close()
 
     async def __aexit__(
@@ -149,6 +210,8 @@ class ConsoleService:
     async def init(self, sink: EventSink = discard) -> dict[str, Any]:
         """Apply the control tree, create/verify the app role and limit its privileges to the
         registry interface, build the template."""
+        from console.core.bootstrap import initialize
+
         return await initialize(
             self.db,
             self.runner,
@@ -290,6 +353,8 @@ class ConsoleService:
 
     async def check_privileges(self) -> PrivilegeReport:
         """What the application role holds outside its tenant schemas, and what is wrong."""
+        from console.core.security.privileges import check_privileges
+
         async with self.db.acquire() as conn:
             return await check_privileges(conn, self.app_role)
 

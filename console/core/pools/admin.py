@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
-import psycopg.conninfo
 from psycopg.rows import dict_row
 
 from console.config import PgBouncerSettings
+from console.core.conninfo import ConninfoError, make_conninfo, parse_conninfo
 from console.core.errors import (
     ConfigError,
     NotConfigured,
@@ -56,8 +56,8 @@ class AdminSpec:
                 f"the config file, or ${DSN_ENV}"
             )
         try:
-            params = psycopg.conninfo.conninfo_to_dict(dsn)
-        except psycopg.ProgrammingError as exc:
+            params = parse_conninfo(dsn)
+        except ConninfoError as exc:
             raise ConfigError(f"invalid PgBouncer admin DSN: {exc}") from None
         password = params.pop("password", None)
         env_password = os.environ.get(settings.admin_password_env or "")
@@ -66,14 +66,14 @@ class AdminSpec:
         params.setdefault("dbname", ADMIN_DATABASE)
         params.setdefault("connect_timeout", str(max(1, round(settings.command_timeout))))
         return cls(
-            psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items()}),
-            None if password is None else str(password),
+            make_conninfo(params),
+            password,
             settings.command_timeout,
         )
 
     def describe(self) -> str:
         """``user@host:port`` for messages."""
-        p = psycopg.conninfo.conninfo_to_dict(self.conninfo)
+        p = parse_conninfo(self.conninfo)
         return f"{p.get('user', '(os user)')}@{p.get('host', 'localhost')}:{p.get('port', '6432')}"
 
 

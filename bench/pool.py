@@ -37,7 +37,8 @@ import psycopg
 
 from console.config import PgBouncerSettings
 from console.core.binaries import PgBinaries
-from console.core.pools.admin import AdminConnection, AdminSpec
+from console.core.pools.admin import AdminConnection
+from console.core.pools.admin_spec import AdminSpec
 from console.core.pools.include_file import Alias, IncludeFile
 from console.core.pools.monitor import PoolMonitor
 from console.devenv.pgbouncer import LocalPgBouncer

@@ -11,70 +11,24 @@ psycopg query makes it wait for a server-side cancel the admin console never sen
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
 
-from console.config import PgBouncerSettings
-from console.core.conninfo import ConninfoError, make_conninfo, parse_conninfo
 from console.core.errors import (
-    ConfigError,
-    NotConfigured,
     NotFound,
     OperationFailed,
     PgBouncerUnavailable,
 )
 from console.core.identifiers import pgbouncer_name
-from console.core.pools.rows import ADMIN_DATABASE, Row
+from console.core.pools.admin_spec import AdminSpec
+from console.core.pools.rows import Row
 
 T = TypeVar("T")
-DSN_ENV = "GOCONSOLE_PGBOUNCER_DSN"
 SHOW_KINDS = frozenset({"POOLS", "STATS", "DATABASES", "CLIENTS", "SERVERS", "CONFIG", "VERSION"})
 DB_COMMANDS = frozenset({"PAUSE", "RESUME", "DISABLE", "ENABLE", "KILL", "RECONNECT"})
-
-
-@dataclass(frozen=True)
-class AdminSpec:
-    """How to reach the admin console. ``password`` is never printed."""
-
-    conninfo: str
-    password: str | None
-    command_timeout: float
-
-    @classmethod
-    def resolve(cls, settings: PgBouncerSettings, override: str | None = None) -> AdminSpec:
-        """``override`` / ``$GOCONSOLE_PGBOUNCER_DSN`` / ``[pgbouncer] admin_dsn``, password from
-        the environment variable named by ``admin_password_env``."""
-        dsn = override or os.environ.get(DSN_ENV) or settings.admin_dsn
-        if not dsn:
-            raise NotConfigured(
-                "PgBouncer is not configured: set [pgbouncer] admin_dsn (and include_file) in "
-                f"the config file, or ${DSN_ENV}"
-            )
-        try:
-            params = parse_conninfo(dsn)
-        except ConninfoError as exc:
-            raise ConfigError(f"invalid PgBouncer admin DSN: {exc}") from None
-        password = params.pop("password", None)
-        env_password = os.environ.get(settings.admin_password_env or "")
-        if env_password:
-            password = env_password
-        params.setdefault("dbname", ADMIN_DATABASE)
-        params.setdefault("connect_timeout", str(max(1, round(settings.command_timeout))))
-        return cls(
-            make_conninfo(params),
-            password,
-            settings.command_timeout,
-        )
-
-    def describe(self) -> str:
-        """``user@host:port`` for messages."""
-        p = parse_conninfo(self.conninfo)
-        return f"{p.get('user', '(os user)')}@{p.get('host', 'localhost')}:{p.get('port', '6432')}"
 
 
 class AdminConnection:

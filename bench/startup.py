@@ -8,8 +8,10 @@ process: the time the process spends importing (``python -X importtime``: the cu
 of every top-level import, those made lazily at run time included; median of ``--runs``), and
 the wall time. "Before" is the same code with the modules the CLI imported at start-up before
 issue 12 loaded first (alembic and SQLAlchemy, via the migration tree): the same run, the same
-machine weather. The provision rate is ``--provisions`` separate processes one after another,
-before and after interleaved.
+machine weather. "Eager" is the state between issue 12's two start-up changes: every call also
+loaded psycopg (to parse the DSN) and every sub-service of the facade and every CLI area (built
+and imported up front). The provision rate is ``--provisions`` separate processes one after
+another, the states interleaved; each state's ratio is against "now" in the same run.
 """
 
 from __future__ import annotations
@@ -25,8 +27,20 @@ from pathlib import Path
 from console.core.binaries import PgBinaries
 from console.devenv.postgres import throwaway_cluster
 
-# What `import console.cli` loaded before issue 12 and no longer does.
-BEFORE = "import alembic.command, alembic.config, alembic.script, sqlalchemy, sqlalchemy.pool\n"
+# What every call loaded up front before the facade and the CLI loaded sub-services and areas
+# on first use, and DSNs were parsed without psycopg (issue 12's second start-up change).
+EAGER = (
+    "import psycopg.conninfo\n"
+    "import console.core.bootstrap, console.core.security.privileges\n"
+    "import console.core.migrations.runner, console.core.pools.monitor\n"
+    "import console.core.tenants.lifecycle, console.core.tenants.provision\n"
+    "import console.cli.audit, console.cli.init, console.cli.migrate, console.cli.pools\n"
+    "import console.cli.privileges, console.cli.tenants\n"
+)
+# What `import console.cli` loaded before issue 12 besides (its first start-up change).
+BEFORE = (
+    "import alembic.command, alembic.config, alembic.script, sqlalchemy, sqlalchemy.pool\n" + EAGER
+)
 # What a provision did besides, before issue 12, to learn the head revision: alembic read the
 # tenant tree (importing every revision file).
 BEFORE_PROVISION = (
@@ -34,6 +48,8 @@ BEFORE_PROVISION = (
     + "from console.core.migrations.tree import script_directory\n"
     + 'script_directory("tenant").get_current_head()\n'
 )
+# The states measured: label, prelude for a command, prelude for a provision.
+STATES = (("before", BEFORE, BEFORE_PROVISION), ("eager ", EAGER, EAGER), ("now   ", "", ""))
 ENTRY = "from console.entry import main\nraise SystemExit(main())\n"
 
 
@@ -69,13 +85,9 @@ def import_seconds(stderr: str) -> float:
 
 
 def import_figures(base: list[str], runs: int) -> None:
-    """Median import time and wall time of ``--version`` (answered before the CLI loads, as
-    before issue 12), and of ``--help`` and ``tenants list`` before and after."""
-    cases = (
-        ("--version", ["--version"], (False,)),
-        ("--help", ["--help"], (True, False)),
-        ("tenants list", [*base, "tenants", "list"], (True, False)),
-    )
+    """Median import time and wall time of ``--version`` (answered before the CLI loads), and
+    of ``--help`` and ``tenants list`` in each state, with the ratio to "now"."""
+    cases = (("--help", ["--help"]), ("tenants list", [*base, "tenants", "list"]))
     reference = [
         subprocess.run(
             [sys.executable, "-X", "importtime", "-c", "import asyncio"],
@@ -87,28 +99,41 @@ def import_figures(base: list[str], runs: int) -> None:
     ]
     scale = statistics.median(import_seconds(r) for r in reference)
     print(f"  reference: `python -c 'import asyncio'` imports for {scale:.3f} s (machine speed)")
-    for label, args, states in cases:
-        for before in states:
-            samples = [run(args, BEFORE if before else "", True) for _ in range(runs)]
+    samples = [run(["--version"], "", True) for _ in range(runs)]
+    imports = statistics.median(s[1] or 0.0 for s in samples)
+    wall = statistics.median(s[0] for s in samples)
+    print(f"  {'--version':13s} same  : importing {imports:.3f} s, wall {wall:.3f} s")
+    for label, args in cases:
+        figures = {}
+        for _ in range(runs):  # the states interleaved, so they share the machine's weather
+            for state, prelude, _ in STATES:
+                figures.setdefault(state, []).append(run(args, prelude, True))
+        now = statistics.median(s[1] or 0.0 for s in figures[STATES[-1][0]])
+        for state, samples in figures.items():
             imports = statistics.median(s[1] or 0.0 for s in samples)
             wall = statistics.median(s[0] for s in samples)
-            state = "before" if before else "after " if len(states) > 1 else "same  "
-            print(f"  {label:13s} {state}: importing {imports:.3f} s, wall {wall:.3f} s")
+            print(
+                f"  {label:13s} {state}: importing {imports:.3f} s ({imports / now:.2f}x now), "
+                f"wall {wall:.3f} s"
+            )
 
 
 def provision_rates(base: list[str], count: int) -> None:
-    """``count`` single-tenant provisions, one process each, before and after interleaved."""
-    spent = {True: 0.0, False: 0.0}
+    """``count`` single-tenant provisions per state, one process each, the states interleaved
+    (the first state of each round rotating)."""
+    spent = {state: 0.0 for state, _, _ in STATES}
     for i in range(count):
-        for before in (i % 2 == 0, i % 2 != 0):
-            key = f"{'b' if before else 'a'}{i:04d}"
-            prelude = BEFORE_PROVISION if before else ""
-            spent[before] += run([*base, "tenants", "provision", key], prelude)[0]
-    old, new = count / spent[True], count / spent[False]
-    print(
-        f"  tenants provision KEY, one process each ({count} per state): "
-        f"before {old:.2f}/s, after {new:.2f}/s ({new / old:.2f}x)"
-    )
+        for j in range(len(STATES)):
+            state, _, prelude = STATES[(i + j) % len(STATES)]
+            key = f"{state.strip()[0]}{i:04d}"
+            spent[state] += run([*base, "tenants", "provision", key], prelude)[0]
+    now = count / spent[STATES[-1][0]]
+    for state, seconds in spent.items():
+        rate = count / seconds
+        print(
+            f"  tenants provision KEY, one process each ({count}): {state} {rate:.2f}/s "
+            f"(now is {now / rate:.2f}x this)"
+        )
 
 
 def main() -> int:

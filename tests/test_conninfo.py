@@ -88,7 +88,7 @@ def ours(conninfo: str) -> tuple[str, object]:
 
 
 def test_the_keywords_are_libpqs() -> None:
-    assert KEYWORDS == tuple(o.keyword.decode() for o in pq.Conninfo.get_defaults())
+    assert tuple(o.keyword.decode() for o in pq.Conninfo.get_defaults()) == KEYWORDS
 
 
 @pytest.mark.parametrize("conninfo", CASES)

@@ -7,8 +7,6 @@ is reused by a later run (the data dir persists) and is stopped cleanly on exit.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import os
 import random
 import shlex
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import platformdirs
 
-from console.config import APP_NAME, BackupSettings, Settings
+from console.config import APP_NAME, Settings
 from console.core.binaries import PgBinaries
 from console.core.db import CONNECT_ERRORS, SESSION_ERRORS, connect_unpooled, ensure_database
 from console.core.errors import OperationFailed
@@ -30,11 +28,11 @@ from console.core.identifiers import qualified
 from console.core.pools.sync import SyncReport
 from console.core.service import ConsoleService
 from console.core.tenants.registry import Tenant
+from console.devenv.demo_config import settings_for_demo, write_demo_config
 from console.devenv.pgbouncer import LocalPgBouncer, pgbouncer_binary
 from console.devenv.postgres import LocalCluster, server_os_user
 
 DEMO_DATABASE = "gocommerce"
-DEMO_CONFIG = "goconsole.toml"
 SHOP_NAMES = (
     "Acme Outdoors",
     "Blue Harbor Books",
@@ -148,21 +146,8 @@ async def run_demo(
     traffic: asyncio.Task[None] | None = None
     try:
         await ensure_database(cluster.dsn(), DEMO_DATABASE)
-        demo_settings = dataclasses.replace(
-            settings, read_only=False, backup=BackupSettings(dir=str(root / "backups"))
-        )
         bouncer = await asyncio.to_thread(_start_pgbouncer, root, cluster.port, settings)
-        if bouncer is not None:
-            assert bouncer.include_file is not None
-            demo_settings = dataclasses.replace(
-                demo_settings,
-                pgbouncer=dataclasses.replace(
-                    settings.pgbouncer,
-                    admin_dsn=bouncer.admin_dsn,
-                    include_file=str(bouncer.include_file),
-                    log_file=str(bouncer.log_file),
-                ),
-            )
+        demo_settings = settings_for_demo(settings, root, bouncer)
         dsn = cluster.dsn(DEMO_DATABASE)
         config = write_demo_config(root, dsn, demo_settings)
         synced: SyncReport | None = None
@@ -205,43 +190,6 @@ async def run_demo(
             await asyncio.to_thread(bouncer.stop)
         if not attached:
             await asyncio.to_thread(cluster.stop)
-
-
-def write_demo_config(root: Path, dsn: str, settings: Settings) -> Path:
-    """``goconsole.toml`` in the demo folder (rewritten at each start: the ports change): the
-    cluster DSN, the backup dir in the demo folder and, when it runs, the demo's PgBouncer."""
-    cluster = settings.cluster()
-    lines = [
-        "# Written by `goconsole demo` at each start (the ports change): use it with",
-        "#   goconsole --config <this file> tenants list",
-        f"default_cluster = {_toml(settings.default_cluster)}",
-        "",
-        f"[clusters.{_toml(settings.default_cluster)}]",
-        f"dsn = {_toml(dsn)}",
-        f"app_role = {_toml(cluster.app_role)}",
-        "",
-        "[backup]",
-        f"dir = {_toml(settings.backup.dir)}",
-    ]
-    bouncer = settings.pgbouncer
-    if bouncer.admin_dsn:
-        lines += ["", "[pgbouncer]"]
-        lines += [
-            f"{key} = {_toml(value)}"
-            for key, value in (
-                ("admin_dsn", bouncer.admin_dsn),
-                ("include_file", bouncer.include_file),
-                ("log_file", bouncer.log_file),
-            )
-        ]
-    path = root / DEMO_CONFIG
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def _toml(value: str) -> str:
-    """A TOML basic string (JSON's escapes are valid TOML)."""
-    return json.dumps(value, ensure_ascii=False)
 
 
 def _print_sync(report: SyncReport, shown: int = 5) -> None:

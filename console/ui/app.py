@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 
 from textual import events, work
 from textual._time import get_time  # the clock Textual stamps input events with
-from textual.actions import parse as parse_action
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette
@@ -23,40 +22,22 @@ from console.core.migrations.runner import MigrationPlan, RunProgress
 from console.core.service import ConsoleService
 from console.ui.commands import ConsoleCommands, ThemeCommands
 from console.ui.connection import ConnectionState, HealthProbe, Link, LinkChange
+from console.ui.keymap import AREAS, MUTATIONS, area_screen, binding_ids, mutation_behind
 from console.ui.operations import OperationLauncher
-from console.ui.screens.audit import AuditScreen
-from console.ui.screens.base import ConsoleScreen, RowTable
+from console.ui.screens.base import ConsoleScreen
 from console.ui.screens.help import HelpScreen
-from console.ui.screens.migrations import MigrationsScreen
-from console.ui.screens.placeholder import NotBuiltScreen
-from console.ui.screens.pool_forms import PoolSizeScreen
-from console.ui.screens.pools import PoolsScreen
 from console.ui.screens.prompt import (
     ConfirmDrainScreen,
-    ConfirmKeyScreen,
     ConfirmQuitScreen,
     DrainChoice,
 )
 from console.ui.screens.provision import ProvisionScreen
 from console.ui.screens.tenant_detail import ACTIONS_BY_STATUS, TenantDetailScreen
-from console.ui.screens.tenants import TenantsScreen
 from console.ui.themes import fallback_theme, load_themes, themes_dir
 from console.ui.tracker import OperationTracker, OpState, TrackedOperation
 from console.ui.widgets.header import ConsoleHeader
 
 Clock = Callable[[], datetime]
-# area -> (key, issue that builds it or 0, what to use meanwhile)
-AREAS: dict[str, tuple[str, int, str]] = {
-    "tenants": ("t", 0, ""),
-    "migrations": ("m", 0, ""),
-    "pools": ("p", 0, ""),
-    "backups": ("b", 6, "`goconsole tenants show KEY` lists a tenant's backups"),
-    "health": ("h", 7, "`goconsole tenants list` and the PostgreSQL logs"),
-    "jobs": ("j", 8, "cron running goconsole commands"),
-    "audit": ("a", 0, ""),
-}
-MUTATIONS = {"provision", "tenant", "start_run", "retry_failed", "pool"}
-MUTATION_NAMES = {"start_run": "migrate", "retry_failed": "migrate retry"}
 DRAINING_ACTIONS = ("deactivate", "offboard")
 
 
@@ -112,24 +93,12 @@ class GoConsoleApp(App[int]):
         await self.service.open()
         self.cluster_role = await self.service.cluster_role()
         for area, (_, issue, meanwhile) in AREAS.items():
-            self.add_mode(area, partial(self._area_screen, area, issue, meanwhile))
+            self.add_mode(area, partial(area_screen, area, issue, meanwhile))
         await self.switch_mode("tenants")
 
     def on_ready(self) -> None:
         """Start the health probe once the app runs (it probes only while the app runs)."""
         self.health.start()
-
-    @staticmethod
-    def _area_screen(area: str, issue: int, meanwhile: str) -> Screen[None]:
-        if area == "tenants":
-            return TenantsScreen()
-        if area == "audit":
-            return AuditScreen()
-        if area == "migrations":
-            return MigrationsScreen()
-        if area == "pools":
-            return PoolsScreen()
-        return NotBuiltScreen(area, issue, meanwhile)
 
     def _load_themes(self) -> None:
         loaded = load_themes(self._themes_folder)
@@ -171,7 +140,7 @@ class GoConsoleApp(App[int]):
         )
 
     def _apply_keymap(self) -> None:
-        known = {b.id for b in self._all_bindings() if b.id}
+        known = binding_ids(self.BINDINGS)
         unknown = sorted(set(self.settings.keys) - known)
         if unknown:
             self.notify(
@@ -182,23 +151,6 @@ class GoConsoleApp(App[int]):
                 markup=False,
             )
         self.set_keymap({k: v for k, v in self.settings.keys.items() if k in known})
-
-    def _all_bindings(self) -> list[Binding]:
-        screens: list[type[Screen[Any]]] = [
-            TenantsScreen,
-            TenantDetailScreen,
-            AuditScreen,
-            MigrationsScreen,
-            PoolsScreen,
-            PoolSizeScreen,
-            ProvisionScreen,
-            ConfirmKeyScreen,
-            HelpScreen,
-        ]
-        found = [b for b in [*self.BINDINGS, *RowTable.BINDINGS] if isinstance(b, Binding)]
-        for screen in screens:
-            found += [b for b in screen.BINDINGS if isinstance(b, Binding)]
-        return found
 
     def make_header(self) -> ConsoleHeader:
         """A header for a screen (each screen composes its own)."""
@@ -245,23 +197,10 @@ class GoConsoleApp(App[int]):
         """Read-only mode: a key whose mutation is hidden says why nothing happens."""
         if not self.read_only or event.key in self.screen.active_bindings:
             return
-        refused = self._hidden_mutation(event.key)
+        refused = mutation_behind(self.screen, event.key)
         if refused is not None:
             event.prevent_default()
             self.refuse_read_only(refused)
-
-    def _hidden_mutation(self, key: str) -> str | None:
-        """The mutation bound to ``key`` on the current screen, if any (hidden or not)."""
-        # Textual's own lookup order: the focused widget, its screen, then the app.
-        for _node, bindings in self.screen._modal_binding_chain:
-            for binding in bindings.key_to_bindings.get(key, ()):
-                _, name, parameters = parse_action(binding.action)
-                if name in MUTATIONS:
-                    if name in {"tenant", "pool"}:
-                        verb = str(parameters[0]).replace("_", " ")
-                        return verb if name == "tenant" else f"pool {verb}"
-                    return MUTATION_NAMES.get(name, name)
-        return None
 
     def action_help(self) -> None:
         """Show the keys that apply here."""

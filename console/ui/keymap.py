@@ -1,0 +1,85 @@
+"""The console's keys: the areas (modes) a key opens and the screen each shows, every binding id
+the ``[keys]`` map may rebind, and the mutation behind a key (what read-only mode refuses)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from textual.actions import parse as parse_action
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from console.ui.screens.audit import AuditScreen
+from console.ui.screens.base import RowTable
+from console.ui.screens.help import HelpScreen
+from console.ui.screens.migrations import MigrationsScreen
+from console.ui.screens.placeholder import NotBuiltScreen
+from console.ui.screens.pool_forms import PoolSizeScreen
+from console.ui.screens.pools import PoolsScreen
+from console.ui.screens.prompt import ConfirmKeyScreen
+from console.ui.screens.provision import ProvisionScreen
+from console.ui.screens.tenant_detail import TenantDetailScreen
+from console.ui.screens.tenants import TenantsScreen
+
+# area -> (key, issue that builds it or 0, what to use meanwhile)
+AREAS: dict[str, tuple[str, int, str]] = {
+    "tenants": ("t", 0, ""),
+    "migrations": ("m", 0, ""),
+    "pools": ("p", 0, ""),
+    "backups": ("b", 6, "`goconsole tenants show KEY` lists a tenant's backups"),
+    "health": ("h", 7, "`goconsole tenants list` and the PostgreSQL logs"),
+    "jobs": ("j", 8, "cron running goconsole commands"),
+    "audit": ("a", 0, ""),
+}
+MUTATIONS = {"provision", "tenant", "start_run", "retry_failed", "pool"}
+MUTATION_NAMES = {"start_run": "migrate", "retry_failed": "migrate retry"}
+# Every screen whose bindings the [keys] map may rebind.
+SCREENS: tuple[type[Screen[Any]], ...] = (
+    TenantsScreen,
+    TenantDetailScreen,
+    AuditScreen,
+    MigrationsScreen,
+    PoolsScreen,
+    PoolSizeScreen,
+    ProvisionScreen,
+    ConfirmKeyScreen,
+    HelpScreen,
+)
+
+
+def area_screen(area: str, issue: int, meanwhile: str) -> Screen[None]:
+    """The screen of ``area``: its own, or one naming the issue that builds it and what to use
+    meanwhile."""
+    if area == "tenants":
+        return TenantsScreen()
+    if area == "audit":
+        return AuditScreen()
+    if area == "migrations":
+        return MigrationsScreen()
+    if area == "pools":
+        return PoolsScreen()
+    return NotBuiltScreen(area, issue, meanwhile)
+
+
+def binding_ids(app_bindings: Iterable[BindingType]) -> set[str]:
+    """Every binding id: the app's (``app_bindings``), the tables' and every screen's."""
+    found = [b for b in [*app_bindings, *RowTable.BINDINGS] if isinstance(b, Binding)]
+    for screen in SCREENS:
+        found += [b for b in screen.BINDINGS if isinstance(b, Binding)]
+    return {b.id for b in found if b.id}
+
+
+def mutation_behind(screen: Screen[Any], key: str) -> str | None:
+    """The mutation bound to ``key`` on ``screen``, if any (hidden or not), as read-only mode
+    names it when refusing."""
+    # Textual's own lookup order: the focused widget, its screen, then the app.
+    for _node, bindings in screen._modal_binding_chain:
+        for binding in bindings.key_to_bindings.get(key, ()):
+            _, name, parameters = parse_action(binding.action)
+            if name in MUTATIONS:
+                if name in {"tenant", "pool"}:
+                    verb = str(parameters[0]).replace("_", " ")
+                    return verb if name == "tenant" else f"pool {verb}"
+                return MUTATION_NAMES.get(name, name)
+    return None

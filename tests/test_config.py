@@ -365,6 +365,12 @@ def test_bad_dsns_are_config_errors() -> None:
         ConnectionSpec.resolve(ClusterSettings(dsn="host='unterminated"))
 
 
+def test_a_bad_pgbouncer_dsn_fails_when_the_service_is_built() -> None:
+    """The pool service is built on first use; its DSN is still checked up front."""
+    with pytest.raises(ConfigError, match="invalid PgBouncer admin DSN: unterminated quoted"):
+        ConsoleService(Settings(), dsn="host=db.example", pgbouncer_dsn="host='unterminated")
+
+
 async def test_password_is_not_in_connection_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DB_PASSWORD", "s3cr3t-Pa55")
     service = ConsoleService(Settings(), dsn="postgresql://bob@127.0.0.1:1/shop")

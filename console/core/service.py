@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,9 +18,10 @@ from console.core import locks
 from console.core.actor import Actor
 from console.core.audit import AuditEntry, AuditLog
 from console.core.db import ConnectionSpec, Database, connection_failed
-from console.core.errors import NotInitialised
+from console.core.errors import NotConfigured, NotInitialised
 from console.core.events import EventSink, discard
 from console.core.migrations.tree import VERSION_TABLE
+from console.core.pools.admin_spec import AdminSpec
 from console.core.tenants.registry import Registry, Tenant, TenantStatus
 from console.core.tenants.schema import schema_revision
 from console.core.tenants.stats import SchemaStats, schema_revisions, schema_stats
@@ -74,6 +76,8 @@ class ConsoleService:
         self.registry = Registry()
         self.audit_log = AuditLog(self.actor)
         self._pgbouncer_dsn = pgbouncer_dsn
+        with contextlib.suppress(NotConfigured):  # a bad PgBouncer DSN fails now, as any DSN
+            AdminSpec.resolve(settings.pgbouncer, pgbouncer_dsn)
 
     # -- sub-services: each is built, and its modules imported, when first used, so a command
     # loads only what it needs (``tenants list`` none of them) ---------------------------------

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from console.config import PgBouncerSettings
 from console.core.conninfo import ConninfoError, make_conninfo, parse_conninfo
 from console.core.errors import ConfigError, NotConfigured
-from console.core.pools.rows import ADMIN_DATABASE
 
 DSN_ENV = "GOCONSOLE_PGBOUNCER_DSN"
+ADMIN_DATABASE = "pgbouncer"  # the admin console's database name
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from typing import Any
 from console.core.errors import PgBouncerUnavailable
 from console.core.identifiers import TENANT_SCHEMA_PREFIX
 from console.core.pools.admin import AdminConnection
+from console.core.pools.admin_spec import ADMIN_DATABASE
 from console.core.pools.log import server_failures
 from console.core.pools.rates import PoolRates, RateTracker
 from console.core.pools.rows import (
-    ADMIN_DATABASE,
     DatabaseRow,
     Limits,
     PoolRow,

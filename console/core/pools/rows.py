@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 Row = Mapping[str, Any]
-ADMIN_DATABASE = "pgbouncer"
 
 
 def _int(row: Row, *names: str) -> int:

@@ -1,16 +1,16 @@
 """Start-up cost of one CLI call: time spent importing, and one provision per process.
 
-    .venv/bin/python bench/startup.py [--runs 5] [--provisions 20] [--pg-bin DIR]   # < 1 min
+    .venv/bin/python bench/startup.py [--runs 5] [--provisions 20] [--pg-bin DIR]   # ~1.5 min
 
 Starts a throwaway cluster, runs ``goconsole init`` on it, then measures ``goconsole
 --version``, ``--help``, ``tenants list`` and ``tenants provision KEY``, each in a fresh
 process: the time the process spends importing (``python -X importtime``: the cumulative time
 of every top-level import, those made lazily at run time included; median of ``--runs``), and
-the wall time. "Before" is the same code with the modules the CLI imported at start-up before
-issue 12 loaded first (alembic and SQLAlchemy, via the migration tree): the same run, the same
-machine weather. "Eager" is the state between issue 12's two start-up changes: every call also
-loaded psycopg (to parse the DSN) and every sub-service of the facade and every CLI area (built
-and imported up front). The provision rate is ``--provisions`` separate processes one after
+the wall time. Three states, each the same code with different modules loaded first, so they
+share the run and the machine's weather: "before" issue 12 (alembic and SQLAlchemy, via the
+migration tree, plus all of "eager"), "eager", the state between issue 12's two start-up changes
+(psycopg to parse the DSN, every sub-service of the facade and every CLI area imported up front),
+and "now". The provision rate is ``--provisions`` separate processes one after
 another, the states interleaved; each state's ratio is against "now" in the same run.
 """
 

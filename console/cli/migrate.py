@@ -95,8 +95,6 @@ async def _migrate_all(service: ConsoleService, args: argparse.Namespace) -> Non
     if args.dry_run:
         await _migrate_plan(service, args)
         return
-    if args.lock_timeout is not None:
-        service.migrations.lock_timeout_s = args.lock_timeout
     await _execute(service, plan, args)
 
 
@@ -106,14 +104,14 @@ async def _migrate_retry(service: ConsoleService, args: argparse.Namespace) -> N
         print("nothing to retry: the run has no failed, busy or pending tenants")
         return
     plan = await service.migrations.plan(target, keys)
-    if args.lock_timeout is not None:
-        service.migrations.lock_timeout_s = args.lock_timeout
     await _execute(service, plan, args)
 
 
 async def _execute(service: ConsoleService, plan: MigrationPlan, args: argparse.Namespace) -> None:
     bar = ProgressBar(sys.stderr)
-    state = await service.migrations.run(plan, args.concurrency, bar.update, _migrate_event)
+    state = await service.migrations.run(
+        plan, args.concurrency, bar.update, _migrate_event, lock_timeout_s=args.lock_timeout
+    )
     bar.finish(state)
     if args.json:
         emit_json(state.as_json())

@@ -19,6 +19,7 @@ import psycopg.conninfo
 
 from console.config import ClusterSettings
 from console.core.errors import ConfigError, ConnectionFailed
+from console.core.hints import CheckConnection
 from console.core.identifiers import quote_ident
 
 APPLICATION_NAME = "goconsole"
@@ -211,10 +212,7 @@ def connection_failed(spec: ConnectionSpec, exc: BaseException) -> ConnectionFai
         cause = str(exc).strip().splitlines()[0]
     else:
         cause = type(exc).__name__
-    return ConnectionFailed(
-        f"cannot connect to {spec.describe()}: {cause} "
-        "(check --dsn / $GOCONSOLE_DSN / the [clusters] DSN, and that the server is running)"
-    )
+    return ConnectionFailed(f"cannot connect to {spec.describe()}: {cause}", hint=CheckConnection())
 
 
 async def connect_unpooled(dsn: str) -> asyncpg.Connection:

@@ -21,6 +21,7 @@ from console.core.bootstrap import initialize
 from console.core.db import ConnectionSpec, Database, connection_failed
 from console.core.errors import NotInitialised
 from console.core.events import EventSink, discard
+from console.core.hints import RunInit
 from console.core.migrations.runner import MigrationRunner
 from console.core.migrations.tree import VERSION_TABLE, AlembicRunner
 from console.core.operations import OperationRunner
@@ -123,7 +124,8 @@ class ConsoleService:
         if not present:
             raise NotInitialised(
                 f"the cluster at {self.spec.describe()} is not initialised (no public.tenants "
-                "registry); run 'goconsole init' with the same connection options first"
+                "registry)",
+                hint=RunInit(),
             )
 
     async def default_server(self) -> str | None:

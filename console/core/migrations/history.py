@@ -7,6 +7,7 @@ from typing import Any
 
 from console.core.db import Database
 from console.core.errors import InvalidInput, NotFound
+from console.core.hints import ListMigrationRuns
 
 
 async def runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
@@ -53,7 +54,7 @@ async def run_failures(db: Database, run: str | None) -> tuple[str, list[str], d
                 "SELECT id, target FROM public.migration_runs WHERE id = $1", run_id
             )
         if found is None:
-            raise NotFound("no such migration run (see: goconsole migrate runs)")
+            raise NotFound("no such migration run", hint=ListMigrationRuns())
         rows = await conn.fetch(
             "SELECT t.key, r.error FROM public.migration_run_tenants r "
             "JOIN public.tenants t ON t.id = r.tenant_id "

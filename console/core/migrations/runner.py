@@ -6,10 +6,10 @@ service exposes; planning is :mod:`~console.core.migrations.plan`, running
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from console.core.audit import AuditLog
+from console.core.cancel import Cancellation
 from console.core.db import Database
 from console.core.events import EventSink
 from console.core.migrations import history
@@ -43,8 +43,7 @@ class MigrationRunner:
         self._alembic = alembic
         self._template = template
         self._planner = Planner(db)
-        self.lock_timeout_s = lock_timeout_s
-        self.cancelled = asyncio.Event()
+        self._lock_timeout_s = lock_timeout_s
 
     async def revisions(self) -> list[tuple[Tenant, str | None]]:
         """Every tenant with its schema's current revision (None: no schema or no version)."""
@@ -63,11 +62,26 @@ class MigrationRunner:
         """Who moves from where to ``target`` (default head), and the SQL of each group."""
         return await self._planner.plan(target, keys, status)
 
+    @property
+    def lock_timeout_s(self) -> float:
+        """The lock timeout a run uses when it is given none (``lifecycle.lock_timeout``)."""
+        return self._lock_timeout_s
+
     async def run(
-        self, plan: MigrationPlan, concurrency: int, progress: ProgressSink, sink: EventSink
+        self,
+        plan: MigrationPlan,
+        concurrency: int,
+        progress: ProgressSink,
+        sink: EventSink,
+        *,
+        lock_timeout_s: float | None = None,
+        cancellation: Cancellation | None = None,
     ) -> RunProgress:
-        """Execute ``plan`` (see :meth:`MigrationRun.run`) with the current lock timeout."""
-        migrator = TenantMigrator(self._db, self._audit, self._alembic, self.lock_timeout_s)
+        """Execute ``plan`` (see :meth:`MigrationRun.run`). Each tenant waits at most
+        ``lock_timeout_s`` for its tables (default :attr:`lock_timeout_s`); cancelling
+        ``cancellation`` starts no new tenants (those in flight finish)."""
+        timeout = self._lock_timeout_s if lock_timeout_s is None else lock_timeout_s
+        migrator = TenantMigrator(self._db, self._audit, self._alembic, timeout)
         run = MigrationRun(
             self._db,
             self._runner,
@@ -76,7 +90,7 @@ class MigrationRunner:
             self._template,
             self._planner,
             migrator,
-            self.cancelled,
+            cancellation or Cancellation(),
         )
         return await run.run(plan, concurrency, progress, sink)
 

@@ -19,6 +19,7 @@ from console.core.errors import (
     TenantBusy,
 )
 from console.core.events import EventSink, Phase, StepEvent, discard
+from console.core.hints import Field, SyncPools
 from console.core.identifiers import schema_for, validate_tenant_key
 from console.core.operations import Operation, OperationRunner
 from console.core.pools.admin import AdminConnection, AdminSpec
@@ -133,8 +134,8 @@ class PoolService:
         if await self.alias_state(alias) is None:
             raise OperationFailed(
                 f"tenant {key} has no pool: PgBouncer has no alias {alias} "
-                "(only ACTIVE and INACTIVE tenants have one; "
-                "'goconsole pool sync' adds missing ones)"
+                "(only ACTIVE and INACTIVE tenants have one)",
+                hint=SyncPools(),
             )
         return [c for c in parse_clients(await self.admin.show("CLIENTS")) if c.database == alias]
 
@@ -422,4 +423,6 @@ class PoolService:
 
 def _check_wait(timeout: float) -> None:
     if not 0 < timeout <= 3600:
-        raise InvalidInput(f"--timeout must be between 0 and 3600 seconds, got {timeout:g}")
+        raise InvalidInput(
+            f"timeout must be between 0 and 3600 seconds, got {timeout:g}", field=Field.TIMEOUT
+        )

@@ -14,6 +14,7 @@ import asyncpg
 # Re-exported until console/ui imports it from console.core.audit.
 from console.core.audit import AuditEntry as AuditEntry
 from console.core.errors import InvalidInput, InvalidState, NotFound
+from console.core.hints import ListTenants
 
 
 class TenantStatus(enum.StrEnum):
@@ -104,7 +105,7 @@ class Registry:
         """The tenant with ``key``; NotFound otherwise."""
         tenant = await self.get(conn, key)
         if tenant is None:
-            raise NotFound(f"no tenant with key {key!r} (see: goconsole tenants list)")
+            raise NotFound(f"no tenant with key {key!r}", hint=ListTenants())
         return tenant
 
     async def list(

@@ -15,8 +15,10 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 from console.core.errors import ConsoleError, InvalidInput
 from console.core.events import Phase, StepEvent
 from console.core.identifiers import validate_tenant_key
+from console.core.migrations.concurrency import MAX_CONCURRENCY, concurrency_in_range
 from console.core.migrations.runner import MigrationPlan, RevisionState, RunProgress
 from console.core.tenants.registry import parse_status
+from console.ui.hints import error_text
 from console.ui.polling import PollingScreen
 from console.ui.screens.prompt import FORM_BINDINGS
 from console.ui.widgets.keyed_table import KeyedTable
@@ -55,7 +57,7 @@ class RunOptionsScreen(ModalScreen[dict[str, Any] | None]):
             # Compact fields and buttons: the whole form, buttons included, fits at 80x24.
             yield Label("Target revision")
             yield Input(value=self._head, id="target", classes="field", compact=True)
-            yield Label("Concurrency (1-32)")
+            yield Label(f"Concurrency (1-{MAX_CONCURRENCY})")
             yield Input(value="2", id="concurrency", type="integer", classes="field", compact=True)
             yield Label("Scope: tenant keys (comma-separated) or status:NAME; empty = all")
             yield Input(
@@ -75,12 +77,10 @@ class RunOptionsScreen(ModalScreen[dict[str, Any] | None]):
         try:
             self.dismiss(self._options())
         except InvalidInput as exc:
-            self.query_one("#run-error", Static).update(exc.message)
+            self.query_one("#run-error", Static).update(error_text(exc))
 
     def _options(self) -> dict[str, Any]:
-        raw = self.query_one("#concurrency", Input).value.strip()
-        if not raw.isdigit() or not 1 <= int(raw) <= 32:
-            raise InvalidInput(f"concurrency must be between 1 and 32, got {raw!r}")
+        concurrency = concurrency_in_range(self.query_one("#concurrency", Input).value.strip())
         scope = self.query_one("#scope", Input).value.strip()
         keys, status = None, None
         if scope.startswith("status:"):
@@ -89,7 +89,7 @@ class RunOptionsScreen(ModalScreen[dict[str, Any] | None]):
             keys = [validate_tenant_key(k.strip()) for k in scope.split(",") if k.strip()]
         return {
             "target": self.query_one("#target", Input).value.strip() or self._head,
-            "concurrency": int(raw),
+            "concurrency": concurrency,
             "keys": keys,
             "status": status,
         }
@@ -310,7 +310,7 @@ class MigrationsScreen(PollingScreen):
                 options["target"], options["keys"], options["status"]
             )
         except ConsoleError as exc:
-            self.notify(exc.message, title=exc.title, severity="error", markup=False)
+            self.notify(error_text(exc), title=exc.title, severity="error", markup=False)
             return
 
         def confirmed(ok: bool | None) -> None:
@@ -337,14 +337,13 @@ class MigrationsScreen(PollingScreen):
                 return
             plan = await self.goapp.service.migrations.plan(target, keys)
         except ConsoleError as exc:
-            self.notify(exc.message, title=exc.title, severity="error", markup=False)
+            self.notify(error_text(exc), title=exc.title, severity="error", markup=False)
             return
         self.clear_results()
         self.goapp.start_migration(plan, 2)
 
     def action_cancel_run(self) -> None:
-        if self.goapp.migration_running():
-            self.goapp.service.migrations.cancelled.set()
+        if self.goapp.cancel_migration():
             self.notify("cancelling: tenants in flight finish, no new ones start")
 
     def action_refresh_now(self) -> None:

@@ -15,6 +15,7 @@ from textual.widgets import Footer, Log, Static
 from console.core.display import PHASE_MARKS, human_size
 from console.core.errors import NotFound
 from console.core.tenants.registry import TenantStatus
+from console.ui.hints import hint_text
 from console.ui.polling import PollingScreen
 from console.ui.tenant_view import status_label
 from console.ui.tracker import OpState, TrackedOperation
@@ -201,7 +202,8 @@ class TenantDetailScreen(PollingScreen):
             log.write_line(f"{op.name} {op.key} started {op.started:%H:%M:%S} UTC")
         for event in op.events[self._shown_events :]:
             took = f" ({event.duration_ms:.0f} ms)" if event.duration_ms is not None else ""
-            log.write_line(f"{PHASE_MARKS[event.phase]} {event.step}: {event.message}{took}")
+            text = event.message + hint_text(event.hint)
+            log.write_line(f"{PHASE_MARKS[event.phase]} {event.step}: {text}{took}")
         self._shown_events = len(op.events)
         if op.state is not OpState.RUNNING and op.outcome and not log.lines[-1].startswith("="):
             log.write_line(f"= {op.outcome}")

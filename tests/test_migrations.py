@@ -33,7 +33,7 @@ from console.core.hints import Field, LowerConcurrency
 from console.core.identifiers import TEMPLATE_SCHEMA, qualified, quote_ident
 from console.core.locks import TENANT_LOCK_CLASS
 from console.core.migrations import run as migrations
-from console.core.migrations.plan import MigrationPlan
+from console.core.migrations.plan import MigrationPlan, RevisionState
 from console.core.migrations.records import LandedRecorder
 from console.core.migrations.run import RUN_LOCK, RunProgress
 from console.core.migrations.tree import head_revision, script_directory
@@ -306,7 +306,7 @@ async def test_mixed_fleet_to_head_with_status_plan_dry_run_and_state_rules(
     # -- status agrees with reality (ARCHIVED tenants are not counted) --
     reality = await revisions_by_key(su)
     assert reality["gone3"] is None
-    status = await service.migrations.status()
+    status = (await service.migrations.status()).as_json()
     assert status["head"] == HEAD
     assert status["revisions"] == [
         {"revision": R1, "tenants": 2, "at_head": False, "state": "behind"},
@@ -392,8 +392,8 @@ async def test_mixed_fleet_to_head_with_status_plan_dry_run_and_state_rules(
     assert sorted((r["key"], r["details"]["from"], r["details"]["method"]) for r in audited) == [
         (k, at[k], "sql") for k in ("a1", "b1", "c2", "d3", "e3", "idle2")
     ]
-    assert (await service.migrations.status())["behind"] == 0
-    assert (await service.migrations.status())["revisions"] == [
+    assert (await service.migrations.status()).behind == 0
+    assert (await service.migrations.status()).as_json()["revisions"] == [
         {"revision": HEAD, "tenants": 7, "at_head": True, "state": "head"}
     ]
 
@@ -445,7 +445,7 @@ async def test_status_and_plan_survive_a_schema_dropped_while_they_read(
             alive,
         )
         await tx.commit()
-        status = await asyncio.wait_for(reading, PATIENCE_S)
+        status = (await asyncio.wait_for(reading, PATIENCE_S)).as_json()
     finally:
         await dropper.close()
     # A tenant without a version row is unknown, as plan has it (skipped), never behind.
@@ -535,13 +535,11 @@ async def test_a_revision_the_code_does_not_know_is_unknown_everywhere(
     )
 
     status = await service.migrations.status()
-    assert (status["behind"], status["unknown"]) == (1, 1)
-    assert [
-        (r["revision"], r["tenants"], r["state"], r["at_head"]) for r in status["revisions"]
-    ] == [
-        (R2, 1, "behind", False),
-        (HEAD, 1, "head", True),
-        ("0099_future", 1, "unknown", False),
+    assert (status.behind, status.unknown) == (1, 1)
+    assert [(r.revision, r.tenants, r.state, r.at_head) for r in status.revisions] == [
+        (R2, 1, RevisionState.BEHIND, False),
+        (HEAD, 1, RevisionState.AT_TARGET, True),
+        ("0099_future", 1, RevisionState.UNKNOWN, False),
     ]
     plan = await service.migrations.plan()
     assert plan_groups(plan) == [(R2, HEAD, [old.key], "sql")]
@@ -836,7 +834,7 @@ async def test_busy_tenant_is_retried_at_the_end_and_skipped_if_still_busy(
         assert await run_status(su, state.run_id) != "succeeded"
         assert [await revision_of(su, t) for t in tenants] == [HEAD, R3, HEAD]
         runs = await service.migrations.runs()
-        assert (runs[0]["succeeded"], runs[0]["skipped_busy"]) == (2, 1)
+        assert (runs[0].succeeded, runs[0].skipped_busy) == (2, 1)
 
         # 2. Released: the retry of that run completes it.
         holder.execute("SELECT pg_advisory_unlock_all()")

@@ -222,8 +222,8 @@ async def test_screen_shows_tenants_per_revision_and_how_many_are_behind(
         f"UPDATE {qualified('tenant_alien', 'schema_version')} SET version_num = '0099_future'"
     )
     status = await ui_service.migrations.status()
-    assert (status["behind"], status["unknown"]) == (4, 1)
-    assert [(r["revision"], r["tenants"]) for r in status["revisions"]] == [
+    assert (status.behind, status.unknown) == (4, 1)
+    assert [(r.revision, r.tenants) for r in status.revisions] == [
         (R1, 1),
         (R2, 3),
         (HEAD, 1),

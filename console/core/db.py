@@ -177,6 +177,20 @@ class Database:
         await init_connection(conn)
         return conn
 
+    async def ping(self) -> None:
+        """``SELECT 1`` on the pool, bounded by the connect timeout; ConnectionFailed (naming
+        the DSN and the cause) when the cluster does not answer."""
+        try:
+            async with self.acquire() as conn:
+                await conn.fetchval("SELECT 1", timeout=self.spec.connect_timeout)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise connection_failed(self.spec, exc) from exc
+
+    async def in_recovery(self) -> bool:
+        """Whether the cluster is a replica (``pg_is_in_recovery``)."""
+        async with self.acquire() as conn:
+            return bool(await conn.fetchval("SELECT pg_is_in_recovery()"))
+
     async def chosen_server(self) -> str:
         """Where the pool's connections go, as the driver resolved it: socket path or host
         and port, database and user (never the password)."""

@@ -6,15 +6,20 @@ service exposes; planning is :mod:`~console.core.migrations.plan`, running
 
 from __future__ import annotations
 
-from typing import Any
-
 from console.core.audit import AuditLog
 from console.core.cancel import Cancellation
 from console.core.db import Database
 from console.core.events import EventSink
 from console.core.migrations import history
 from console.core.migrations.apply import TenantMigrator
-from console.core.migrations.plan import MigrationPlan, Planner, RevisionState, display_sql
+from console.core.migrations.history import RunSummary
+from console.core.migrations.plan import (
+    MigrationPlan,
+    MigrationStatus,
+    Planner,
+    RevisionState,
+    display_sql,
+)
 from console.core.migrations.run import MigrationRun, ProgressSink, RunProgress
 from console.core.migrations.tree import AlembicRunner
 from console.core.operations import OperationRunner
@@ -49,7 +54,7 @@ class MigrationRunner:
         """Every tenant with its schema's current revision (None: no schema or no version)."""
         return await self._planner.revisions()
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> MigrationStatus:
         """Tenants per revision against head, and how many are behind or unknown."""
         return await self._planner.status()
 
@@ -94,7 +99,7 @@ class MigrationRunner:
         )
         return await run.run(plan, concurrency, progress, sink)
 
-    async def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+    async def runs(self, limit: int = 20) -> list[RunSummary]:
         """Recent runs, newest first, with per-status counts."""
         return await history.runs(self._db, limit)
 

@@ -35,6 +35,7 @@ from console.core.security.acl import (
     role_names,
     role_row,
 )
+from console.core.tenants.registry import registry_exists
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ async def check_privileges(conn: asyncpg.Connection, app_role: str) -> Privilege
     interface, a superuser or BYPASSRLS role, role memberships, a tenant table without enabled
     and forced RLS, a tenant schema or table it owns, CREATE on a tenant schema, default
     privileges giving it objects created later, and a missing or unsafe interface."""
-    if await conn.fetchval("SELECT to_regclass('public.tenants')") is None:
+    if not await registry_exists(conn):
         raise InvalidState("the control schema is missing", hint=RunInit())
     database = await conn.fetchval("SELECT current_database()")
     role = await role_row(conn, app_role)

@@ -16,7 +16,9 @@ from console.core.errors import ConsoleError, InvalidInput
 from console.core.events import Phase, StepEvent
 from console.core.identifiers import validate_tenant_key
 from console.core.migrations.concurrency import MAX_CONCURRENCY, concurrency_in_range
-from console.core.migrations.runner import MigrationPlan, RevisionState, RunProgress
+from console.core.migrations.history import RunSummary
+from console.core.migrations.plan import MigrationPlan, MigrationStatus, RevisionState
+from console.core.migrations.run import RunProgress
 from console.core.tenants.registry import parse_status
 from console.ui.hints import error_text
 from console.ui.polling import PollingScreen
@@ -182,7 +184,7 @@ class MigrationsScreen(PollingScreen):
     def __init__(self) -> None:
         super().__init__(id="migrations")
         self._failures: dict[str, str] = {}  # tenant -> error, of the results shown
-        self.status: dict[str, Any] | None = None
+        self.status: MigrationStatus | None = None
 
     def compose(self) -> ComposeResult:
         yield self.goapp.make_header()
@@ -217,28 +219,26 @@ class MigrationsScreen(PollingScreen):
         runs = await self.goapp.service.migrations.runs(10)
         self._show_state(self.status, runs)
 
-    def _show_state(self, status: dict[str, Any], runs: list[dict[str, Any]]) -> None:
-        total = sum(r["tenants"] for r in status["revisions"]) or 1
+    def _show_state(self, status: MigrationStatus, runs: list[RunSummary]) -> None:
+        total = sum(r.tenants for r in status.revisions) or 1
         lines = [
-            f"head {status['head']} · {status['behind']} tenant(s) behind · "
-            f"{status['unknown']} at an unknown revision",
+            f"head {status.head} · {status.behind} tenant(s) behind · "
+            f"{status.unknown} at an unknown revision",
             "",
         ]
-        for r in status["revisions"]:
-            filled = max(1, round(BAR_WIDTH * r["tenants"] / total))
-            mark = STATE_MARKS[RevisionState(r["state"])]
-            lines.append(
-                f"{r['revision'][:28]:<28} {'█' * filled:<{BAR_WIDTH}} {r['tenants']:>6} {mark}"
-            )
+        for r in status.revisions:
+            filled = max(1, round(BAR_WIDTH * r.tenants / total))
+            mark = STATE_MARKS[r.state]
+            lines.append(f"{r.revision[:28]:<28} {'█' * filled:<{BAR_WIDTH}} {r.tenants:>6} {mark}")
         self.query_one("#mig-bars", Static).update("\n".join(lines))
         rows = {
-            r["id"]: (
-                r["started_at"][:19].replace("T", " "),
-                r["target"],
-                r["status"],
-                str(r["succeeded"]),
-                str(r["failed"]),
-                str(r["skipped_busy"]),
+            str(r.id): (
+                r.started_at.isoformat()[:19].replace("T", " "),
+                r.target,
+                r.status,
+                str(r.succeeded),
+                str(r.failed),
+                str(r.skipped_busy),
             )
             for r in runs
         }
@@ -296,7 +296,7 @@ class MigrationsScreen(PollingScreen):
         if self.goapp.migration_running():
             self.notify("a run is already in progress", severity="warning")
             return
-        head = self.status["head"] if self.status else ""
+        head = self.status.head if self.status else ""
         self.app.push_screen(RunOptionsScreen(head), self._plan_run)
 
     def _plan_run(self, options: dict[str, Any] | None) -> None:

@@ -9,7 +9,7 @@ from console.cli.command import Commands
 from console.cli.render import ProgressBar, emit_json, print_event, print_table
 from console.core.errors import OperationFailed
 from console.core.events import Phase, StepEvent
-from console.core.migrations.runner import MigrationPlan, display_sql
+from console.core.migrations.plan import MigrationPlan, display_sql
 from console.core.service import ConsoleService
 from console.core.tenants.registry import parse_status
 

@@ -20,7 +20,8 @@ from textual.signal import Signal
 from console.core.cancel import Cancellation
 from console.core.errors import ConsoleError, ReadOnlyMode
 from console.core.events import StepEvent
-from console.core.migrations.runner import MigrationPlan, RunProgress
+from console.core.migrations.plan import MigrationPlan
+from console.core.migrations.run import RunProgress
 from console.core.service import ConsoleService
 from console.ui.commands import ConsoleCommands, ThemeCommands
 from console.ui.connection import ConnectionState, HealthProbe, Link, LinkChange

@@ -17,17 +17,12 @@ from console.core.migrations.plan import (
     MigrationPlan,
     MigrationStatus,
     Planner,
-    RevisionState,
-    display_sql,
 )
 from console.core.migrations.run import MigrationRun, ProgressSink, RunProgress
 from console.core.migrations.tree import AlembicRunner
 from console.core.operations import OperationRunner
 from console.core.tenants.registry import Tenant, TenantStatus
 from console.core.tenants.template import TemplateSchema
-
-# Front ends import these from here.
-__all__ = ["MigrationPlan", "MigrationRunner", "RevisionState", "RunProgress", "display_sql"]
 
 
 class MigrationRunner:

@@ -36,14 +36,6 @@ from console.core.pools.sync import SyncReport, explicitly_sized, reconcile
 from console.core.states import Action, allowed
 from console.core.tenants.registry import Registry, Tenant, TenantStatus
 
-# The UI imports these from here.
-__all__ = [
-    "POOL_STEPS_SKIPPED",
-    "PoolService",
-    "check_pool_size",
-    "size_limit",
-]
-
 POOL_STEPS_SKIPPED = "pgbouncer: not configured — pool steps skipped"
 SIMPLE_ACTIONS = {
     "resume": ("RESUME", "resuming"),

@@ -12,7 +12,6 @@ from typing import Any
 import asyncpg
 
 # Re-exported until console/ui imports it from console.core.audit.
-from console.core.audit import AuditEntry as AuditEntry
 from console.core.errors import InvalidInput, InvalidState, NotFound
 from console.core.hints import ListTenants
 

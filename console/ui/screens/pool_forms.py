@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from console.core.errors import InvalidInput
-from console.core.pools.service import check_pool_size
+from console.core.pools.aliases import check_pool_size
 from console.ui.hints import error_text
 
 SizeChoice = tuple[str, str | None]

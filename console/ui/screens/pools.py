@@ -20,8 +20,8 @@ from textual.widgets import DataTable, Footer, Static
 from console.core.errors import ConsoleError
 from console.core.events import EventSink
 from console.core.pools.admin import DSN_ENV
+from console.core.pools.aliases import size_limit
 from console.core.pools.monitor import PoolSnapshot, PoolView
-from console.core.pools.service import size_limit
 from console.ui.connection import Link
 from console.ui.hints import error_text
 from console.ui.polling import PollingScreen

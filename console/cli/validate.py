@@ -12,6 +12,7 @@ from console.config import Settings
 from console.core.errors import InvalidInput
 from console.core.identifiers import validate_tenant_key
 from console.core.migrations.concurrency import concurrency_in_range
+from console.core.pools.service import check_pause_timeout
 from console.core.tenants.bulk_report import check_concurrency, check_request
 from console.core.tenants.lifecycle import check_drain_timeout
 from console.core.tenants.registry import parse_status
@@ -97,8 +98,8 @@ def _validate_pool(args: argparse.Namespace) -> None:
             )
         if args.count is not None and args.count < 1:
             raise InvalidInput(f"--count must be 1 or more, got {args.count}")
-    if args.action == "pause" and args.timeout is not None and not 0 < args.timeout <= 3600:
-        raise InvalidInput(f"--timeout must be between 0 and 3600 seconds, got {args.timeout:g}")
+    if args.action == "pause" and args.timeout is not None:
+        check_pause_timeout(args.timeout)
     if args.action == "kill" and not args.read_only:
         _confirm(args.action, args.key, args.yes, "drops every client and server connection now")
 

@@ -189,7 +189,7 @@ class PoolService:
         """PAUSE the tenant's alias: wait for in-flight transactions; on timeout name the
         clients still active and leave the pool resumed."""
         wait = self.settings.pause_timeout if timeout is None else timeout
-        _check_wait(wait)
+        check_pause_timeout(wait)
         validate_tenant_key(key)
         async with self._runner.run("pool", key, sink) as op:
             tenant = await op.tenant(Action.POOL)
@@ -413,7 +413,8 @@ class PoolService:
         return None if row is None else (row.paused, row.disabled)
 
 
-def _check_wait(timeout: float) -> None:
+def check_pause_timeout(timeout: float) -> None:
+    """InvalidInput unless a pause may wait ``timeout`` seconds (more than 0, at most 3600)."""
     if not 0 < timeout <= 3600:
         raise InvalidInput(
             f"timeout must be between 0 and 3600 seconds, got {timeout:g}", field=Field.TIMEOUT

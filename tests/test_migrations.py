@@ -556,7 +556,7 @@ async def test_a_revision_the_code_does_not_know_is_unknown_everywhere(
     )
     as_json = cli("migrate", "status", "--json")
     assert as_json.returncode == 0, as_json.stderr
-    assert json.loads(as_json.stdout) == status
+    assert json.loads(as_json.stdout) == status.as_json()
 
 
 # -- a failing tenant ----------------------------------------------------------------------------

@@ -254,6 +254,10 @@ async def test_check_privileges_cli_exit_codes(
         f"{APP_ROLE} holds SELECT on table public.tenant_audit_log (via {APP_ROLE}), "
         "beyond the interface"
     ]
+    (finding,) = payload["findings"]
+    assert list(finding) == ["problem", "fix"]
+    assert finding["fix"].startswith("REVOKE SELECT ON TABLE")
+    assert finding["fix"].endswith(" (goconsole init does this)")
 
     bad = await asyncio.to_thread(cli, "check-privileges", "--bogus")
     assert bad.returncode == 2

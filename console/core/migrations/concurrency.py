@@ -7,6 +7,7 @@ from console.core.errors import InvalidInput
 from console.core.hints import Field
 
 MAX_CONCURRENCY = 32
+DEFAULT_CONCURRENCY = 2  # tenants at once when the operator names no number
 
 
 def concurrency_in_range(value: int | str) -> int:

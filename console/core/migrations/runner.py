@@ -13,11 +13,7 @@ from console.core.events import EventSink
 from console.core.migrations import history
 from console.core.migrations.apply import TenantMigrator
 from console.core.migrations.history import RunSummary
-from console.core.migrations.plan import (
-    MigrationPlan,
-    MigrationStatus,
-    Planner,
-)
+from console.core.migrations.plan import MigrationPlan, MigrationStatus, Planner
 from console.core.migrations.run import MigrationRun, ProgressSink, RunProgress
 from console.core.migrations.tree import AlembicRunner
 from console.core.operations import OperationRunner

@@ -15,7 +15,11 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 from console.core.errors import ConsoleError, InvalidInput
 from console.core.events import Phase, StepEvent
 from console.core.identifiers import validate_tenant_key
-from console.core.migrations.concurrency import MAX_CONCURRENCY, concurrency_in_range
+from console.core.migrations.concurrency import (
+    DEFAULT_CONCURRENCY,
+    MAX_CONCURRENCY,
+    concurrency_in_range,
+)
 from console.core.migrations.history import RunSummary
 from console.core.migrations.plan import MigrationPlan, MigrationStatus, RevisionState
 from console.core.migrations.run import RunProgress
@@ -60,7 +64,13 @@ class RunOptionsScreen(ModalScreen[dict[str, Any] | None]):
             yield Label("Target revision")
             yield Input(value=self._head, id="target", classes="field", compact=True)
             yield Label(f"Concurrency (1-{MAX_CONCURRENCY})")
-            yield Input(value="2", id="concurrency", type="integer", classes="field", compact=True)
+            yield Input(
+                value=str(DEFAULT_CONCURRENCY),
+                id="concurrency",
+                type="integer",
+                classes="field",
+                compact=True,
+            )
             yield Label("Scope: tenant keys (comma-separated) or status:NAME; empty = all")
             yield Input(
                 placeholder="e.g. acme,beta  or  status:inactive",
@@ -340,7 +350,7 @@ class MigrationsScreen(PollingScreen):
             self.notify(error_text(exc), title=exc.title, severity="error", markup=False)
             return
         self.clear_results()
-        self.goapp.start_migration(plan, 2)
+        self.goapp.start_migration(plan, DEFAULT_CONCURRENCY)
 
     def action_cancel_run(self) -> None:
         if self.goapp.cancel_migration():

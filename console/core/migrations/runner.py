@@ -58,11 +58,6 @@ class MigrationRunner:
         """Who moves from where to ``target`` (default head), and the SQL of each group."""
         return await self._planner.plan(target, keys, status)
 
-    @property
-    def lock_timeout_s(self) -> float:
-        """The lock timeout a run uses when it is given none (``lifecycle.lock_timeout``)."""
-        return self._lock_timeout_s
-
     async def run(
         self,
         plan: MigrationPlan,
@@ -74,7 +69,7 @@ class MigrationRunner:
         cancellation: Cancellation | None = None,
     ) -> RunProgress:
         """Execute ``plan`` (see :meth:`MigrationRun.run`). Each tenant waits at most
-        ``lock_timeout_s`` for its tables (default :attr:`lock_timeout_s`); cancelling
+        ``lock_timeout_s`` for its tables (default ``lifecycle.lock_timeout``); cancelling
         ``cancellation`` starts no new tenants (those in flight finish)."""
         timeout = self._lock_timeout_s if lock_timeout_s is None else lock_timeout_s
         migrator = TenantMigrator(self._db, self._audit, self._alembic, timeout)

@@ -240,7 +240,7 @@ async def script_pass(service: ConsoleService, dsn: str, connections: int) -> fl
     the rest (planning, batched records, bookkeeping)."""
     plan = await service.migrations.plan()
     (group,) = plan.groups
-    timeout = service.migrations.lock_timeout_s
+    timeout = service.settings.lifecycle.lock_timeout
     jobs = [tenant_script(t, group, timeout) for t in group.tenants]
     return await execute_pass(dsn, jobs, connections, False)
 
@@ -343,7 +343,7 @@ async def bench_size(
             log(f"  setup: {count} tenants at {FROM_REV} in {result.setup_s:.1f}s")
 
             result.status_behind_s, status = await timed(service.migrations.status)
-            assert status["behind"] == count, status
+            assert status.behind == count, status
             log(f"  migrate status (all behind): {result.status_behind_s:.2f}s")
 
             # One untimed pass first: every timed pass then starts from a fleet put back at
@@ -380,7 +380,7 @@ async def bench_size(
                         )
 
             result.status_head_s, status = await timed(service.migrations.status)
-            assert status["behind"] == 0, status
+            assert status.behind == 0, status
             log(f"  migrate status (all at head): {result.status_head_s:.2f}s")
             started = time.perf_counter()
             plan = await service.migrations.plan()

@@ -4,7 +4,9 @@ driver). A second guard beside the import-linter contracts in pyproject.toml."""
 
 from __future__ import annotations
 
+import argparse
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +138,82 @@ def test_core_package_path_is_the_checkout() -> None:
     import console.core
 
     assert Path(console.core.__file__).resolve().parent == CORE
+
+
+# Core strings (file, words in them) that name goconsole or one of its flags without speaking
+# to an operator.
+NOT_MESSAGES = {
+    ("operations.py", "goconsole "): "the application_name label lock holders show",
+    ("tenants/bulk_build.py", "goconsole step: "): "a marker inside a PostgreSQL HINT",
+    ("tenants/schema.py", "goconsole access check"): "the label of a row the check inserts",
+    ("binaries.py", "--version"): "postgres --version, the server binary's own flag",
+}
+
+
+def cli_flags() -> set[str]:
+    """Every long option of every goconsole command."""
+    from console.cli.parser import build_parser
+
+    flags: set[str] = set()
+    parsers = [build_parser()]
+    while parsers:
+        for action in parsers.pop()._actions:
+            flags |= {o for o in action.option_strings if o.startswith("--")}
+            if isinstance(action, argparse._SubParsersAction):
+                parsers += action.choices.values()
+    return flags
+
+
+def front_end_words(source: str, flags: set[str]) -> list[str]:
+    """String constants in ``source`` (f-string parts included, docstrings not) that name
+    ``goconsole`` or one of ``flags``."""
+    tree = ast.parse(source)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    named = re.compile(r"goconsole |" + "|".join(rf"{re.escape(f)}(?![\w-])" for f in flags))
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+        and named.search(node.value)
+    ]
+
+
+def test_the_message_scanner_finds_flags_and_commands() -> None:
+    source = (
+        '"""Run ``goconsole init`` first (a docstring)."""\n'
+        "def f(key, t):\n"
+        '    """Names --force (a docstring)."""\n'
+        '    raise X(f"no tenant {key} (see: goconsole tenants list)")\n'
+        '    raise X(f"waited {t}s: rerun with --force")\n'
+        '    raise X("the --forced-choice is not the flag; pg_dump --schema-only is not ours")\n'
+    )
+    assert front_end_words(source, {"--force", "--schema"}) == [
+        " (see: goconsole tenants list)",
+        "s: rerun with --force",
+    ]
+
+
+def test_core_messages_name_no_cli_flag_or_command() -> None:
+    """The core words errors for every front end: hints (console.core.hints) carry what the
+    CLI renders as a flag or command and the UI as a key or action."""
+    flags = cli_flags()
+    assert {"--force", "--timeout", "--concurrency"} <= flags
+    offenders = [
+        (name, text)
+        for path in sorted(CORE.rglob("*.py"))
+        for text in front_end_words(path.read_text(encoding="utf-8"), flags)
+        if not any(
+            (name := str(path.relative_to(CORE))) == where and words in text
+            for where, words in NOT_MESSAGES
+        )
+    ]
+    assert offenders == []

@@ -18,6 +18,7 @@ from helpers import APP_ROLE, PROJECT_ROOT
 from console.config import Settings
 from console.core.errors import InvalidInput, ReadOnlyMode
 from console.core.events import Phase, StepEvent
+from console.core.hints import Field
 from console.core.locks import TENANT_LOCK_CLASS
 from console.core.migrations.tree import head_revision
 from console.core.pools.include_file import IncludeFile
@@ -139,8 +140,11 @@ async def test_bad_request_is_refused_whole_before_any_sql(
         with pytest.raises(InvalidInput) as err:
             await closed.provision_many(keys)
         assert message in err.value.message
-    with pytest.raises(InvalidInput, match=r"--concurrency 10 is out of range 1-9: .* has 10"):
+    with pytest.raises(
+        InvalidInput, match=r"^concurrency 10 is out of range 1-9: .* has 10"
+    ) as err:
         await closed.provision_many(["good"], concurrency=10)
+    assert err.value.field is Field.CONCURRENCY
     with pytest.raises(InvalidInput, match="out of range 1-9"):
         await closed.provision_many(["good"], concurrency=0)
 

@@ -187,6 +187,48 @@ async def test_deactivate_reactivate_offboard_roundtrip(cli, database_dsn: str) 
     assert await status_of(database_dsn, "acme") == "ARCHIVED"
 
 
+async def test_json_output_keeps_its_keys_in_their_order(cli) -> None:
+    """``--json`` of the commands whose results are typed dataclasses prints the keys it printed
+    when they were dicts, in the same order (scripts may rely on either)."""
+    assert cli("init").returncode == 0
+    assert cli("tenants", "provision", "acme").returncode == 0
+    assert cli("tenants", "deactivate", "acme", "--yes").returncode == 0  # backs it up first
+    assert cli("migrate", "all").returncode == 0
+
+    shown = json.loads(cli("tenants", "show", "acme", "--json").stdout)
+    assert list(shown) == ["tenant", "revision", "tables", "backups", "audit"]
+    assert list(shown["tenant"]) == [
+        *("id", "key", "schema_name", "display_name", "status", "cluster", "created_at"),
+        *("updated_at", "config"),
+    ]
+    assert {tuple(t) for t in shown["tables"]} == {
+        ("table", "estimated_rows", "bytes", "rls_enabled", "rls_forced", "policies")
+    }
+    assert [list(b) for b in shown["backups"]] == [
+        ["kind", "status", "started_at", "bytes", "sha256", "location", "verify_result"]
+    ]
+    assert {tuple(a) for a in shown["audit"]} == {
+        (
+            *("id", "tenant", "action_type", "action_timestamp", "actor", "actor_host"),
+            *("actor_address", "details"),
+        )
+    }
+
+    status = json.loads(cli("migrate", "status", "--json").stdout)
+    assert list(status) == ["head", "behind", "unknown", "revisions"]
+    assert [list(r) for r in status["revisions"]] == [["revision", "tenants", "at_head", "state"]]
+    assert status["revisions"][0]["state"] == "head" and status["revisions"][0]["at_head"]
+
+    runs = json.loads(cli("migrate", "runs", "--json").stdout)
+    assert [list(r) for r in runs] == [
+        [
+            *("id", "started_at", "finished_at", "target", "status", "tenants", "succeeded"),
+            *("failed", "skipped_busy", "pending"),
+        ]
+    ]
+    assert (runs[0]["status"], runs[0]["tenants"]) == ("succeeded", 0)  # all at head already
+
+
 async def test_unreachable_cluster_and_bad_config(cli, tmp_path: Path) -> None:
     down = cli("tenants", "list", dsn="postgresql://postgres@127.0.0.1:1/nowhere")
     assert down.returncode == 1

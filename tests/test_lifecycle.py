@@ -25,6 +25,7 @@ from console.core.errors import (
     ReadOnlyMode,
     TenantBusy,
 )
+from console.core.hints import Field, Force
 from console.core.service import ConsoleService
 from console.core.tenants.registry import Tenant, TenantStatus
 from console.core.tenants.schema import catalog_fingerprint
@@ -36,6 +37,7 @@ TENANT_TABLES = ("categories", "products", "customers", "orders", "order_items",
 PROVISION_SCRIPT = """
 import asyncio, dataclasses, sys
 from console.config import BackupSettings, Settings
+from console.core.hints import Field, Force
 from console.core.service import ConsoleService
 
 async def main(dsn, backup_dir, key):
@@ -297,7 +299,7 @@ async def test_deactivate_waits_for_lock_holders_then_force_terminates_them(
         message = str(err.value)
         assert f"pid {holder_pid} " in message
         assert "still hold locks on tenant_acme after 0.5s" in message
-        assert "--force" in message
+        assert err.value.hint == Force()
         # rolled back: ACTIVE again and usable by the application
         assert await status_of(su, "acme") == "ACTIVE"
         assert await app_can_read(app_conn, tenant) == 1
@@ -348,8 +350,9 @@ async def test_state_machine_refuses_out_of_order_operations(
         await service.deactivate("acme", timeout=1)
     with pytest.raises(NotFound, match="no tenant with key 'ghost'"):
         await service.deactivate("ghost", timeout=1)
-    with pytest.raises(InvalidInput, match="--timeout"):
+    with pytest.raises(InvalidInput, match=r"^timeout must be between") as bad:
         await service.deactivate("acme", timeout=-1)
+    assert bad.value.field is Field.TIMEOUT
     assert await status_of(su, "acme") == "INACTIVE"
 
 

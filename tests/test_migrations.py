@@ -29,10 +29,11 @@ from console.config import ClusterSettings, Settings
 from console.core.actor import Actor
 from console.core.errors import InvalidInput, ReadOnlyMode, TenantBusy
 from console.core.events import Phase, StepEvent
+from console.core.hints import Field, LowerConcurrency
 from console.core.identifiers import TEMPLATE_SCHEMA, qualified, quote_ident
 from console.core.locks import TENANT_LOCK_CLASS
 from console.core.migrations import run as migrations
-from console.core.migrations.plan import MigrationPlan
+from console.core.migrations.plan import MigrationPlan, RevisionState
 from console.core.migrations.records import LandedRecorder
 from console.core.migrations.run import RUN_LOCK, RunProgress
 from console.core.migrations.tree import head_revision, script_directory
@@ -205,13 +206,18 @@ async def migrate(
     keys: list[str] | None = None,
     concurrency: int = 2,
     recorder: Recorder | None = None,
+    lock_timeout_s: float | None = None,
 ) -> RunProgress:
-    """Plan and run, like ``migrate all``; a run that does not finish in PATIENCE_S fails."""
+    """Plan and run, like ``migrate all`` (``--lock-timeout``: ``lock_timeout_s``); a run that
+    does not finish in PATIENCE_S fails."""
     rec = recorder or Recorder()
     plan = await svc.migrations.plan(target, keys)
     try:
         return await asyncio.wait_for(
-            svc.migrations.run(plan, concurrency, rec.progress, rec.sink), PATIENCE_S
+            svc.migrations.run(
+                plan, concurrency, rec.progress, rec.sink, lock_timeout_s=lock_timeout_s
+            ),
+            PATIENCE_S,
         )
     except TimeoutError:
         pytest.fail(f"the migration run did not finish within {PATIENCE_S:g}s (hung)")
@@ -300,7 +306,7 @@ async def test_mixed_fleet_to_head_with_status_plan_dry_run_and_state_rules(
     # -- status agrees with reality (ARCHIVED tenants are not counted) --
     reality = await revisions_by_key(su)
     assert reality["gone3"] is None
-    status = await service.migrations.status()
+    status = (await service.migrations.status()).as_json()
     assert status["head"] == HEAD
     assert status["revisions"] == [
         {"revision": R1, "tenants": 2, "at_head": False, "state": "behind"},
@@ -386,8 +392,8 @@ async def test_mixed_fleet_to_head_with_status_plan_dry_run_and_state_rules(
     assert sorted((r["key"], r["details"]["from"], r["details"]["method"]) for r in audited) == [
         (k, at[k], "sql") for k in ("a1", "b1", "c2", "d3", "e3", "idle2")
     ]
-    assert (await service.migrations.status())["behind"] == 0
-    assert (await service.migrations.status())["revisions"] == [
+    assert (await service.migrations.status()).behind == 0
+    assert (await service.migrations.status()).as_json()["revisions"] == [
         {"revision": HEAD, "tenants": 7, "at_head": True, "state": "head"}
     ]
 
@@ -439,7 +445,7 @@ async def test_status_and_plan_survive_a_schema_dropped_while_they_read(
             alive,
         )
         await tx.commit()
-        status = await asyncio.wait_for(reading, PATIENCE_S)
+        status = (await asyncio.wait_for(reading, PATIENCE_S)).as_json()
     finally:
         await dropper.close()
     # A tenant without a version row is unknown, as plan has it (skipped), never behind.
@@ -529,13 +535,11 @@ async def test_a_revision_the_code_does_not_know_is_unknown_everywhere(
     )
 
     status = await service.migrations.status()
-    assert (status["behind"], status["unknown"]) == (1, 1)
-    assert [
-        (r["revision"], r["tenants"], r["state"], r["at_head"]) for r in status["revisions"]
-    ] == [
-        (R2, 1, "behind", False),
-        (HEAD, 1, "head", True),
-        ("0099_future", 1, "unknown", False),
+    assert (status.behind, status.unknown) == (1, 1)
+    assert [(r.revision, r.tenants, r.state, r.at_head) for r in status.revisions] == [
+        (R2, 1, RevisionState.BEHIND, False),
+        (HEAD, 1, RevisionState.AT_TARGET, True),
+        ("0099_future", 1, RevisionState.UNKNOWN, False),
     ]
     plan = await service.migrations.plan()
     assert plan_groups(plan) == [(R2, HEAD, [old.key], "sql")]
@@ -552,7 +556,7 @@ async def test_a_revision_the_code_does_not_know_is_unknown_everywhere(
     )
     as_json = cli("migrate", "status", "--json")
     assert as_json.returncode == 0, as_json.stderr
-    assert json.loads(as_json.stdout) == status
+    assert json.loads(as_json.stdout) == status.as_json()
 
 
 # -- a failing tenant ----------------------------------------------------------------------------
@@ -691,8 +695,9 @@ async def test_every_tenant_failing_with_as_many_workers_as_pool_connections(
     bad = [await tenant_at(svc, su, f"bad{i}", R2) for i in range(6)]
     for tenant in bad:
         await add_customers(su, tenant, "A@x.com", "a@x.com")
-    with pytest.raises(InvalidInput, match="use --concurrency 1-3 or raise pool_max_size"):
+    with pytest.raises(InvalidInput, match=r"^concurrency 4 needs 5 connections") as err:
         await migrate(svc, concurrency=4)
+    assert (err.value.field, err.value.hint) == (Field.CONCURRENCY, LowerConcurrency(3))
     state = await migrate(svc, concurrency=3)
     assert (state.done, state.failed) == (0, 6)
     rows = await run_rows(su, state.run_id)
@@ -707,7 +712,6 @@ async def test_lock_timeout_fails_only_the_locked_tenant(
 ) -> None:
     tenants = [await tenant_at(service, su, key, R3) for key in ("la", "lb", "lc")]
     locked = tenants[1]
-    service.migrations.lock_timeout_s = 0.3
     blocker = await asyncpg.connect(database_dsn)
     try:
         tx = blocker.transaction()
@@ -715,7 +719,7 @@ async def test_lock_timeout_fails_only_the_locked_tenant(
         await blocker.execute(
             f"LOCK TABLE {qualified(locked.schema_name, 'orders')} IN ACCESS EXCLUSIVE MODE"
         )
-        state = await migrate(service, concurrency=2)
+        state = await migrate(service, concurrency=2, lock_timeout_s=0.3)
         await tx.rollback()
     finally:
         await blocker.close()
@@ -738,14 +742,13 @@ async def test_lock_timeout_names_the_blocking_backend(
     """The failure says who held the table: pid, user, application, query start; the run's
     record (``migrate runs``/``retry``) and the progress events carry the same text."""
     tenant = await tenant_at(service, su, "lk", R3)
-    service.migrations.lock_timeout_s = 0.2
     conn = await asyncpg.connect(database_dsn, server_settings={"application_name": "etl_nightly"})
     gate = TableGate(conn)
     try:
         await gate.close([qualified(tenant.schema_name, "orders")])
         holder_pid = conn.get_server_pid()
         rec = Recorder()
-        state = await migrate(service, concurrency=1, recorder=rec)
+        state = await migrate(service, concurrency=1, recorder=rec, lock_timeout_s=0.2)
     finally:
         await gate.open()
         await conn.close()
@@ -768,13 +771,12 @@ async def test_lost_connection_fails_that_tenant_and_the_run_goes_on(
 ) -> None:
     tenants = [await tenant_at(service, su, key, R3) for key in ("ca", "cb", "cc", "cd")]
     orders = qualified(tenants[1].schema_name, "orders")
-    service.migrations.lock_timeout_s = 60
     blocker = await asyncpg.connect(database_dsn)
     try:
         tx = blocker.transaction()
         await tx.start()
         await blocker.execute(f"LOCK TABLE {orders} IN ACCESS EXCLUSIVE MODE")
-        run = asyncio.create_task(migrate(service, concurrency=1))
+        run = asyncio.create_task(migrate(service, concurrency=1, lock_timeout_s=60))
 
         async def alive() -> None:
             if run.done():
@@ -832,7 +834,7 @@ async def test_busy_tenant_is_retried_at_the_end_and_skipped_if_still_busy(
         assert await run_status(su, state.run_id) != "succeeded"
         assert [await revision_of(su, t) for t in tenants] == [HEAD, R3, HEAD]
         runs = await service.migrations.runs()
-        assert (runs[0]["succeeded"], runs[0]["skipped_busy"]) == (2, 1)
+        assert (runs[0].succeeded, runs[0].skipped_busy) == (2, 1)
 
         # 2. Released: the retry of that run completes it.
         holder.execute("SELECT pg_advisory_unlock_all()")

@@ -700,7 +700,7 @@ async def test_cli_failures_exit_1_watch_on_unreachable_and_clients_without_a_po
     assert nopool.returncode == 1, nopool.stderr
     assert nopool.stderr.strip().splitlines() == [
         "goconsole: error: tenant acme has no pool: PgBouncer has no alias tenant_acme (only "
-        "ACTIVE and INACTIVE tenants have one; 'goconsole pool sync' adds missing ones)"
+        "ACTIVE and INACTIVE tenants have one); 'goconsole pool sync' adds missing ones"
     ]
     assert nopool.stdout == ""
 

@@ -124,10 +124,10 @@ async def test_app_role_resolves_one_tenant_and_cannot_list_them(
 
     # no public field configured: no config at all; init says what it changed
     report = await svc.init()
-    assert report["privilege_changes"] == []
+    assert report.privilege_changes == []
     plain = await make_service()
     report = await plain.init()
-    assert report["privilege_changes"] == ["config field 'locale' is no longer public"]
+    assert report.privilege_changes == ["config field 'locale' is no longer public"]
     assert await conn.fetchval("SELECT public_config FROM public.resolve_tenant('alpha')") == "{}"
 
 
@@ -254,6 +254,10 @@ async def test_check_privileges_cli_exit_codes(
         f"{APP_ROLE} holds SELECT on table public.tenant_audit_log (via {APP_ROLE}), "
         "beyond the interface"
     ]
+    (finding,) = payload["findings"]
+    assert list(finding) == ["problem", "fix"]
+    assert finding["fix"].startswith("REVOKE SELECT ON TABLE")
+    assert finding["fix"].endswith(" (goconsole init does this)")
 
     bad = await asyncio.to_thread(cli, "check-privileges", "--bogus")
     assert bad.returncode == 2
@@ -277,8 +281,8 @@ async def test_init_tightens_an_installation_made_by_an_older_version(
 
     report = await svc.init()
 
-    assert report["control_revision"] == head_revision("control")
-    assert set(report["privilege_changes"]) == {
+    assert report.control_revision == head_revision("control")
+    assert set(report.privilege_changes) == {
         f"revoked SELECT on table public.tenant_audit_log from {own_role}",
         f"revoked INSERT on table public.tenant_audit_log from {own_role}",
         f"revoked SELECT on table public.tenants from {own_role}",
@@ -296,7 +300,7 @@ async def test_init_tightens_an_installation_made_by_an_older_version(
     assert not await su.fetchval("SELECT has_schema_privilege('public', 'public', 'CREATE')")
     await svc.provision("alpha")
     assert (await svc.check_privileges()).findings == []
-    assert (await svc.init())["privilege_changes"] == []
+    assert (await svc.init()).privilege_changes == []
 
 
 async def test_init_removes_default_privileges_on_the_control_schema(
@@ -312,7 +316,7 @@ async def test_init_removes_default_privileges_on_the_control_schema(
         f'FROM "{APP_ROLE}"'
     ]
     report = await service.init()
-    assert report["privilege_changes"] == [f"removed default privileges: {findings[0].fix}"]
+    assert report.privilege_changes == [f"removed default privileges: {findings[0].fix}"]
     await su.execute("CREATE TABLE public.added_later (id int)")
     assert not await su.fetchval(
         "SELECT has_table_privilege($1, 'public.added_later', 'SELECT')", APP_ROLE
@@ -338,9 +342,8 @@ async def test_a_non_superuser_console_initialises_provisions_and_verifies(
     try:
         async with ConsoleService(with_role(settings, own_role), dsn=dsn) as svc:
             report = await svc.init()
-            assert (
-                f"granted EXECUTE on function {INTERFACE_SIGNATURE} to {own_role}"
-                in (report["privilege_changes"])
+            assert f"granted EXECUTE on function {INTERFACE_SIGNATURE} to {own_role}" in (
+                report.privilege_changes
             )
             await svc.provision("alpha")
             bulk = await svc.provision_many(["bravo", "charlie"])

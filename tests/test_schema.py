@@ -15,6 +15,7 @@ import pytest
 from helpers import APP_ROLE
 
 from console.config import ClusterSettings
+from console.core.bootstrap import InitReport
 from console.core.errors import InvalidState
 from console.core.identifiers import TEMPLATE_SCHEMA
 from console.core.migrations.tree import head_revision
@@ -64,17 +65,17 @@ def expected_address() -> str:
 async def test_init_twice_is_idempotent(make_service, su: asyncpg.Connection) -> None:
     svc = await make_service()
     first = await svc.init()
-    assert first["app_role"] in {"created", "verified"}  # the role is cluster-wide
+    assert first.app_role in {"created", "verified"}  # the role is cluster-wide
     tenant = await svc.provision("acme")
     second = await svc.init()
 
-    assert second == {
-        "control_revision": head_revision("control"),
-        "app_role": "verified",
-        "privilege_changes": [],
-        "template_revision": head_revision("tenant"),
-    }
-    assert first["control_revision"] == second["control_revision"]
+    assert second == InitReport(
+        control_revision=head_revision("control"),
+        app_role="verified",
+        privilege_changes=[],
+        template_revision=head_revision("tenant"),
+    )
+    assert first.control_revision == second.control_revision
     assert await su.fetch("SELECT version_num FROM public.schema_version") == [
         (head_revision("control"),)
     ]

@@ -454,14 +454,14 @@ async def test_drain_dialog_takes_timeout_and_force(
             timeout.focus()
             await pilot.press("end", "backspace", "backspace", *"-1")
             hint = dialog.query_one("#confirm-hint", Static)
-            assert str(hint.render()) == "--timeout must be between 0 and 86400 seconds, got -1"
+            assert str(hint.render()) == "timeout must be between 0 and 86400 seconds, got -1"
             dialog.query_one("#confirm-input", Input).focus()
             await type_text(pilot, "acme")
             assert confirm.disabled
             await pilot.press("enter")
             assert app.screen is dialog and app.tracker.latest("acme") is None
             assert str(hint.render()) == (
-                "--timeout must be between 0 and 86400 seconds, got -1 "
+                "timeout must be between 0 and 86400 seconds, got -1 "
                 "(nothing was done; Esc cancels)"
             )
 

@@ -9,6 +9,7 @@ polls a condition up to a generous deadline (``wait_for``); nothing asserts on t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -56,6 +57,18 @@ HELD_LOCK_TIMEOUT_S = PATIENCE_S * 4
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def held_service(
+    make_service: Callable[..., Awaitable[ConsoleService]], settings: Settings
+) -> ConsoleService:
+    """``ui_service`` whose runs wait up to HELD_LOCK_TIMEOUT_S for a locked table, so that a
+    closed gate holds them."""
+    lifecycle = dataclasses.replace(settings.lifecycle, lock_timeout=HELD_LOCK_TIMEOUT_S)
+    svc = await make_service(settings=fast(settings, lifecycle=lifecycle))
+    await svc.init()
+    return svc
 
 
 def text_of(screen: object, selector: str) -> str:
@@ -209,8 +222,8 @@ async def test_screen_shows_tenants_per_revision_and_how_many_are_behind(
         f"UPDATE {qualified('tenant_alien', 'schema_version')} SET version_num = '0099_future'"
     )
     status = await ui_service.migrations.status()
-    assert (status["behind"], status["unknown"]) == (4, 1)
-    assert [(r["revision"], r["tenants"]) for r in status["revisions"]] == [
+    assert (status.behind, status.unknown) == (4, 1)
+    assert [(r.revision, r.tenants) for r in status.revisions] == [
         (R1, 1),
         (R2, 3),
         (HEAD, 1),
@@ -402,13 +415,12 @@ async def test_failed_tenant_shows_its_error_and_retry_failed_completes_it(
 
 
 async def test_run_goes_on_in_another_area_and_quitting_asks_first(
-    ui_service: ConsoleService, su: asyncpg.Connection, table_gate: TableGate
+    held_service: ConsoleService, su: asyncpg.Connection, table_gate: TableGate
 ) -> None:
     keys = ("sw_a", "sw_b", "sw_c")
-    tenants = [await tenant_at(ui_service, su, key, R3) for key in keys]
-    ui_service.migrations.lock_timeout_s = HELD_LOCK_TIMEOUT_S
+    tenants = [await tenant_at(held_service, su, key, R3) for key in keys]
     await table_gate.close([qualified(t.schema_name, "orders") for t in tenants])
-    app = GoConsoleApp(ui_service)
+    app = GoConsoleApp(held_service)
     async with app.run_test(size=SIZE) as pilot:
         screen, state = await start_held_run(app, pilot, table_gate)
         await wait_for(
@@ -479,14 +491,13 @@ async def test_run_goes_on_in_another_area_and_quitting_asks_first(
 
 
 async def test_cancel_finishes_tenants_in_flight_and_starts_no_new_ones(
-    ui_service: ConsoleService, su: asyncpg.Connection, table_gate: TableGate
+    held_service: ConsoleService, su: asyncpg.Connection, table_gate: TableGate
 ) -> None:
     keys = ("cx_a", "cx_b", "cx_c", "cx_d", "cx_e")
-    tenants = [await tenant_at(ui_service, su, key, R3) for key in keys]
-    ui_service.migrations.lock_timeout_s = HELD_LOCK_TIMEOUT_S
+    tenants = [await tenant_at(held_service, su, key, R3) for key in keys]
     await table_gate.close([qualified(t.schema_name, "orders") for t in tenants])
     notes = Notes()
-    app = GoConsoleApp(ui_service)
+    app = GoConsoleApp(held_service)
     async with app.run_test(size=SIZE, message_hook=notes) as pilot:
         # The plan's first two tenants are in flight (two workers), held at their index.
         screen, _ = await start_held_run(app, pilot, table_gate)

@@ -12,11 +12,10 @@ from console.core.service import ConsoleService
 async def _init(service: ConsoleService, args: argparse.Namespace) -> None:
     report = await service.init(print_event)
     print(
-        f"control schema at {report['control_revision']}, role {service.app_role} "
-        f"{report['app_role']}, template at {report['template_revision']}"
+        f"control schema at {report.control_revision}, role {service.app_role} "
+        f"{report.app_role}, template at {report.template_revision}"
     )
-    changes = report["privilege_changes"]
-    for change in changes or ["nothing to change"]:
+    for change in report.privilege_changes or ["nothing to change"]:
         print(f"privileges of {service.app_role}: {change}")
 
 

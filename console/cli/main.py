@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from console.cli.command import Command, Commands
 from console.cli.demo import run_demo_command
+from console.cli.hints import error_text
 from console.cli.parser import PROG, build_parser
 from console.cli.validate import validate
 from console.config import Settings, load_settings
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None, launch_ui: UiLauncher) -> int:
     except BrokenPipeError as exc:
         return _broken_pipe(exc, debug)
     except ConsoleError as exc:
-        _fail(f"{exc.message}", debug)
+        _fail(error_text(exc), debug)
         return exc.exit_code
     except KeyboardInterrupt:
         _fail("interrupted", debug)

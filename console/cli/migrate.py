@@ -9,7 +9,7 @@ from console.cli.command import Commands
 from console.cli.render import ProgressBar, emit_json, print_event, print_table
 from console.core.errors import OperationFailed
 from console.core.events import Phase, StepEvent
-from console.core.migrations.runner import MigrationPlan, display_sql
+from console.core.migrations.plan import MigrationPlan, display_sql
 from console.core.service import ConsoleService
 from console.core.tenants.registry import parse_status
 
@@ -17,22 +17,17 @@ from console.core.tenants.registry import parse_status
 async def _migrate_status(service: ConsoleService, args: argparse.Namespace) -> None:
     status = await service.migrations.status()
     if args.json:
-        emit_json(status)
+        emit_json(status.as_json())
         return
-    total = sum(r["tenants"] for r in status["revisions"]) or 1
+    total = sum(r.tenants for r in status.revisions) or 1
     rows = [
-        (
-            r["revision"],
-            str(r["tenants"]),
-            "#" * max(1, round(30 * r["tenants"] / total)),
-            r["state"],
-        )
-        for r in status["revisions"]
+        (r.revision, str(r.tenants), "#" * max(1, round(30 * r.tenants / total)), r.state.value)
+        for r in status.revisions
     ]
     print_table(("REVISION", "TENANTS", "", "STATE"), rows)
     print(
-        f"head {status['head']}; {status['behind']} tenant(s) behind, "
-        f"{status['unknown']} at an unknown revision (ahead of head, not in this console's "
+        f"head {status.head}; {status.behind} tenant(s) behind, "
+        f"{status.unknown} at an unknown revision (ahead of head, not in this console's "
         "tree, or no version row: not migrated)"
     )
 
@@ -40,20 +35,20 @@ async def _migrate_status(service: ConsoleService, args: argparse.Namespace) -> 
 async def _migrate_runs(service: ConsoleService, args: argparse.Namespace) -> None:
     runs = await service.migrations.runs()
     if args.json:
-        emit_json(runs)
+        emit_json([r.as_json() for r in runs])
         return
     print_table(
         ("RUN", "STARTED", "TARGET", "STATUS", "OK", "FAILED", "BUSY", "PENDING"),
         [
             (
-                r["id"],
-                r["started_at"][:19],
-                r["target"],
-                r["status"],
-                str(r["succeeded"]),
-                str(r["failed"]),
-                str(r["skipped_busy"]),
-                str(r["pending"]),
+                str(r.id),
+                r.started_at.isoformat()[:19],
+                r.target,
+                r.status,
+                str(r.succeeded),
+                str(r.failed),
+                str(r.skipped_busy),
+                str(r.pending),
             )
             for r in runs
         ],
@@ -95,8 +90,6 @@ async def _migrate_all(service: ConsoleService, args: argparse.Namespace) -> Non
     if args.dry_run:
         await _migrate_plan(service, args)
         return
-    if args.lock_timeout is not None:
-        service.migrations.lock_timeout_s = args.lock_timeout
     await _execute(service, plan, args)
 
 
@@ -106,14 +99,14 @@ async def _migrate_retry(service: ConsoleService, args: argparse.Namespace) -> N
         print("nothing to retry: the run has no failed, busy or pending tenants")
         return
     plan = await service.migrations.plan(target, keys)
-    if args.lock_timeout is not None:
-        service.migrations.lock_timeout_s = args.lock_timeout
     await _execute(service, plan, args)
 
 
 async def _execute(service: ConsoleService, plan: MigrationPlan, args: argparse.Namespace) -> None:
     bar = ProgressBar(sys.stderr)
-    state = await service.migrations.run(plan, args.concurrency, bar.update, _migrate_event)
+    state = await service.migrations.run(
+        plan, args.concurrency, bar.update, _migrate_event, lock_timeout_s=args.lock_timeout
+    )
     bar.finish(state)
     if args.json:
         emit_json(state.as_json())

@@ -7,9 +7,11 @@ import argparse
 from typing import Any
 
 from console.core.errors import InvalidInput
+from console.core.migrations.concurrency import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from console.version import version_text
 
 PROG = "goconsole"
+CONCURRENCY_HELP = f"tenants at once (1-{MAX_CONCURRENCY})"
 
 
 class UsageError(InvalidInput):
@@ -108,12 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
         scope.add_argument("--status", help="only tenants in this status")
         p.add_argument("--json", action="store_true")
         if action == "all":
-            p.add_argument("--concurrency", type=int, default=2, help="tenants at once (1-32)")
+            p.add_argument(
+                "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help=CONCURRENCY_HELP
+            )
             p.add_argument("--lock-timeout", type=float, help="seconds per lock wait")
             p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p = migrate.add_parser("retry", help="retry the failed/busy tenants of a run")
     p.add_argument("run", nargs="?", help="run id (default: the latest run)")
-    p.add_argument("--concurrency", type=int, default=2, help="tenants at once (1-32)")
+    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help=CONCURRENCY_HELP)
     p.add_argument("--lock-timeout", type=float, help="seconds per lock wait")
     p.add_argument("--json", action="store_true")
 

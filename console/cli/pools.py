@@ -10,6 +10,7 @@ import json
 import sys
 
 from console.cli.command import Commands
+from console.cli.hints import error_text
 from console.cli.render import emit_json, print_event, print_table
 from console.core.errors import PgBouncerUnavailable
 from console.core.identifiers import schema_for
@@ -39,7 +40,7 @@ async def _pool_show(service: ConsoleService, args: argparse.Namespace) -> None:
             if last:  # the watch ends on a failed sample: exit 1
                 raise
             delay = monitor.next_delay(interval)
-            print(f"{exc.message}; retrying in {delay:g}s", file=sys.stderr, flush=True)
+            print(f"{error_text(exc)}; retrying in {delay:g}s", file=sys.stderr, flush=True)
             await asyncio.sleep(delay)
             continue
         if args.json:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from console.cli.command import Commands
+from console.cli.hints import fix_text
 from console.cli.render import emit_json, print_table
 from console.core.errors import OperationFailed
 from console.core.service import ConsoleService
@@ -14,7 +15,7 @@ from console.core.service import ConsoleService
 async def _check_privileges(service: ConsoleService, args: argparse.Namespace) -> None:
     report = await service.check_privileges()
     if args.json:
-        emit_json(report.as_json())
+        emit_json(report.as_json(fix_text))
     else:
         print_table(
             ("KIND", "OBJECT", "PRIVILEGE", "VIA", "EXPECTED"),
@@ -24,7 +25,7 @@ async def _check_privileges(service: ConsoleService, args: argparse.Namespace) -
             ],
         )
         for finding in report.findings:
-            print(f"FINDING: {finding.problem}; fix: {finding.fix}")
+            print(f"FINDING: {finding.problem}; fix: {fix_text(finding)}")
         if report.clean:
             print(f"no findings: {report.role} holds only the documented interface")
     if not report.clean:

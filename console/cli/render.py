@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol, TextIO
 
+from console.cli.hints import hint_text
 from console.core.display import PHASE_MARKS, human_size
 from console.core.events import Phase, StepEvent
 
@@ -25,7 +26,7 @@ def format_event(event: StepEvent) -> str:
     text = event.message
     if event.phase is Phase.DONE and event.details.get("method"):
         text += f" [{event.details['method']}]"
-    return f"[{who}] {PHASE_MARKS[event.phase]} {event.step}: {text}{took}"
+    return f"[{who}] {PHASE_MARKS[event.phase]} {event.step}: {text}{hint_text(event.hint)}{took}"
 
 
 def emit_json(payload: Any) -> None:

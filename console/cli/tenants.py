@@ -86,45 +86,45 @@ async def _list(service: ConsoleService, args: argparse.Namespace) -> None:
 async def _show(service: ConsoleService, args: argparse.Namespace) -> None:
     detail = await service.tenant_detail(args.key)
     if args.json:
-        emit_json(detail)
+        emit_json(detail.as_json())
         return
-    t = detail["tenant"]
+    t = detail.tenant.as_json()
     for label in ("key", "display_name", "status", "schema_name", "id", "cluster", "created_at"):
         print(f"{label:>13}: {t[label]}")
-    print(f"{'revision':>13}: {detail['revision'] or '(no schema)'}")
+    print(f"{'revision':>13}: {detail.revision or '(no schema)'}")
     print(f"{'config':>13}: {json.dumps(t['config'])}")
     print()
     print_table(
         ("TABLE", "EST. ROWS", "SIZE", "RLS", "FORCED", "POLICIES"),
         [
             (
-                r["table"],
-                str(r["estimated_rows"]),
-                size(r["bytes"]),
-                "yes" if r["rls_enabled"] else "NO",
-                "yes" if r["rls_forced"] else "NO",
-                str(r["policies"]),
+                r.table,
+                str(r.estimated_rows),
+                size(r.bytes),
+                "yes" if r.rls_enabled else "NO",
+                "yes" if r.rls_forced else "NO",
+                str(r.policies),
             )
-            for r in detail["tables"]
+            for r in detail.tables
         ],
     )
-    if detail["backups"]:
+    if detail.backups:
         print()
         print_table(
             ("BACKUP", "STATUS", "STARTED", "SIZE", "VERIFIED"),
             [
                 (
-                    b["kind"],
-                    b["status"],
-                    b["started_at"][:19],
-                    size(b["bytes"] or 0),
-                    b["verify_result"] or "-",
+                    b.kind,
+                    b.status,
+                    b.started_at.isoformat()[:19],
+                    size(b.bytes or 0),
+                    b.verify_result or "-",
                 )
-                for b in detail["backups"]
+                for b in detail.backups
             ],
         )
     print()
-    print_audit(detail["audit"])
+    print_audit([a.as_json() for a in detail.audit])
 
 
 async def _deactivate(service: ConsoleService, args: argparse.Namespace) -> None:

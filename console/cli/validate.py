@@ -7,9 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from console.cli.hints import error_text
 from console.config import Settings
 from console.core.errors import InvalidInput
 from console.core.identifiers import validate_tenant_key
+from console.core.migrations.concurrency import concurrency_in_range
 from console.core.tenants.registry import parse_status
 
 
@@ -25,8 +27,8 @@ def validate(args: argparse.Namespace, settings: Settings) -> None:
     if getattr(args, "tenants", None) is not None and args.command == "migrate":
         for key in args.tenants.split(","):
             validate_tenant_key(key.strip())
-    if getattr(args, "concurrency", None) is not None and not 1 <= args.concurrency <= 32:
-        raise InvalidInput(f"--concurrency must be between 1 and 32, got {args.concurrency}")
+    if getattr(args, "concurrency", None) is not None:
+        concurrency_in_range(args.concurrency)
     lock_timeout = getattr(args, "lock_timeout", None)
     if lock_timeout is not None and not 0 < lock_timeout <= 3600:
         raise InvalidInput(f"--lock-timeout must be between 0 and 3600 seconds, got {lock_timeout}")
@@ -84,7 +86,7 @@ def _read_keys(path: str) -> list[str]:
             keys.append(validate_tenant_key(key))
         except InvalidInput as exc:
             raise InvalidInput(
-                f"{'stdin' if path == '-' else path}:{number}: {exc.message}"
+                f"{'stdin' if path == '-' else path}:{number}: {error_text(exc)}"
             ) from None
     return keys
 
@@ -97,8 +99,10 @@ def _validate_pool(args: argparse.Namespace) -> None:
             )
         if args.count is not None and args.count < 1:
             raise InvalidInput(f"--count must be 1 or more, got {args.count}")
-    if args.action == "pause" and args.timeout is not None and not 0 < args.timeout <= 3600:
-        raise InvalidInput(f"--timeout must be between 0 and 3600 seconds, got {args.timeout:g}")
+    if args.action == "pause" and args.timeout is not None:
+        from console.core.pools.service import check_pause_timeout  # the command's own
+
+        check_pause_timeout(args.timeout)
     if args.action == "kill" and not args.read_only:
         _confirm(args.action, args.key, args.yes, "drops every client and server connection now")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -19,6 +19,18 @@ from console.core.security.tighten import tighten_control_schema
 from console.core.tenants.template import TemplateSchema
 
 
+@dataclass(frozen=True)
+class InitReport:
+    """What ``init`` left: the control tree's and the template's revisions, whether the
+    application role was ``created`` or ``verified``, and what changed in its privileges (one
+    line each; empty when nothing did)."""
+
+    control_revision: str
+    app_role: str
+    privilege_changes: list[str]
+    template_revision: str
+
+
 async def initialize(
     db: Database,
     runner: OperationRunner,
@@ -27,27 +39,24 @@ async def initialize(
     app_role: str,
     public_fields: Sequence[str],
     sink: EventSink,
-) -> dict[str, Any]:
+) -> InitReport:
     """Apply the control tree, create or verify the app role, reduce its privileges in the
-    control schema to the registry interface (``privilege_changes`` lists what changed), build the
-    template at head."""
-    report: dict[str, Any] = {}
+    control schema to the registry interface, build the template at head."""
     async with runner.run("init", None, sink) as op:
         async with op.step("control_schema", "applying the control migration tree") as step:
             await asyncio.to_thread(alembic.upgrade_control)
-            step.details["revision"] = report["control_revision"] = head_revision("control")
+            step.details["revision"] = control = head_revision("control")
         async with op.step("app_role", f"creating or verifying role {app_role}") as step:
             async with db.acquire() as conn, conn.transaction():
-                step.details["role"] = report["app_role"] = await _ensure_role(conn, app_role)
+                step.details["role"] = role = await _ensure_role(conn, app_role)
         async with op.step("privileges", f"limiting {app_role} to the registry interface") as step:
             async with db.acquire() as conn, conn.transaction():
                 changes = await tighten_control_schema(conn, app_role, public_fields)
-            step.details["changes"] = report["privilege_changes"] = changes
+            step.details["changes"] = changes
         async with op.step("template", "building the tenant template schema") as step:
             async with db.acquire() as conn:
-                step.details["revision"] = await template.ensure(conn)
-            report["template_revision"] = step.details["revision"]
-    return report
+                step.details["revision"] = revision = await template.ensure(conn)
+    return InitReport(control, role, changes, revision)
 
 
 async def _ensure_role(conn: asyncpg.Connection, role: str) -> str:

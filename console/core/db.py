@@ -19,6 +19,7 @@ import asyncpg
 from console.config import ClusterSettings
 from console.core.conninfo import ConninfoError, make_conninfo, parse_conninfo
 from console.core.errors import ConfigError, ConnectionFailed
+from console.core.hints import CheckConnection
 from console.core.identifiers import quote_ident
 
 APPLICATION_NAME = "goconsole"
@@ -175,6 +176,20 @@ class Database:
         await init_connection(conn)
         return conn
 
+    async def ping(self) -> None:
+        """``SELECT 1`` on the pool, bounded by the connect timeout; ConnectionFailed (naming
+        the DSN and the cause) when the cluster does not answer."""
+        try:
+            async with self.acquire() as conn:
+                await conn.fetchval("SELECT 1", timeout=self.spec.connect_timeout)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise connection_failed(self.spec, exc) from exc
+
+    async def in_recovery(self) -> bool:
+        """Whether the cluster is a replica (``pg_is_in_recovery``)."""
+        async with self.acquire() as conn:
+            return bool(await conn.fetchval("SELECT pg_is_in_recovery()"))
+
     async def chosen_server(self) -> str:
         """Where the pool's connections go, as the driver resolved it: socket path or host
         and port, database and user (never the password)."""
@@ -210,10 +225,7 @@ def connection_failed(spec: ConnectionSpec, exc: BaseException) -> ConnectionFai
         cause = str(exc).strip().splitlines()[0]
     else:
         cause = type(exc).__name__
-    return ConnectionFailed(
-        f"cannot connect to {spec.describe()}: {cause} "
-        "(check --dsn / $GOCONSOLE_DSN / the [clusters] DSN, and that the server is running)"
-    )
+    return ConnectionFailed(f"cannot connect to {spec.describe()}: {cause}", hint=CheckConnection())
 
 
 async def connect_unpooled(dsn: str) -> asyncpg.Connection:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from console.core.hints import Hint
+
 
 class Phase(enum.StrEnum):
     """Where a step stands."""
@@ -20,7 +22,8 @@ class Phase(enum.StrEnum):
 
 @dataclass(frozen=True)
 class StepEvent:
-    """One step of one operation on one tenant (``tenant`` is None for cluster-wide work)."""
+    """One step of one operation on one tenant (``tenant`` is None for cluster-wide work);
+    a FAILED step's ``hint`` says what the operator can do about it."""
 
     operation: str
     tenant: str | None
@@ -30,6 +33,7 @@ class StepEvent:
     duration_ms: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    hint: Hint | None = None
 
 
 EventSink = Callable[[StepEvent], None]

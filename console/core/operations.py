@@ -95,7 +95,8 @@ class Operation:
         try:
             yield current
         except BaseException as exc:
-            self.emit(name, Phase.FAILED, describe_error(exc), details=current.details)
+            hint = exc.hint if isinstance(exc, ConsoleError) else None
+            self.emit(name, Phase.FAILED, describe_error(exc), details=current.details, hint=hint)
             raise
         elapsed = (time.perf_counter() - started) * 1000
         await self.audit(name, {**current.details, "duration_ms": round(elapsed, 1)})
@@ -129,7 +130,7 @@ class OperationRunner:
     def refuse_if_read_only(self, operation: str, why: str = "") -> None:
         """ReadOnlyMode (``why`` appended to its message) when the console is read-only."""
         if self.read_only:
-            raise ReadOnlyMode(f"{operation} refused: the console is in read-only mode{why}")
+            raise ReadOnlyMode.refusing(operation, why)
 
     def application_name(self, operation: str) -> str:
         """The ``application_name`` a lock holder shows while running ``operation`` (what

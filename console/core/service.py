@@ -3,51 +3,38 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
-
-import asyncpg
+from typing import TYPE_CHECKING
 
 from console.config import Settings
 from console.core import locks
 from console.core.actor import Actor
 from console.core.audit import AuditEntry, AuditLog
-from console.core.db import ConnectionSpec, Database, connection_failed
+from console.core.db import ConnectionSpec, Database
 from console.core.errors import NotConfigured, NotInitialised
 from console.core.events import EventSink, discard
-from console.core.migrations.tree import VERSION_TABLE
+from console.core.hints import RunInit
 from console.core.pools.admin_spec import AdminSpec
-from console.core.tenants.registry import Registry, Tenant, TenantStatus
-from console.core.tenants.schema import schema_revision
+from console.core.tenants.registry import Registry, Tenant, TenantStatus, registry_exists
 from console.core.tenants.stats import SchemaStats, schema_revisions, schema_stats
 
 if TYPE_CHECKING:  # the sub-services' modules load when a property first builds one
     from console.core.backups.store import BackupStore
     from console.core.binaries import PgBinaries
+    from console.core.bootstrap import InitReport
     from console.core.migrations.runner import MigrationRunner
     from console.core.migrations.tree import AlembicRunner
     from console.core.operations import OperationRunner
     from console.core.pools.service import PoolService
     from console.core.security.privileges import PrivilegeReport
     from console.core.tenants.bulk_report import BulkProgress, BulkReport
+    from console.core.tenants.detail import TenantDetail
     from console.core.tenants.lifecycle import Lifecycle, OffboardReport
+    from console.core.tenants.overview import TenantRow
     from console.core.tenants.provision import Provisioner
     from console.core.tenants.template import TemplateSchema
-
-
-@dataclass(frozen=True)
-class TenantRow:
-    """A tenant as the tenants screen shows it."""
-
-    tenant: Tenant
-    stats: SchemaStats | None
-    revision: str | None
-    last_backup: datetime | None
 
 
 class ConsoleService:
@@ -183,11 +170,12 @@ class ConsoleService:
         """Raise NotInitialised (exit 2) when the cluster has no control schema: every
         command but ``init`` needs the registry."""
         async with self.db.acquire() as conn:
-            present = await conn.fetchval("SELECT to_regclass('public.tenants') IS NOT NULL")
+            present = await registry_exists(conn)
         if not present:
             raise NotInitialised(
                 f"the cluster at {self.spec.describe()} is not initialised (no public.tenants "
-                "registry); run 'goconsole init' with the same connection options first"
+                "registry)",
+                hint=RunInit(),
             )
 
     async def default_server(self) -> str | None:
@@ -211,7 +199,7 @@ class ConsoleService:
 
     # -- mutations (all through OperationRunner) ------------------------------------------
 
-    async def init(self, sink: EventSink = discard) -> dict[str, Any]:
+    async def init(self, sink: EventSink = discard) -> InitReport:
         """Apply the control tree, create/verify the app role and limit its privileges to the
         registry interface, build the template."""
         from console.core.bootstrap import initialize
@@ -296,38 +284,12 @@ class ConsoleService:
         async with self.db.acquire() as conn:
             return await self.registry.get(conn, key)
 
-    async def tenant_detail(self, key: str) -> dict[str, Any]:
+    async def tenant_detail(self, key: str) -> TenantDetail:
         """Registry row, tables with sizes/row estimates/RLS state, recent audit, backups."""
+        from console.core.tenants.detail import tenant_detail
+
         async with self.db.acquire() as conn:
-            tenant = await self.registry.require(conn, key)
-            tables = await conn.fetch(
-                """
-                SELECT c.relname AS table, greatest(c.reltuples, 0)::bigint AS estimated_rows,
-                       pg_total_relation_size(c.oid) AS bytes,
-                       c.relrowsecurity AS rls_enabled, c.relforcerowsecurity AS rls_forced,
-                       (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
-                FROM pg_class c
-                WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
-                  AND c.relkind IN ('r', 'p') AND c.relname <> $2
-                ORDER BY c.relname
-                """,
-                tenant.schema_name,
-                VERSION_TABLE,
-            )
-            _, revision = await schema_revision(conn, tenant.schema_name)
-            backups = await conn.fetch(
-                "SELECT kind, status, started_at, bytes, sha256, location, verify_result "
-                "FROM public.backups WHERE tenant_id = $1 ORDER BY started_at DESC LIMIT 5",
-                tenant.id,
-            )
-            audit = await self.audit_log.recent(conn, key, 10)
-        return {
-            "tenant": tenant.as_json(),
-            "revision": revision,
-            "tables": [dict(r) for r in tables],
-            "backups": [{**dict(r), "started_at": r["started_at"].isoformat()} for r in backups],
-            "audit": [a.as_json() for a in audit],
-        }
+            return await tenant_detail(conn, self.registry, self.audit_log, key)
 
     async def audit(self, key: str | None = None, limit: int = 50) -> list[AuditEntry]:
         """Audit entries, newest first."""
@@ -339,15 +301,10 @@ class ConsoleService:
     async def overview(self) -> list[TenantRow]:
         """Every tenant with table counts, row estimates and last backup, from a fixed number
         of queries whatever the tenant count (sizes and revisions: :meth:`schema_facts`)."""
+        from console.core.tenants.overview import overview
+
         async with self.db.acquire() as conn:
-            tenants = await self.registry.list(conn, with_config=False)
-            stats = await schema_stats(conn, with_sizes=False)
-            latest = await conn.fetch(
-                "SELECT DISTINCT ON (tenant_id) tenant_id, finished_at FROM public.backups "
-                "WHERE status = 'succeeded' ORDER BY tenant_id, finished_at DESC"
-            )
-        backups: dict[uuid.UUID, datetime] = {r["tenant_id"]: r["finished_at"] for r in latest}
-        return [TenantRow(t, stats.get(t.schema_name), None, backups.get(t.id)) for t in tenants]
+            return await overview(conn, self.registry)
 
     async def schema_facts(self) -> tuple[dict[str, SchemaStats], dict[str, str]]:
         """Stats with sizes, and revisions, of every tenant schema (one catalog pass each;
@@ -364,19 +321,14 @@ class ConsoleService:
 
     async def cluster_role(self) -> str:
         """``primary`` or ``replica`` (from pg_is_in_recovery)."""
-        async with self.db.acquire() as conn:
-            return "replica" if await conn.fetchval("SELECT pg_is_in_recovery()") else "primary"
+        return "replica" if await self.db.in_recovery() else "primary"
 
     async def ping(self) -> None:
         """``SELECT 1`` on the pool, bounded by the connect timeout: the console's health probe.
 
         Raises ConnectionFailed (naming the DSN and the cause) when the cluster does not answer.
         """
-        try:
-            async with self.db.acquire() as conn:
-                await conn.fetchval("SELECT 1", timeout=self.spec.connect_timeout)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise connection_failed(self.spec, exc) from exc
+        await self.db.ping()
 
     @property
     def pgbouncer_watched(self) -> bool:
@@ -393,9 +345,7 @@ class ConsoleService:
         """(row count, latest updated_at) of the registry: changes whenever a tenant is added
         or changes, so a screen can skip reloading 100,000 rows when nothing moved."""
         async with self.db.acquire() as conn:
-            row = await conn.fetchrow("SELECT count(*), max(updated_at) FROM public.tenants")
-        assert row is not None
-        return (row[0], row[1])
+            return await self.registry.signature(conn)
 
     async def busy_tenants(self) -> dict[str, str]:
         """Tenants whose advisory lock is held right now: key -> who and since when."""

@@ -16,12 +16,15 @@ from textual.command import CommandPalette
 from textual.screen import Screen
 from textual.signal import Signal
 
-from console.core.errors import ConsoleError
+from console.core.cancel import Cancellation
+from console.core.errors import ConsoleError, ReadOnlyMode
 from console.core.events import StepEvent
-from console.core.migrations.runner import MigrationPlan, RunProgress
+from console.core.migrations.plan import MigrationPlan
+from console.core.migrations.run import RunProgress
 from console.core.service import ConsoleService
 from console.ui.commands import ConsoleCommands, ThemeCommands
 from console.ui.connection import ConnectionState, HealthProbe, Link, LinkChange
+from console.ui.hints import error_text
 from console.ui.keymap import AREAS, MUTATIONS, area_screen, binding_ids, mutation_behind
 from console.ui.operations import OperationLauncher
 from console.ui.screens.base import ConsoleScreen
@@ -74,6 +77,7 @@ class GoConsoleApp(App[int]):
         self.migration_signal: Signal[RunProgress] = Signal(self, "migration")
         self.migration_events: Signal[StepEvent] = Signal(self, "migration-events")
         self.migration_state: RunProgress | None = None
+        self.migration_cancellation = Cancellation()
         self.cluster_role = "…"
         self._themes_folder = themes_folder or themes_dir()
         self.connection = ConnectionState(self.clock)
@@ -291,11 +295,8 @@ class GoConsoleApp(App[int]):
 
     def refuse_read_only(self, action: str) -> bool:
         if self.read_only:
-            self.notify(
-                f"{action} refused: the console is in read-only mode",
-                title="Read-only mode",
-                severity="error",
-            )
+            refusal = ReadOnlyMode.refusing(action)
+            self.notify(refusal.message, title=refusal.title, severity="error")
         return self.read_only
 
     def migration_running(self) -> bool:
@@ -304,21 +305,36 @@ class GoConsoleApp(App[int]):
 
     def start_migration(self, plan: MigrationPlan, concurrency: int) -> None:
         """Run ``plan`` in an app-level worker: it goes on while screens change."""
-        self._run_migration(plan, concurrency)
+        self.migration_cancellation = Cancellation()
+        self._run_migration(plan, concurrency, self.migration_cancellation)
+
+    def cancel_migration(self) -> bool:
+        """Start no new tenants in the run in progress (those in flight finish); False when
+        no run is in progress."""
+        if not self.migration_running():
+            return False
+        self.migration_cancellation.cancel()
+        return True
 
     @work(group="migrations", exclusive=True, exit_on_error=False)
-    async def _run_migration(self, plan: MigrationPlan, concurrency: int) -> None:
+    async def _run_migration(
+        self, plan: MigrationPlan, concurrency: int, cancellation: Cancellation
+    ) -> None:
         def progress(state: RunProgress) -> None:
             self.migration_state = state
             self.migration_signal.publish(state)
 
         try:
             state = await self.service.migrations.run(
-                plan, concurrency, progress, self.migration_events.publish
+                plan,
+                concurrency,
+                progress,
+                self.migration_events.publish,
+                cancellation=cancellation,
             )
         except ConsoleError as exc:
             self.notify(
-                exc.message, title=f"Migration: {exc.title}", severity="error", markup=False
+                error_text(exc), title=f"Migration: {exc.title}", severity="error", markup=False
             )
             return
         finally:

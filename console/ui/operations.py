@@ -14,6 +14,7 @@ from textual.signal import Signal
 from console.core.errors import ConsoleError
 from console.core.events import EventSink, StepEvent
 from console.core.service import ConsoleService
+from console.ui.hints import error_text
 from console.ui.tracker import OperationTracker, OpState, TrackedOperation
 
 Call = Callable[[EventSink], Awaitable[Any]]
@@ -54,7 +55,7 @@ class OperationLauncher:
         async def describe(_result: object, error: ConsoleError | None) -> Outcome:
             state = await self._tenant_state(key)
             if error is not None:
-                line = f"FAILED: {error.message} — tenant is now {state}"
+                line = f"FAILED: {error_text(error)} — tenant is now {state}"
                 return Outcome(True, line, line, f"{name} {key}: {error.title}")
             line = f"done — tenant is now {state}"
             return Outcome(False, line, f"{name} {key}: {line}", "Done")
@@ -70,9 +71,8 @@ class OperationLauncher:
 
         async def describe(result: object, error: ConsoleError | None) -> Outcome:
             if error is not None:
-                return Outcome(
-                    True, f"FAILED: {error.message}", f"{what}: {error.message}", error.title
-                )
+                text = error_text(error)
+                return Outcome(True, f"FAILED: {text}", f"{what}: {text}", error.title)
             return Outcome(False, f"done — {result}", f"{what}: {result}", "Done")
 
         self._start(f"pool {name}", key, call, describe, after)

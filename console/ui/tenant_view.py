@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from console.core.display import human_size
-from console.core.service import TenantRow
+from console.core.tenants.overview import TenantRow
 from console.core.tenants.registry import TenantStatus
 
 PAGE_SIZE = 100

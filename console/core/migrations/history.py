@@ -3,13 +3,47 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from console.core.db import Database
 from console.core.errors import InvalidInput, NotFound
+from console.core.hints import ListMigrationRuns
 
 
-async def runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class RunSummary:
+    """One migration run with its tenants counted per outcome."""
+
+    id: uuid.UUID
+    started_at: datetime
+    finished_at: datetime | None
+    target: str
+    status: str
+    tenants: int
+    succeeded: int
+    failed: int
+    skipped_busy: int
+    pending: int
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready dict (what ``migrate runs --json`` lists)."""
+        return {
+            "id": str(self.id),
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "target": self.target,
+            "status": self.status,
+            "tenants": self.tenants,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "skipped_busy": self.skipped_busy,
+            "pending": self.pending,
+        }
+
+
+async def runs(db: Database, limit: int = 20) -> list[RunSummary]:
     """Recent runs, newest first, with per-status counts."""
     async with db.acquire() as conn:
         rows = await conn.fetch(
@@ -26,15 +60,7 @@ async def runs(db: Database, limit: int = 20) -> list[dict[str, Any]]:
             """,
             limit,
         )
-    return [
-        {
-            **dict(r),
-            "id": str(r["id"]),
-            "started_at": r["started_at"].isoformat(),
-            "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
-        }
-        for r in rows
-    ]
+    return [RunSummary(**dict(r)) for r in rows]
 
 
 async def run_failures(db: Database, run: str | None) -> tuple[str, list[str], dict[str, str]]:
@@ -53,7 +79,7 @@ async def run_failures(db: Database, run: str | None) -> tuple[str, list[str], d
                 "SELECT id, target FROM public.migration_runs WHERE id = $1", run_id
             )
         if found is None:
-            raise NotFound("no such migration run (see: goconsole migrate runs)")
+            raise NotFound("no such migration run", hint=ListMigrationRuns())
         rows = await conn.fetch(
             "SELECT t.key, r.error FROM public.migration_run_tenants r "
             "JOIN public.tenants t ON t.id = r.tenant_id "

@@ -55,6 +55,49 @@ def classify_revision(revision: str | None, target: str, order: dict[str, int]) 
     return RevisionState.BEHIND if order[revision] < order[target] else RevisionState.UNKNOWN
 
 
+@dataclass(frozen=True)
+class RevisionCount:
+    """How many migratable tenants are at one revision (``(none)``: no version row)."""
+
+    revision: str
+    tenants: int
+    state: RevisionState
+
+    @property
+    def at_head(self) -> bool:
+        """Whether this is the head revision."""
+        return self.state is RevisionState.AT_TARGET
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready dict (what ``migrate status --json`` lists)."""
+        return {
+            "revision": self.revision,
+            "tenants": self.tenants,
+            "at_head": self.at_head,
+            "state": self.state.value,
+        }
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """Tenants per revision against head (in tree order), and how many are behind (a run
+    moves them) or at an unknown revision (none moves them)."""
+
+    head: str
+    behind: int
+    unknown: int
+    revisions: list[RevisionCount]
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready dict (what ``migrate status --json`` prints)."""
+        return {
+            "head": self.head,
+            "behind": self.behind,
+            "unknown": self.unknown,
+            "revisions": [r.as_json() for r in self.revisions],
+        }
+
+
 @dataclass
 class PlanGroup:
     """Tenants moving from one revision to the target the same way."""
@@ -197,7 +240,7 @@ class Planner:
         finally:
             await pool.release(proxy)
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> MigrationStatus:
         """Tenants per revision, each classified against head (:func:`classify_revision`), and
         how many are behind (a run moves them) or at an unknown revision (none moves them)."""
         head = head_revision("tenant")
@@ -213,20 +256,15 @@ class Planner:
         total = {state: 0 for state in RevisionState}
         for label, n in counts.items():
             total[states[label]] += n
-        return {
-            "head": head,
-            "behind": total[RevisionState.BEHIND],
-            "unknown": total[RevisionState.UNKNOWN],
-            "revisions": [
-                {
-                    "revision": rev,
-                    "tenants": n,
-                    "at_head": states[rev] is RevisionState.AT_TARGET,
-                    "state": states[rev].value,
-                }
+        return MigrationStatus(
+            head,
+            total[RevisionState.BEHIND],
+            total[RevisionState.UNKNOWN],
+            [
+                RevisionCount(rev, n, states[rev])
                 for rev, n in sorted(counts.items(), key=lambda kv: order.get(kv[0], len(order)))
             ],
-        }
+        )
 
     async def plan(
         self,

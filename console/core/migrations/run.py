@@ -22,10 +22,13 @@ import asyncpg
 
 from console.core import locks
 from console.core.audit import AuditLog
+from console.core.cancel import Cancellation
 from console.core.db import Database
 from console.core.errors import InvalidInput, TenantBusy
 from console.core.events import EventSink, Phase, StepEvent
+from console.core.hints import Field, LowerConcurrency
 from console.core.migrations.apply import TenantMigrator, elapsed, usable
+from console.core.migrations.concurrency import concurrency_in_range
 from console.core.migrations.plan import MigrationPlan, PlanGroup, Planner
 from console.core.migrations.records import LandedRecorder, reconcile
 from console.core.migrations.tree import AlembicRunner, head_revision
@@ -33,7 +36,6 @@ from console.core.operations import OperationRunner, max_workers
 from console.core.tenants.registry import Tenant
 from console.core.tenants.template import TemplateSchema
 
-MAX_CONCURRENCY = 32
 # Connections a run holds besides its workers: the one for the run lock and the records.
 HELD_CONNECTIONS = 1
 RUN_LOCK = "*migrate-run*"
@@ -86,23 +88,21 @@ ProgressSink = Callable[[RunProgress], None]
 
 
 def check_concurrency(concurrency: int, pool_size: int) -> None:
-    """InvalidInput unless ``concurrency`` is within 1-:data:`MAX_CONCURRENCY` and the console's
-    pool (``pool_size`` connections) serves that many workers besides the run's own."""
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise InvalidInput(
-            f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}"
-        )
+    """InvalidInput unless ``concurrency`` is in range (:func:`concurrency_in_range`) and the
+    console's pool (``pool_size`` connections) serves that many workers besides the run's own."""
+    concurrency_in_range(concurrency)
     workers = max_workers(pool_size, HELD_CONNECTIONS)
     if concurrency > workers:
         raise InvalidInput(
-            f"--concurrency {concurrency} needs {concurrency + HELD_CONNECTIONS} connections but "
-            f"the console's pool has {pool_size} (pool_max_size of the cluster): use "
-            f"--concurrency 1-{workers} or raise pool_max_size"
+            f"concurrency {concurrency} needs {concurrency + HELD_CONNECTIONS} connections but "
+            f"the console's pool has {pool_size} (pool_max_size of the cluster)",
+            field=Field.CONCURRENCY,
+            hint=LowerConcurrency(workers),
         )
 
 
 class MigrationRun:
-    """Executes plans on one cluster; ``cancelled`` stops handing out tenants."""
+    """Executes plans on one cluster; a cancelled ``cancellation`` stops handing out tenants."""
 
     def __init__(
         self,
@@ -113,7 +113,7 @@ class MigrationRun:
         template: TemplateSchema,
         planner: Planner,
         migrator: TenantMigrator,
-        cancelled: asyncio.Event,
+        cancellation: Cancellation,
     ) -> None:
         self._db = db
         self._runner = runner
@@ -122,7 +122,7 @@ class MigrationRun:
         self._template = template
         self._planner = planner
         self._migrator = migrator
-        self.cancelled = cancelled
+        self._cancellation = cancellation
 
     async def run(
         self,
@@ -135,7 +135,6 @@ class MigrationRun:
         one failing tenant never stops the others. Busy tenants are retried at the end."""
         self._runner.refuse_if_read_only("migrate")
         check_concurrency(concurrency, self._db.max_size)
-        self.cancelled.clear()
         async with self._db.acquire() as lock_conn:
             if not await locks.try_lock(lock_conn, RUN_LOCK):
                 raise TenantBusy("another migrate run holds the migration lock; try again later")
@@ -189,7 +188,7 @@ class MigrationRun:
         # The run's lock connection is idle while tenants migrate: it writes their records.
         async with LandedRecorder(lock_conn, self._audit, run_id) as recorder:
             busy = await self._work_through(work, concurrency, state, progress, sink, recorder)
-            if busy and not self.cancelled.is_set():
+            if busy and not self._cancellation.cancelled:
                 sink(
                     StepEvent(
                         "migrate",
@@ -210,7 +209,7 @@ class MigrationRun:
         # A run that left tenants behind (failed or busy) did not succeed.
         final = (
             "cancelled"
-            if self.cancelled.is_set()
+            if self._cancellation.cancelled
             else ("failed" if state.failed or state.skipped else "succeeded")
         )
         async with self._db.acquire() as conn:
@@ -290,10 +289,10 @@ class MigrationRun:
             # per failure would deadlock once every worker waits for one). A worker whose
             # connection is lost records that tenant on a fresh connection and goes on with
             # another, instead of failing the rest of the queue on a dead connection.
-            while queue and not self.cancelled.is_set():
+            while queue and not self._cancellation.cancelled:
                 lost: tuple[Tenant, PlanGroup, str, float] | None = None
                 async with self._db.acquire() as conn:
-                    while queue and not self.cancelled.is_set():
+                    while queue and not self._cancellation.cancelled:
                         tenant, group = queue.pop()
                         started = time.perf_counter()
                         outcome = await self._migrator.migrate_one(

@@ -6,23 +6,19 @@ service exposes; planning is :mod:`~console.core.migrations.plan`, running
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 from console.core.audit import AuditLog
+from console.core.cancel import Cancellation
 from console.core.db import Database
 from console.core.events import EventSink
 from console.core.migrations import history
 from console.core.migrations.apply import TenantMigrator
-from console.core.migrations.plan import MigrationPlan, Planner, RevisionState, display_sql
+from console.core.migrations.history import RunSummary
+from console.core.migrations.plan import MigrationPlan, MigrationStatus, Planner
 from console.core.migrations.run import MigrationRun, ProgressSink, RunProgress
 from console.core.migrations.tree import AlembicRunner
 from console.core.operations import OperationRunner
 from console.core.tenants.registry import Tenant, TenantStatus
 from console.core.tenants.template import TemplateSchema
-
-# Front ends import these from here.
-__all__ = ["MigrationPlan", "MigrationRunner", "RevisionState", "RunProgress", "display_sql"]
 
 
 class MigrationRunner:
@@ -43,14 +39,13 @@ class MigrationRunner:
         self._alembic = alembic
         self._template = template
         self._planner = Planner(db)
-        self.lock_timeout_s = lock_timeout_s
-        self.cancelled = asyncio.Event()
+        self._lock_timeout_s = lock_timeout_s
 
     async def revisions(self) -> list[tuple[Tenant, str | None]]:
         """Every tenant with its schema's current revision (None: no schema or no version)."""
         return await self._planner.revisions()
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> MigrationStatus:
         """Tenants per revision against head, and how many are behind or unknown."""
         return await self._planner.status()
 
@@ -64,10 +59,20 @@ class MigrationRunner:
         return await self._planner.plan(target, keys, status)
 
     async def run(
-        self, plan: MigrationPlan, concurrency: int, progress: ProgressSink, sink: EventSink
+        self,
+        plan: MigrationPlan,
+        concurrency: int,
+        progress: ProgressSink,
+        sink: EventSink,
+        *,
+        lock_timeout_s: float | None = None,
+        cancellation: Cancellation | None = None,
     ) -> RunProgress:
-        """Execute ``plan`` (see :meth:`MigrationRun.run`) with the current lock timeout."""
-        migrator = TenantMigrator(self._db, self._audit, self._alembic, self.lock_timeout_s)
+        """Execute ``plan`` (see :meth:`MigrationRun.run`). Each tenant waits at most
+        ``lock_timeout_s`` for its tables (default ``lifecycle.lock_timeout``); cancelling
+        ``cancellation`` starts no new tenants (those in flight finish)."""
+        timeout = self._lock_timeout_s if lock_timeout_s is None else lock_timeout_s
+        migrator = TenantMigrator(self._db, self._audit, self._alembic, timeout)
         run = MigrationRun(
             self._db,
             self._runner,
@@ -76,11 +81,11 @@ class MigrationRunner:
             self._template,
             self._planner,
             migrator,
-            self.cancelled,
+            cancellation or Cancellation(),
         )
         return await run.run(plan, concurrency, progress, sink)
 
-    async def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+    async def runs(self, limit: int = 20) -> list[RunSummary]:
         """Recent runs, newest first, with per-status counts."""
         return await history.runs(self._db, limit)
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from console.config import PgBouncerSettings
 from console.core.db import Database
 from console.core.errors import NotConfigured, NotFound, OperationFailed, PgBouncerUnavailable
+from console.core.hints import SyncPools
 from console.core.identifiers import schema_for
 from console.core.operations import OperationRunner
 from console.core.pools.admin_spec import AdminSpec
@@ -109,8 +110,8 @@ class PoolReads:
         if await self.alias_state(alias) is None:
             raise OperationFailed(
                 f"tenant {key} has no pool: PgBouncer has no alias {alias} "
-                "(only ACTIVE and INACTIVE tenants have one; "
-                "'goconsole pool sync' adds missing ones)"
+                "(only ACTIVE and INACTIVE tenants have one)",
+                hint=SyncPools(),
             )
         return [c for c in parse_clients(await self.admin.show("CLIENTS")) if c.database == alias]
 

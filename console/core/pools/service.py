@@ -14,6 +14,7 @@ from console.core.errors import (
     TenantBusy,
 )
 from console.core.events import EventSink, Phase, StepEvent, discard
+from console.core.hints import Field
 from console.core.identifiers import validate_tenant_key
 from console.core.operations import Operation
 from console.core.pools.aliases import check_pool_size, size_limit
@@ -23,14 +24,6 @@ from console.core.pools.rows import parse_config, parse_databases
 from console.core.pools.sync import SyncReport, explicitly_sized, reconcile
 from console.core.states import Action, allowed
 from console.core.tenants.registry import Tenant, TenantStatus
-
-# The UI imports these from here.
-__all__ = [
-    "POOL_STEPS_SKIPPED",
-    "PoolService",
-    "check_pool_size",
-    "size_limit",
-]
 
 POOL_STEPS_SKIPPED = "pgbouncer: not configured — pool steps skipped"
 SIMPLE_ACTIONS = {
@@ -98,7 +91,7 @@ class PoolService(PoolReads):
         """PAUSE the tenant's alias: wait for in-flight transactions; on timeout name the
         clients still active and leave the pool resumed."""
         wait = self.settings.pause_timeout if timeout is None else timeout
-        _check_wait(wait)
+        check_pause_timeout(wait)
         validate_tenant_key(key)
         async with self._runner.run("pool", key, sink) as op:
             tenant = await op.tenant(Action.POOL)
@@ -262,6 +255,9 @@ class PoolService(PoolReads):
             raise OperationFailed(await self._pause_timeout_message(name, wait))
 
 
-def _check_wait(timeout: float) -> None:
+def check_pause_timeout(timeout: float) -> None:
+    """InvalidInput unless a pause may wait ``timeout`` seconds (more than 0, at most 3600)."""
     if not 0 < timeout <= 3600:
-        raise InvalidInput(f"--timeout must be between 0 and 3600 seconds, got {timeout:g}")
+        raise InvalidInput(
+            f"timeout must be between 0 and 3600 seconds, got {timeout:g}", field=Field.TIMEOUT
+        )

@@ -10,12 +10,14 @@ revokes what an older version, or anyone, granted beyond the interface.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import asyncpg
 
 from console.core.errors import InvalidState
+from console.core.hints import RebuildInterface, RunInit
 from console.core.identifiers import qualified, quote_ident
 from console.core.migrations.tree import VERSION_TABLE
 from console.core.security.acl import (
@@ -33,6 +35,7 @@ from console.core.security.acl import (
     role_names,
     role_row,
 )
+from console.core.tenants.registry import registry_exists
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,13 @@ class Privilege:
 
 @dataclass(frozen=True)
 class Finding:
-    """Something the application role can do that it should not (or an interface flaw)."""
+    """Something the application role can do that it should not (or an interface flaw):
+    ``fix`` is the SQL that fixes it, ``hint`` the console operation that does (either or
+    both)."""
 
     problem: str
-    fix: str
+    fix: str = ""
+    hint: RunInit | RebuildInterface | None = None
 
 
 @dataclass(frozen=True)
@@ -72,14 +78,14 @@ class PrivilegeReport:
         """No findings."""
         return not self.findings
 
-    def as_json(self) -> dict[str, Any]:
-        """JSON-ready form."""
+    def as_json(self, fix: Callable[[Finding], str]) -> dict[str, Any]:
+        """JSON-ready form; ``fix`` words a finding's fix (its SQL and hint) for the reader."""
         return {
             "role": self.role,
             "database": self.database,
             "clean": self.clean,
             "privileges": [asdict(p) for p in self.privileges],
-            "findings": [asdict(f) for f in self.findings],
+            "findings": [{"problem": f.problem, "fix": fix(f)} for f in self.findings],
         }
 
 
@@ -89,8 +95,8 @@ async def check_privileges(conn: asyncpg.Connection, app_role: str) -> Privilege
     interface, a superuser or BYPASSRLS role, role memberships, a tenant table without enabled
     and forced RLS, a tenant schema or table it owns, CREATE on a tenant schema, default
     privileges giving it objects created later, and a missing or unsafe interface."""
-    if await conn.fetchval("SELECT to_regclass('public.tenants')") is None:
-        raise InvalidState("the control schema is missing: run goconsole init first")
+    if not await registry_exists(conn):
+        raise InvalidState("the control schema is missing", hint=RunInit())
     database = await conn.fetchval("SELECT current_database()")
     role = await role_row(conn, app_role)
     if role is None:
@@ -98,7 +104,7 @@ async def check_privileges(conn: asyncpg.Connection, app_role: str) -> Privilege
             app_role,
             database,
             [],
-            [Finding(f"application role {app_role} does not exist", "goconsole init")],
+            [Finding(f"application role {app_role} does not exist", hint=RunInit())],
         )
     app = role["oid"]
     console = quote_ident(await conn.fetchval("SELECT current_user"))
@@ -239,9 +245,12 @@ def _object_finding(entry: AclEntry, app_role: str, via: str, console: str) -> F
         )
     column = f" ({quote_ident(entry.detail or '')})" if entry.kind == "column" else ""
     fix = _revoke_fix(f"{entry.privilege}{column}", entry.target, via, app_role)
-    if entry.schema == CONTROL_SCHEMA and via in (app_role, PUBLIC):
-        fix += " (goconsole init does this)"
-    return Finding(f"{app_role} holds {what} (via {via}), beyond the interface", fix)
+    tightened = entry.schema == CONTROL_SCHEMA and via in (app_role, PUBLIC)
+    return Finding(
+        f"{app_role} holds {what} (via {via}), beyond the interface",
+        fix,
+        RunInit() if tightened else None,
+    )
 
 
 def _revoke_fix(privilege: str, target: str, via: str, app_role: str) -> str:
@@ -265,15 +274,13 @@ async def _interface_findings(
         app_role,
     )
     if row is None:
-        return [
-            Finding(f"the registry interface {INTERFACE_SIGNATURE} is missing", "goconsole init")
-        ]
+        return [Finding(f"the registry interface {INTERFACE_SIGNATURE} is missing", hint=RunInit())]
     found = []
     if not row["callable"]:
         found.append(
             Finding(
                 f"{app_role} cannot EXECUTE {INTERFACE_SIGNATURE}: it cannot resolve tenants",
-                "goconsole init",
+                hint=RunInit(),
             )
         )
     if row["owned"]:
@@ -287,7 +294,7 @@ async def _interface_findings(
         found.append(
             Finding(
                 f"{INTERFACE_SIGNATURE} is not SECURITY DEFINER with a fixed search_path",
-                "goconsole migrate all (recreates the control schema's head), then init",
+                hint=RebuildInterface(),
             )
         )
     return found

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from console.core.errors import InvalidState
+from console.core.hints import RunInit
 from console.core.identifiers import qualified, quote_ident
 from console.core.security.acl import (
     CONTROL_SCHEMA,
@@ -34,7 +35,7 @@ async def tighten_control_schema(
     changed, one line each (empty when it already was so). Run inside a transaction."""
     role = await role_row(conn, app_role)
     if role is None:
-        raise InvalidState(f"application role {app_role!r} does not exist; run goconsole init")
+        raise InvalidState(f"application role {app_role!r} does not exist", hint=RunInit())
     app = role["oid"]
     schema_oid = await conn.fetchval("SELECT to_regnamespace($1)::oid", CONTROL_SCHEMA)
     if await conn.fetchval("SELECT to_regprocedure($1)", INTERFACE_SIGNATURE) is None:

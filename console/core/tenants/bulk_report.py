@@ -11,6 +11,7 @@ from typing import Any
 
 from console.core.errors import InvalidInput
 from console.core.events import EventSink, Phase, StepEvent
+from console.core.hints import Field, KeysFromFile
 from console.core.identifiers import validate_tenant_key
 from console.core.operations import max_workers
 from console.core.tenants.registry import Tenant, display_name_for
@@ -121,7 +122,7 @@ def check_request(
     """(key, display name) of every requested key, in order; InvalidInput, before any SQL, when
     there is none, a key is invalid or repeated, or a display name is wrong."""
     if not keys:
-        raise InvalidInput("no tenant key given: name one or more keys (or --from-file FILE)")
+        raise InvalidInput("no tenant key given: name one or more keys", hint=KeysFromFile())
     for key in keys:
         validate_tenant_key(key)
     repeated = sorted(k for k, n in Counter(keys).items() if n > 1)
@@ -142,9 +143,10 @@ def check_concurrency(concurrency: int, pool_size: int) -> None:
     workers = max_workers(pool_size, HELD_CONNECTIONS)
     if not 1 <= concurrency <= workers:
         raise InvalidInput(
-            f"--concurrency {concurrency} is out of range 1-{workers}: bulk provisioning holds "
+            f"concurrency {concurrency} is out of range 1-{workers}: bulk provisioning holds "
             f"{HELD_CONNECTIONS} connection for its locks plus one per concurrent tenant, and the "
-            f"console's pool has {pool_size} (pool_max_size of the cluster; raise it for more)"
+            f"console's pool has {pool_size} (pool_max_size of the cluster; raise it for more)",
+            field=Field.CONCURRENCY,
         )
 
 

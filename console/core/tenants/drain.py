@@ -11,6 +11,7 @@ import asyncpg
 
 from console.core.db import Database
 from console.core.errors import OperationFailed
+from console.core.hints import Force
 from console.core.operations import Operation
 from console.core.tenants.registry import Tenant
 
@@ -92,6 +93,6 @@ async def drain(
                 listing = "; ".join(b.describe() for b in blockers)
                 raise OperationFailed(
                     f"{len(blockers)} backend(s) still hold locks on {tenant.schema_name} "
-                    f"after {timeout:g}s: {listing} — rerun with --force to terminate them "
-                    "or with a longer --timeout"
+                    f"after {timeout:g}s: {listing}",
+                    hint=None if force else Force(),
                 )

@@ -17,6 +17,7 @@ from console.core.backups.store import BackupRecord, BackupStore, sha256_of
 from console.core.db import Database
 from console.core.errors import InvalidInput
 from console.core.events import EventSink, discard
+from console.core.hints import Field
 from console.core.identifiers import schema_for
 from console.core.operations import Operation, OperationRunner
 from console.core.pools.service import PoolService
@@ -35,17 +36,19 @@ DRAIN_TIMEOUT_MAX_S = 86400
 
 
 def check_drain_timeout(value: float | str) -> float:
-    """The drain timeout of deactivate/offboard (``--timeout``) in seconds: a number from 0 to
+    """The drain timeout of deactivate/offboard in seconds: a number from 0 to
     :data:`DRAIN_TIMEOUT_MAX_S`, else InvalidInput naming the value and the range."""
     try:
         seconds = float(str(value).strip())
     except ValueError:
         raise InvalidInput(
-            f"--timeout {value!r} is not a number: give seconds between 0 and {DRAIN_TIMEOUT_MAX_S}"
+            f"timeout {value!r} is not a number: give seconds between 0 and {DRAIN_TIMEOUT_MAX_S}",
+            field=Field.TIMEOUT,
         ) from None
     if not 0 <= seconds <= DRAIN_TIMEOUT_MAX_S:
         raise InvalidInput(
-            f"--timeout must be between 0 and {DRAIN_TIMEOUT_MAX_S} seconds, got {seconds:g}"
+            f"timeout must be between 0 and {DRAIN_TIMEOUT_MAX_S} seconds, got {seconds:g}",
+            field=Field.TIMEOUT,
         )
     return seconds
 

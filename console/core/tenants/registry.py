@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 
 # Re-exported until console/ui imports it from console.core.audit.
-from console.core.audit import AuditEntry as AuditEntry
 from console.core.errors import InvalidInput, InvalidState, NotFound
+from console.core.hints import ListTenants
 
 
 class TenantStatus(enum.StrEnum):
@@ -92,8 +92,19 @@ def display_name_for(key: str, display_name: str | None) -> str:
     return name
 
 
+async def registry_exists(conn: asyncpg.Connection) -> bool:
+    """Whether the cluster has the registry (``init`` created the control schema)."""
+    return bool(await conn.fetchval("SELECT to_regclass('public.tenants') IS NOT NULL"))
+
+
 class Registry:
     """Reads and writes ``public.tenants``."""
+
+    async def signature(self, conn: asyncpg.Connection) -> tuple[int, object]:
+        """(row count, latest updated_at): changes whenever a tenant is added or changes."""
+        row = await conn.fetchrow("SELECT count(*), max(updated_at) FROM public.tenants")
+        assert row is not None
+        return (row[0], row[1])
 
     async def get(self, conn: asyncpg.Connection, key: str) -> Tenant | None:
         """The tenant with ``key``, or None."""
@@ -104,7 +115,7 @@ class Registry:
         """The tenant with ``key``; NotFound otherwise."""
         tenant = await self.get(conn, key)
         if tenant is None:
-            raise NotFound(f"no tenant with key {key!r} (see: goconsole tenants list)")
+            raise NotFound(f"no tenant with key {key!r}", hint=ListTenants())
         return tenant
 
     async def list(

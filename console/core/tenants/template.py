@@ -95,12 +95,12 @@ class TemplateSchema:
             VERSION_TABLE,
         )
         if row is None or not row["versioned"]:
-            return f"template schema {TEMPLATE_SCHEMA} is missing (run: goconsole init)"
+            return f"template schema {TEMPLATE_SCHEMA} is missing (init builds it)"
         revision = await conn.fetchval(
             f"SELECT version_num FROM {qualified(TEMPLATE_SCHEMA, VERSION_TABLE)}"
         )
         if revision != head:
-            return f"template schema is at {revision}, head is {head} (run: goconsole init)"
+            return f"template schema is at {revision}, head is {head} (init rebuilds it)"
         async with self._lock:
             cached = self._cached
             if cached is None or (cached.revision, cached.namespace_oid) != (revision, row["oid"]):

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
-from console.core.tenants.registry import AuditEntry
+from console.core.audit import AuditEntry
 from console.ui.polling import PollingScreen
 from console.ui.screens.base import RowTable
 

@@ -15,8 +15,16 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 from console.core.errors import ConsoleError, InvalidInput
 from console.core.events import Phase, StepEvent
 from console.core.identifiers import validate_tenant_key
-from console.core.migrations.runner import MigrationPlan, RevisionState, RunProgress
+from console.core.migrations.concurrency import (
+    DEFAULT_CONCURRENCY,
+    MAX_CONCURRENCY,
+    concurrency_in_range,
+)
+from console.core.migrations.history import RunSummary
+from console.core.migrations.plan import MigrationPlan, MigrationStatus, RevisionState
+from console.core.migrations.run import RunProgress
 from console.core.tenants.registry import parse_status
+from console.ui.hints import error_text
 from console.ui.polling import PollingScreen
 from console.ui.screens.prompt import FORM_BINDINGS
 from console.ui.widgets.keyed_table import KeyedTable
@@ -55,8 +63,14 @@ class RunOptionsScreen(ModalScreen[dict[str, Any] | None]):
             # Compact fields and buttons: the whole form, buttons included, fits at 80x24.
             yield Label("Target revision")
             yield Input(value=self._head, id="target", classes="field", compact=True)
-            yield Label("Concurrency (1-32)")
-            yield Input(value="2", id="concurrency", type="integer", classes="field", compact=True)
+            yield Label(f"Concurrency (1-{MAX_CONCURRENCY})")
+            yield Input(
+                value=str(DEFAULT_CONCURRENCY),
+                id="concurrency",
+                type="integer",
+                classes="field",
+                compact=True,
+            )
             yield Label("Scope: tenant keys (comma-separated) or status:NAME; empty = all")
             yield Input(
                 placeholder="e.g. acme,beta  or  status:inactive",
@@ -75,12 +89,10 @@ class RunOptionsScreen(ModalScreen[dict[str, Any] | None]):
         try:
             self.dismiss(self._options())
         except InvalidInput as exc:
-            self.query_one("#run-error", Static).update(exc.message)
+            self.query_one("#run-error", Static).update(error_text(exc))
 
     def _options(self) -> dict[str, Any]:
-        raw = self.query_one("#concurrency", Input).value.strip()
-        if not raw.isdigit() or not 1 <= int(raw) <= 32:
-            raise InvalidInput(f"concurrency must be between 1 and 32, got {raw!r}")
+        concurrency = concurrency_in_range(self.query_one("#concurrency", Input).value.strip())
         scope = self.query_one("#scope", Input).value.strip()
         keys, status = None, None
         if scope.startswith("status:"):
@@ -89,7 +101,7 @@ class RunOptionsScreen(ModalScreen[dict[str, Any] | None]):
             keys = [validate_tenant_key(k.strip()) for k in scope.split(",") if k.strip()]
         return {
             "target": self.query_one("#target", Input).value.strip() or self._head,
-            "concurrency": int(raw),
+            "concurrency": concurrency,
             "keys": keys,
             "status": status,
         }
@@ -182,7 +194,7 @@ class MigrationsScreen(PollingScreen):
     def __init__(self) -> None:
         super().__init__(id="migrations")
         self._failures: dict[str, str] = {}  # tenant -> error, of the results shown
-        self.status: dict[str, Any] | None = None
+        self.status: MigrationStatus | None = None
 
     def compose(self) -> ComposeResult:
         yield self.goapp.make_header()
@@ -217,28 +229,26 @@ class MigrationsScreen(PollingScreen):
         runs = await self.goapp.service.migrations.runs(10)
         self._show_state(self.status, runs)
 
-    def _show_state(self, status: dict[str, Any], runs: list[dict[str, Any]]) -> None:
-        total = sum(r["tenants"] for r in status["revisions"]) or 1
+    def _show_state(self, status: MigrationStatus, runs: list[RunSummary]) -> None:
+        total = sum(r.tenants for r in status.revisions) or 1
         lines = [
-            f"head {status['head']} · {status['behind']} tenant(s) behind · "
-            f"{status['unknown']} at an unknown revision",
+            f"head {status.head} · {status.behind} tenant(s) behind · "
+            f"{status.unknown} at an unknown revision",
             "",
         ]
-        for r in status["revisions"]:
-            filled = max(1, round(BAR_WIDTH * r["tenants"] / total))
-            mark = STATE_MARKS[RevisionState(r["state"])]
-            lines.append(
-                f"{r['revision'][:28]:<28} {'█' * filled:<{BAR_WIDTH}} {r['tenants']:>6} {mark}"
-            )
+        for r in status.revisions:
+            filled = max(1, round(BAR_WIDTH * r.tenants / total))
+            mark = STATE_MARKS[r.state]
+            lines.append(f"{r.revision[:28]:<28} {'█' * filled:<{BAR_WIDTH}} {r.tenants:>6} {mark}")
         self.query_one("#mig-bars", Static).update("\n".join(lines))
         rows = {
-            r["id"]: (
-                r["started_at"][:19].replace("T", " "),
-                r["target"],
-                r["status"],
-                str(r["succeeded"]),
-                str(r["failed"]),
-                str(r["skipped_busy"]),
+            str(r.id): (
+                r.started_at.isoformat()[:19].replace("T", " "),
+                r.target,
+                r.status,
+                str(r.succeeded),
+                str(r.failed),
+                str(r.skipped_busy),
             )
             for r in runs
         }
@@ -296,7 +306,7 @@ class MigrationsScreen(PollingScreen):
         if self.goapp.migration_running():
             self.notify("a run is already in progress", severity="warning")
             return
-        head = self.status["head"] if self.status else ""
+        head = self.status.head if self.status else ""
         self.app.push_screen(RunOptionsScreen(head), self._plan_run)
 
     def _plan_run(self, options: dict[str, Any] | None) -> None:
@@ -310,7 +320,7 @@ class MigrationsScreen(PollingScreen):
                 options["target"], options["keys"], options["status"]
             )
         except ConsoleError as exc:
-            self.notify(exc.message, title=exc.title, severity="error", markup=False)
+            self.notify(error_text(exc), title=exc.title, severity="error", markup=False)
             return
 
         def confirmed(ok: bool | None) -> None:
@@ -337,14 +347,13 @@ class MigrationsScreen(PollingScreen):
                 return
             plan = await self.goapp.service.migrations.plan(target, keys)
         except ConsoleError as exc:
-            self.notify(exc.message, title=exc.title, severity="error", markup=False)
+            self.notify(error_text(exc), title=exc.title, severity="error", markup=False)
             return
         self.clear_results()
-        self.goapp.start_migration(plan, 2)
+        self.goapp.start_migration(plan, DEFAULT_CONCURRENCY)
 
     def action_cancel_run(self) -> None:
-        if self.goapp.migration_running():
-            self.goapp.service.migrations.cancelled.set()
+        if self.goapp.cancel_migration():
             self.notify("cancelling: tenants in flight finish, no new ones start")
 
     def action_refresh_now(self) -> None:

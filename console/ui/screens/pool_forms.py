@@ -12,7 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from console.core.errors import InvalidInput
-from console.core.pools.service import check_pool_size
+from console.core.pools.aliases import check_pool_size
+from console.ui.hints import error_text
 
 SizeChoice = tuple[str, str | None]
 
@@ -70,7 +71,7 @@ class PoolSizeScreen(ModalScreen[SizeChoice | None]):
         try:
             check_pool_size(size, "0" if reserve is None else reserve, self._limit)
         except InvalidInput as exc:
-            return exc.message
+            return error_text(exc)
         return ""
 
     @on(Input.Changed)

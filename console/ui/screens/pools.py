@@ -20,9 +20,10 @@ from textual.widgets import DataTable, Footer, Static
 from console.core.errors import ConsoleError
 from console.core.events import EventSink
 from console.core.pools.admin_spec import DSN_ENV
+from console.core.pools.aliases import size_limit
 from console.core.pools.monitor import PoolSnapshot, PoolView
-from console.core.pools.service import size_limit
 from console.ui.connection import Link
+from console.ui.hints import error_text
 from console.ui.polling import PollingScreen
 from console.ui.pool_history import PoolHistory
 from console.ui.screens.base import Command
@@ -158,7 +159,7 @@ class PoolsScreen(PollingScreen):
         """Shown on the status line; errors other than PgBouncer's are notified too."""
         if not isinstance(exc, ConsoleError):
             super().poll_failed(exc)
-        message = exc.message if isinstance(exc, ConsoleError) else str(exc)
+        message = error_text(exc) if isinstance(exc, ConsoleError) else str(exc)
         self.error = " ".join(message.split())  # one line (driver messages hold tabs)
         self.retry_in = self.next_poll_delay()
         if self.is_current:

@@ -16,6 +16,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from console.core.errors import InvalidInput
 from console.core.tenants.lifecycle import check_drain_timeout
+from console.ui.hints import error_text
 
 # Tab and Shift+Tab move the focus as soon as they arrive. Without priority they act only
 # once the focused Input has passed them back up, and keys typed right after them (already
@@ -150,7 +151,7 @@ class DrainTimeoutValidator(Validator):
         try:
             check_drain_timeout(value)
         except InvalidInput as exc:
-            return self.failure(exc.message)
+            return self.failure(error_text(exc))
         return self.success()
 
 
@@ -184,7 +185,7 @@ class ConfirmDrainScreen(ConfirmKeyScreen):
         try:
             check_drain_timeout(self.query_one("#drain-timeout", Input).value)
         except InvalidInput as exc:
-            return exc.message
+            return error_text(exc)
         return None
 
     @on(Input.Changed, "#drain-timeout")
@@ -195,7 +196,7 @@ class ConfirmDrainScreen(ConfirmKeyScreen):
         try:
             timeout = check_drain_timeout(field.value)
         except InvalidInput as exc:
-            self.query_one("#confirm-hint", Static).update(exc.message)
+            self.query_one("#confirm-hint", Static).update(error_text(exc))
             return
         self.query_one("#confirm-hint", Static).update("")
         self.query_one("#drain-force", Checkbox).label = _force_label(force)

@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from console.core.errors import ConsoleError, InvalidInput
 from console.core.identifiers import validate_tenant_key
+from console.ui.hints import error_text
 from console.ui.screens.prompt import FORM_BINDINGS
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class TenantKeyValidator(Validator):
         try:
             validate_tenant_key(value)
         except InvalidInput as exc:
-            return self.failure(exc.message)
+            return self.failure(error_text(exc))
         return self.success()
 
 
@@ -82,7 +83,7 @@ class ProvisionScreen(ModalScreen[tuple[str, str] | None]):
             existing = await self.goapp.service.check_new_key(key)
         except ConsoleError as exc:
             if self.query_one("#key", Input).value == key:
-                error.update(exc.message)
+                error.update(error_text(exc))
             return
         if self.query_one("#key", Input).value != key:
             return  # typed on meanwhile: that value has its own check
@@ -102,7 +103,7 @@ class ProvisionScreen(ModalScreen[tuple[str, str] | None]):
         try:
             validate_tenant_key(key)
         except InvalidInput as exc:
-            self.query_one("#key-error", Static).update(exc.message)
+            self.query_one("#key-error", Static).update(error_text(exc))
             return
         self._check_registry(key, submit=True)  # checked again: it may have been taken since
 

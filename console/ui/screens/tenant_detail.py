@@ -4,7 +4,6 @@ and the live progress of the operation running on it."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,7 +13,9 @@ from textual.widgets import Footer, Log, Static
 
 from console.core.display import PHASE_MARKS, human_size
 from console.core.errors import NotFound
+from console.core.tenants.detail import TenantDetail
 from console.core.tenants.registry import TenantStatus
+from console.ui.hints import hint_text
 from console.ui.polling import PollingScreen
 from console.ui.tenant_view import status_label
 from console.ui.tracker import OpState, TrackedOperation
@@ -46,7 +47,7 @@ class TenantDetailScreen(PollingScreen):
     def __init__(self, key: str) -> None:
         super().__init__(id=f"tenant-{key}")
         self.key = key
-        self.detail: dict[str, Any] | None = None
+        self.detail: TenantDetail | None = None
         self.busy: str | None = None
         self._shown_events = 0
         self._shown_op: TrackedOperation | None = None
@@ -100,7 +101,7 @@ class TenantDetailScreen(PollingScreen):
 
     def status(self) -> TenantStatus | None:
         """The tenant's status as last loaded."""
-        return TenantStatus(self.detail["tenant"]["status"]) if self.detail else None
+        return self.detail.tenant.status if self.detail else None
 
     def focused_tenant(self) -> str | None:
         return self.key
@@ -110,20 +111,20 @@ class TenantDetailScreen(PollingScreen):
 
     def _render_detail(self) -> None:
         assert self.detail is not None
-        t = self.detail["tenant"]
-        status = TenantStatus(t["status"])
+        t = self.detail.tenant
+        status = t.status
         self.query_one("#summary", Static).update(
             Content.assemble(
-                (t["display_name"], "bold"),  # as typed: not parsed as markup
+                (t.display_name, "bold"),  # as typed: not parsed as markup
                 "\n".join(
                     [
-                        f"  ({t['key']})",
+                        f"  ({t.key})",
                         f"status    {status_label(status, self.busy is not None)}",
-                        f"schema    {t['schema_name']}",
-                        f"revision  {self.detail['revision'] or '—'}",
-                        f"id        {t['id']}",
-                        f"cluster   {t['cluster']}   created {t['created_at'][:19]}",
-                        f"config    {json.dumps(t['config'])}",
+                        f"schema    {t.schema_name}",
+                        f"revision  {self.detail.revision or '—'}",
+                        f"id        {t.id}",
+                        f"cluster   {t.cluster}   created {t.created_at.isoformat()[:19]}",
+                        f"config    {json.dumps(t.config)}",
                     ]
                 ),
             )
@@ -137,29 +138,29 @@ class TenantDetailScreen(PollingScreen):
             "#detail-tables",
             [
                 (
-                    r["table"],
-                    f"{r['estimated_rows']:,}",
-                    human_size(r["bytes"]),
-                    "✓ yes" if r["rls_enabled"] else "✗ NO",
-                    "✓ yes" if r["rls_forced"] else "✗ NO",
-                    str(r["policies"]),
+                    r.table,
+                    f"{r.estimated_rows:,}",
+                    human_size(r.bytes),
+                    "✓ yes" if r.rls_enabled else "✗ NO",
+                    "✓ yes" if r.rls_forced else "✗ NO",
+                    str(r.policies),
                 )
-                for r in self.detail["tables"]
+                for r in self.detail.tables
             ],
-            [r["table"] for r in self.detail["tables"]],
+            [r.table for r in self.detail.tables],
         )
         self._fill(
             "#detail-audit",
             [
                 (
-                    a["action_timestamp"][:19].replace("T", " "),
-                    a["action_type"],
-                    f"{a['actor']}@{a['actor_host']}",
-                    a["actor_address"],
+                    a.action_timestamp.isoformat()[:19].replace("T", " "),
+                    a.action_type,
+                    f"{a.actor}@{a.actor_host}",
+                    a.actor_address,
                 )
-                for a in self.detail["audit"]
+                for a in self.detail.audit
             ],
-            [a["id"] for a in self.detail["audit"]],
+            [str(a.id) for a in self.detail.audit],
         )
         self.refresh_bindings()
 
@@ -201,7 +202,8 @@ class TenantDetailScreen(PollingScreen):
             log.write_line(f"{op.name} {op.key} started {op.started:%H:%M:%S} UTC")
         for event in op.events[self._shown_events :]:
             took = f" ({event.duration_ms:.0f} ms)" if event.duration_ms is not None else ""
-            log.write_line(f"{PHASE_MARKS[event.phase]} {event.step}: {event.message}{took}")
+            text = event.message + hint_text(event.hint)
+            log.write_line(f"{PHASE_MARKS[event.phase]} {event.step}: {text}{took}")
         self._shown_events = len(op.events)
         if op.state is not OpState.RUNNING and op.outcome and not log.lines[-1].startswith("="):
             log.write_line(f"= {op.outcome}")

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Input, Static
 
-from console.core.service import TenantRow
+from console.core.tenants.overview import TenantRow
 from console.core.tenants.registry import TenantStatus
 from console.ui.connection import Link, LinkChange, clock_text
 from console.ui.polling import PollingScreen

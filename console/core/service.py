@@ -15,6 +15,7 @@ from console.config import Settings
 from console.core import locks
 from console.core.actor import Actor
 from console.core.audit import AuditEntry, AuditLog
+from console.core.backups.service import BackupService
 from console.core.backups.store import BackupStore
 from console.core.binaries import PgBinaries
 from console.core.bootstrap import initialize
@@ -74,7 +75,8 @@ class ConsoleService:
         binaries = PgBinaries.configured(settings.backup.pg_bin_dir)
         self.alembic = AlembicRunner(self.spec)
         self.template = TemplateSchema(self.spec, binaries, self.alembic)
-        self.backups = BackupStore(self.db, self.spec, binaries, settings.backup_dir())
+        store = BackupStore(self.db, self.spec, binaries, settings.backup_dir())
+        self.backups = BackupService(self.db, settings)
         self.pools = PoolService(
             settings.pgbouncer, self.db, self.runner, self.registry, pgbouncer_dsn
         )
@@ -92,7 +94,7 @@ class ConsoleService:
             self.db,
             self.runner,
             self.registry,
-            self.backups,
+            store,
             self.app_role,
             settings.lifecycle.lock_timeout,
             self.pools if self.pools.configured else None,

@@ -25,6 +25,8 @@ from console.ui.commands import ConsoleCommands, ThemeCommands
 from console.ui.connection import ConnectionState, HealthProbe, Link, LinkChange
 from console.ui.operations import OperationLauncher
 from console.ui.screens.audit import AuditScreen
+from console.ui.screens.backup_history import BackupHistoryScreen
+from console.ui.screens.backups import BackupsScreen
 from console.ui.screens.base import ConsoleScreen, RowTable
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.migrations import MigrationsScreen
@@ -50,12 +52,12 @@ AREAS: dict[str, tuple[str, int, str]] = {
     "tenants": ("t", 0, ""),
     "migrations": ("m", 0, ""),
     "pools": ("p", 0, ""),
-    "backups": ("b", 6, "`goconsole tenants show KEY` lists a tenant's backups"),
+    "backups": ("b", 0, ""),
     "health": ("h", 7, "`goconsole tenants list` and the PostgreSQL logs"),
     "jobs": ("j", 8, "cron running goconsole commands"),
     "audit": ("a", 0, ""),
 }
-MUTATIONS = {"provision", "tenant", "start_run", "retry_failed", "pool"}
+MUTATIONS = {"provision", "tenant", "start_run", "retry_failed", "pool", "backup"}
 MUTATION_NAMES = {"start_run": "migrate", "retry_failed": "migrate retry"}
 DRAINING_ACTIONS = ("deactivate", "offboard")
 
@@ -129,6 +131,8 @@ class GoConsoleApp(App[int]):
             return MigrationsScreen()
         if area == "pools":
             return PoolsScreen()
+        if area == "backups":
+            return BackupsScreen()
         return NotBuiltScreen(area, issue, meanwhile)
 
     def _load_themes(self) -> None:
@@ -191,6 +195,8 @@ class GoConsoleApp(App[int]):
             MigrationsScreen,
             PoolsScreen,
             PoolSizeScreen,
+            BackupsScreen,
+            BackupHistoryScreen,
             ProvisionScreen,
             ConfirmKeyScreen,
             HelpScreen,

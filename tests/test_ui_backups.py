@@ -77,7 +77,9 @@ async def test_states_in_words_history_and_detail(ui_service: ConsoleService) ->
         await refreshed(pilot, screen, "beta", "STALE")
         await pilot.press("down")
         await wait_for(
-            pilot, lambda: "beta: newest full is 27.0 h old" in str(focus.render()), "why"
+            pilot,
+            lambda: str(focus.render()).startswith("beta: newest full 27.0 h old; limit 26.0 h"),
+            "why",
         )
 
         await pilot.press("enter")
@@ -97,7 +99,7 @@ async def test_states_in_words_history_and_detail(ui_service: ConsoleService) ->
         }
         assert (chart.time_unit, chart.size_unit) == ("hours", "kB")
         drawn = shown.query_one(PlotextPlot).plt.build()
-        assert "stored size (kB) of beta's backups" in drawn and "hours ago" in drawn
+        assert "beta: stored size (kB)" in drawn and "hours ago" in drawn
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen, "back on the backups screen")
 

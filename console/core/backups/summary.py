@@ -94,8 +94,8 @@ class StalePolicy:
         if age <= self.limit:
             return None
         return (
-            f"newest full is {_hours(age)} old: the schedule ({self.cron}) runs every "
-            f"{_hours(self.interval)}, grace {_hours(self.grace)}"
+            f"newest full {_hours(age)} old; limit {_hours(self.limit)} "
+            f"({self.cron} + {_hours(self.grace)} grace)"
         )
 
 

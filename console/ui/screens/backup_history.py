@@ -69,7 +69,7 @@ class BackupHistoryScreen(PollingScreen):
         chart = self.chart()
         plt = plot.plt
         plt.clear_data()
-        plt.title(f"stored size ({chart.size_unit}) of {self.key}'s backups")
+        plt.title(f"{self.key}: stored size ({chart.size_unit})")
         plt.xlabel(f"{chart.time_unit} ago")
         for kind, marker in MARKERS.items():
             xs, ys = chart.series[kind]

@@ -16,7 +16,6 @@ from console.core import locks
 from console.core.actor import Actor
 from console.core.audit import AuditEntry, AuditLog
 from console.core.backups.service import BackupService
-from console.core.backups.store import BackupStore
 from console.core.binaries import PgBinaries
 from console.core.bootstrap import initialize
 from console.core.db import ConnectionSpec, Database, connection_failed
@@ -75,8 +74,16 @@ class ConsoleService:
         binaries = PgBinaries.configured(settings.backup.pg_bin_dir)
         self.alembic = AlembicRunner(self.spec)
         self.template = TemplateSchema(self.spec, binaries, self.alembic)
-        store = BackupStore(self.db, self.spec, binaries, settings.backup_dir())
-        self.backups = BackupService(self.db, settings)
+        self.backups = BackupService(
+            self.db,
+            self.spec,
+            binaries,
+            settings.backup,
+            self.runner,
+            self.registry,
+            settings.backup_dir(),
+            settings.schedule.full_backup,
+        )
         self.pools = PoolService(
             settings.pgbouncer, self.db, self.runner, self.registry, pgbouncer_dsn
         )
@@ -94,7 +101,7 @@ class ConsoleService:
             self.db,
             self.runner,
             self.registry,
-            store,
+            self.backups,
             self.app_role,
             settings.lifecycle.lock_timeout,
             self.pools if self.pools.configured else None,

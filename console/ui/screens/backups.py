@@ -17,11 +17,12 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Log, Static
 
 from console.core.backups.catalog import BackupKind
+from console.core.backups.report import BackupProgress
 from console.core.backups.summary import BackupState, TenantBackups
 from console.core.display import PHASE_MARKS
 from console.core.events import EventSink
 from console.core.tenants.registry import TenantStatus
-from console.ui.backup_view import COLUMNS, cells, progress_line, report_outcome, summary_line
+from console.ui.backup_view import COLUMNS, cells, progress_line, run_outcome, summary_line
 from console.ui.polling import PollingScreen
 from console.ui.screens.backup_history import BackupHistoryScreen
 from console.ui.screens.base import Command
@@ -95,7 +96,7 @@ class BackupsScreen(PollingScreen):
         super().__init__(id="backups")
         self.rows: dict[str, TenantBackups] = {}
         self.job: TrackedOperation | None = None
-        self.progress: Any = None
+        self.progress: BackupProgress | None = None
         self._shown_events = 0
         self._ticker: Timer | None = None
         self._updated = ""
@@ -209,7 +210,7 @@ class BackupsScreen(PollingScreen):
             )
             return
         keys = None if key is None else [key]
-        progress: Any = None  # until h/b13write: BackupProgress()
+        progress = BackupProgress()
         self.progress = progress
         self._shown_events = 0
         self.query_one("#backup-log", Log).clear()
@@ -217,7 +218,7 @@ class BackupsScreen(PollingScreen):
             name,
             key or EVERY,
             partial(self._call, what, keys, progress),
-            report_outcome,
+            run_outcome,
             self._ended,
         )
         self.set_class(True, "job")
@@ -225,7 +226,7 @@ class BackupsScreen(PollingScreen):
         self._show_job()
 
     def _call(
-        self, what: str, keys: list[str] | None, progress: Any, sink: EventSink
+        self, what: str, keys: list[str] | None, progress: BackupProgress, sink: EventSink
     ) -> Awaitable[Any]:
         backups = self.goapp.service.backups
         if what in {"verify", "restore_test"}:

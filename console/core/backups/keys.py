@@ -9,6 +9,7 @@ comments, as ``age -R`` reads them); identities from ``backup.identity_file`` (w
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +126,18 @@ def load_identities(settings: BackupSettings) -> list[pyrage.x25519.Identity]:
     if not identities:
         raise OperationFailed(f"backup.identity_file {path} holds no age identity")
     return identities
+
+
+def ensure_identity_file(path: Path) -> str:
+    """An age identity in ``path`` (0600, as ``age-keygen -o`` writes it), generated when the
+    file does not exist; returns its recipient (public key)."""
+    if not path.exists():
+        identity = pyrage.x25519.Identity.generate()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(f"# public key: {identity.to_public()}\n{identity}\n")
+    settings = BackupSettings(identity_file=str(path))
+    return str(load_identities(settings)[0].to_public())
 
 
 def _why(exc: BaseException) -> str:

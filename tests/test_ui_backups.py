@@ -11,17 +11,21 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from helpers import detail_screen, fast, tenants_screen, wait_for
+import asyncpg
+
+from helpers import AuditGate, detail_screen, fast, tenants_screen, wait_for
 from test_ui import SIZE, Notes
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import Log, Static
 from textual_plotext import PlotextPlot
 
 from console.config import Settings
+from console.core.backups.catalog import BackupKind
 from console.core.service import ConsoleService
 from console.ui.app import GoConsoleApp
 from console.ui.screens.backup_history import BackupHistoryScreen
-from console.ui.screens.backups import BackupsScreen
+from console.ui.screens.backups import BackupsScreen, BackupTable
+from console.ui.tracker import OpState
 
 
 class Clock:
@@ -56,48 +60,65 @@ async def refreshed(pilot: Pilot[Any], screen: BackupsScreen, key: str, state: s
     await wait_for(pilot, lambda: screen.state_of(key) == state, f"{key} shown {state}")
 
 
-async def test_states_in_words_history_and_detail(ui_service: ConsoleService) -> None:
-    """NEVER, OK and (the clock moved past the schedule and its grace) STALE, in words; Enter
-    opens the history with its chart; the detail view shows the last backup."""
-    await ui_service.provision("acme")
-    await ui_service.provision("beta")
-    await ui_service.deactivate("beta", timeout=1)  # takes beta's full
+async def backed_up(service: ConsoleService, key: str, kind: BackupKind | None = None) -> None:
+    report = await service.backups.run([key], kind)
+    assert not report.failures, report.failures
+
+
+async def test_states_in_words_history_and_detail(
+    ui_service: ConsoleService, su: asyncpg.Connection
+) -> None:
+    """NEVER, OK, NEVER+FAILED and (the clock moved past the schedule and its grace) STALE,
+    in words; Enter opens the history with its chart; the detail view shows the last backup."""
+    for key in ("acme", "beta", "gamma"):
+        await ui_service.provision(key)
+    await backed_up(ui_service, "beta", BackupKind.FULL)
+    await backed_up(ui_service, "beta")  # an incremental on it
+    await su.execute("DROP SCHEMA tenant_gamma CASCADE")  # its backup fails
+    report = await ui_service.backups.run(["gamma"])
+    assert [o.key for o in report.failures] == ["gamma"]
     clock = Clock()
     app = GoConsoleApp(ui_service, clock=clock)
     async with app.run_test(size=SIZE) as pilot:
         screen = await backups_screen(pilot)
-        assert screen.shown_keys() == ["acme", "beta"]
-        assert screen.state_of("acme") == "NEVER"
-        assert screen.state_of("beta") == "OK"
+        assert screen.shown_keys() == ["acme", "beta", "gamma"]
+        assert [screen.state_of(k) for k in screen.shown_keys()] == ["NEVER", "OK", "NEVER+FAILED"]
+        table = screen.query_one(BackupTable)
+        assert str(table.get_cell("beta", "chain")) == "1"
         focus = screen.query_one("#backup-focus", Static)
         assert str(focus.render()) == "acme: never backed up"
+        await pilot.press("down", "down")
+        await wait_for(
+            pilot,
+            lambda: str(focus.render()).startswith("gamma: never backed up · full failed"),
+            "why gamma failed",
+        )
 
         # daily fulls + 2 h of grace: 27 hours later beta's full is STALE
         clock.ahead = timedelta(hours=27)
         await refreshed(pilot, screen, "beta", "STALE")
-        await pilot.press("down")
+        await pilot.press("up")
         await wait_for(
             pilot,
             lambda: str(focus.render()).startswith("beta: newest full 27.0 h old; limit 26.0 h"),
-            "why",
+            "why beta is STALE",
         )
 
         await pilot.press("enter")
-        history = await wait_for(
+        await wait_for(
             pilot,
             lambda: isinstance(app.screen, BackupHistoryScreen) and app.screen.loaded,
             "beta's history",
         )
-        assert history
         shown = app.screen
         assert isinstance(shown, BackupHistoryScreen)
-        assert len(shown.records) == 1
+        assert [r.kind for r in shown.records] == [BackupKind.INCREMENTAL, BackupKind.FULL]
         chart = shown.chart()
-        assert {kind.value: len(xs) for kind, (xs, _) in chart.series.items()} == {
-            "full": 1,
-            "incremental": 0,
+        assert {kind: len(xs) for kind, (xs, _) in chart.series.items()} == {
+            BackupKind.FULL: 1,
+            BackupKind.INCREMENTAL: 1,
         }
-        assert (chart.time_unit, chart.size_unit) == ("hours", "kB")
+        assert (chart.time_unit, chart.size_unit) == ("hours", "kB")  # 27 hours ago
         drawn = shown.query_one(PlotextPlot).plt.build()
         assert "beta: stored size (kB)" in drawn and "hours ago" in drawn
         await pilot.press("escape")
@@ -106,7 +127,51 @@ async def test_states_in_words_history_and_detail(ui_service: ConsoleService) ->
         app.open_tenant("beta")
         detail = await detail_screen(pilot, "beta")
         text = str(detail.query_one("#summary", Static).render())
-        assert "backup    full 1d ago" in text, text
+        assert "backup    incremental 1d ago" in text and "verified no" in text, text
+
+
+async def test_run_from_the_screen_shows_progress(
+    ui_service: ConsoleService, gate: AuditGate
+) -> None:
+    """f backs up the tenant under the cursor; I runs incrementals of every tenant (a full
+    where there is none) with its progress line and events while it runs; one run at a time."""
+    await ui_service.provision("acme")
+    await ui_service.provision("beta")
+    notes = Notes()
+    app = GoConsoleApp(ui_service)
+    async with app.run_test(size=(80, 24), message_hook=notes) as pilot:
+        screen = await backups_screen(pilot)
+        assert screen.focused_tenant() == "acme"
+        await pilot.press("f")
+        await wait_for(pilot, lambda: screen.job and not screen.running(), "the full to end")
+        assert screen.job is not None and screen.job.state is OpState.SUCCEEDED
+        line = screen.query_one("#backup-progress", Static)
+        assert str(line.render()).startswith("✓ backup full acme: 1 backed up"), line.render()
+        await wait_for(pilot, lambda: screen.state_of("acme") == "OK", "acme OK")
+        assert screen.state_of("beta") == "NEVER"
+
+        await gate.close("backup.backup")  # holds each backup before its step is audited
+        await pilot.press("I")
+        await wait_for(pilot, lambda: screen.running(), "the run to start")
+        await gate.wait_for_waiter()
+        await wait_for(
+            pilot,
+            lambda: str(line.render()).startswith("… backup incremental all tenants: 0/2 tenants"),
+            "the progress line",
+        )
+        assert screen.query_one("#backup-log", Log).display
+        await pilot.press("f")
+        await wait_for(pilot, lambda: notes.any("still running", "one run at a time"), "refusal")
+        await gate.open()
+        await wait_for(pilot, lambda: not screen.running(), "the run to end")
+        assert str(line.render()).startswith("✓ backup incremental all tenants: 2 backed up")
+        log = "\n".join(screen.query_one("#backup-log", Log).lines)
+        assert "acme backup: incremental backup" in log, log
+        assert "beta backup: full backup: " in log, log  # no chain yet: why a full
+        await wait_for(pilot, lambda: screen.state_of("beta") == "OK", "beta OK")
+        assert str(screen.query_one(BackupTable).get_cell("acme", "chain")) == "1"
+    kinds = [r.kind for r in await ui_service.backups.history("acme")]
+    assert kinds == [BackupKind.INCREMENTAL, BackupKind.FULL]
 
 
 async def test_read_only_refuses_runs(

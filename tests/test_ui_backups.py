@@ -12,9 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-
 from helpers import AuditGate, detail_screen, fast, tenants_screen, wait_for
-from test_ui import SIZE, Notes
+from test_ui import SIZE, Notes, table_column
 from textual.pilot import Pilot
 from textual.widgets import Log, Static
 from textual_plotext import PlotextPlot
@@ -25,6 +24,7 @@ from console.core.service import ConsoleService
 from console.ui.app import GoConsoleApp
 from console.ui.screens.backup_history import BackupHistoryScreen
 from console.ui.screens.backups import BackupsScreen, BackupTable
+from console.ui.screens.help import HelpScreen
 from console.ui.tracker import OpState
 
 
@@ -192,3 +192,33 @@ async def test_read_only_refuses_runs(
         await wait_for(pilot, lambda: notes.any("verify refused", "read-only"), "a refusal")
         assert screen.job is None
         assert await read_only.backups.history("acme") == []
+
+
+async def test_keys_have_ids_in_help_and_palette_entries(ui_service: ConsoleService) -> None:
+    """? lists the backup keys with their binding ids; the palette offers the runs and
+    verifications of the tenant under the cursor and of every tenant, and its history."""
+    await ui_service.provision("acme")
+    app = GoConsoleApp(ui_service)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await backups_screen(pilot)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        ids = set(table_column(app.screen, "DataTable", 2))
+        assert {
+            "backups.full",
+            "backups.incremental",
+            "backups.verify",
+            "backups.restore_test",
+            "backups.full_all",
+            "backups.incremental_all",
+            "backups.verify_all",
+            "backups.restore_test_all",
+            "backups.refresh",
+        } <= ids
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, "back on the backups screen")
+        labels = [label for label, _, _ in screen.palette_commands()]
+        assert labels[0] == "Backup history of acme"
+        assert "Run backup full of acme" in labels
+        assert "Run verify --restore-test of all tenants" in labels
+        assert len(labels) == 9

@@ -152,10 +152,10 @@ async def test_encryption_without_a_recipient_is_refused_naming_the_setting(
     service = await make_service(settings=bare)
     await service.init()
     await service.provision("acme")
-    with pytest.raises(NotConfigured, match="backup.recipients") as err:
+    with pytest.raises(NotConfigured, match=r"backup\.recipients") as err:
         await service.backups.run(None)
     assert err.value.exit_code == 2
-    with pytest.raises(NotConfigured, match="backup.recipients_file"):
+    with pytest.raises(NotConfigured, match=r"backup\.recipients_file"):
         await service.deactivate("acme", timeout=1)
     assert await su.fetchval("SELECT count(*) FROM public.backups") == 0
     assert await su.fetchval("SELECT status::text FROM public.tenants") == "ACTIVE"

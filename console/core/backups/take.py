@@ -63,8 +63,8 @@ def changed_rows_sql(table: str) -> str:
     """The rows of ``table`` (qualified) the snapshot ``$1`` did not see: written by a
     transaction that was not committed, or not yet started, when it was taken."""
     return (
-        f"SELECT * FROM {table} WHERE backup_xid >= pg_snapshot_xmin($1::pg_snapshot) "
-        "AND NOT pg_visible_in_snapshot(backup_xid, $1::pg_snapshot)"
+        f"SELECT * FROM {table} WHERE backup_xid >= pg_snapshot_xmin($1::text::pg_snapshot) "
+        "AND NOT pg_visible_in_snapshot(backup_xid, $1::text::pg_snapshot)"
     )
 
 

@@ -121,8 +121,8 @@ async def assert_failed_cleanly(
     assert reason in (outcomes["acme"].error or ""), outcomes["acme"].error
     assert [o.key for o in report.failures] == ["acme"]
     row = await su.fetchrow(
-        "SELECT b.status, b.error FROM public.backups b JOIN public.tenants t ON t.id = b.tenant_id "
-        "WHERE t.key = 'acme'"
+        "SELECT b.status, b.error FROM public.backups b "
+        "JOIN public.tenants t ON t.id = b.tenant_id WHERE t.key = 'acme'"
     )
     assert row is not None and row["status"] == "failed" and reason in row["error"]
     folder = service.settings.backup_dir() / "acme"
@@ -282,7 +282,8 @@ async def test_a_backup_holds_the_tenant_lock_and_never_blocks_the_application(
                 "INSERT INTO tenant_acme.customers (email, full_name) VALUES ('x@y.z', 'New')"
             )
             await conn.execute(
-                "UPDATE tenant_acme.customers SET full_name = 'Renamed' WHERE email = 'c1@example.com'"
+                "UPDATE tenant_acme.customers SET full_name = 'Renamed' "
+                "WHERE email = 'c1@example.com'"
             )
             await conn.execute("DELETE FROM tenant_acme.customers WHERE email = 'c2@example.com'")
     finally:

@@ -18,7 +18,7 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 
-from console.cli import audit, init, migrate, pools, privileges, tenants
+from console.cli import audit, backups, init, migrate, pools, privileges, tenants
 from console.cli.command import Commands
 from console.cli.demo import run_demo_command
 from console.cli.parser import PROG, build_parser
@@ -35,6 +35,7 @@ COMMANDS: Commands = {
     **privileges.COMMANDS,
     **migrate.COMMANDS,
     **pools.COMMANDS,
+    **backups.COMMANDS,
 }
 
 

@@ -15,7 +15,7 @@ from console.config import Settings
 from console.core import locks
 from console.core.actor import Actor
 from console.core.audit import AuditEntry, AuditLog
-from console.core.backups.store import BackupStore
+from console.core.backups.service import BackupService
 from console.core.binaries import PgBinaries
 from console.core.bootstrap import initialize
 from console.core.db import ConnectionSpec, Database, connection_failed
@@ -74,7 +74,15 @@ class ConsoleService:
         binaries = PgBinaries.configured(settings.backup.pg_bin_dir)
         self.alembic = AlembicRunner(self.spec)
         self.template = TemplateSchema(self.spec, binaries, self.alembic)
-        self.backups = BackupStore(self.db, self.spec, binaries, settings.backup_dir())
+        self.backups = BackupService(
+            self.db,
+            self.spec,
+            binaries,
+            settings.backup,
+            self.runner,
+            self.registry,
+            settings.backup_dir(),
+        )
         self.pools = PoolService(
             settings.pgbouncer, self.db, self.runner, self.registry, pgbouncer_dsn
         )

@@ -22,6 +22,7 @@ from pathlib import Path
 import platformdirs
 
 from console.config import APP_NAME, BackupSettings, Settings
+from console.core.backups.keys import ensure_identity_file
 from console.core.binaries import PgBinaries
 from console.core.db import CONNECT_ERRORS, SESSION_ERRORS, connect_unpooled, ensure_database
 from console.core.errors import OperationFailed
@@ -35,6 +36,8 @@ from console.devenv.postgres import LocalCluster, server_os_user
 
 DEMO_DATABASE = "gocommerce"
 DEMO_CONFIG = "goconsole.toml"
+# The demo's age identity: generated at the first start, reused after; backups are encrypted to it.
+DEMO_IDENTITY = "backup-identity.txt"
 SHOP_NAMES = (
     "Acme Outdoors",
     "Blue Harbor Books",
@@ -148,8 +151,14 @@ async def run_demo(
     traffic: asyncio.Task[None] | None = None
     try:
         await ensure_database(cluster.dsn(), DEMO_DATABASE)
+        identity = root / DEMO_IDENTITY
+        recipient = await asyncio.to_thread(ensure_identity_file, identity)
         demo_settings = dataclasses.replace(
-            settings, read_only=False, backup=BackupSettings(dir=str(root / "backups"))
+            settings,
+            read_only=False,
+            backup=BackupSettings(
+                dir=str(root / "backups"), recipients=(recipient,), identity_file=str(identity)
+            ),
         )
         bouncer = await asyncio.to_thread(_start_pgbouncer, root, cluster.port, settings)
         if bouncer is not None:
@@ -209,7 +218,8 @@ async def run_demo(
 
 def write_demo_config(root: Path, dsn: str, settings: Settings) -> Path:
     """``goconsole.toml`` in the demo folder (rewritten at each start: the ports change): the
-    cluster DSN, the backup dir in the demo folder and, when it runs, the demo's PgBouncer."""
+    cluster DSN, the backup dir and age keys in the demo folder and, when it runs, the demo's
+    PgBouncer."""
     cluster = settings.cluster()
     lines = [
         "# Written by `goconsole demo` at each start (the ports change): use it with",
@@ -222,6 +232,8 @@ def write_demo_config(root: Path, dsn: str, settings: Settings) -> Path:
         "",
         "[backup]",
         f"dir = {_toml(settings.backup.dir)}",
+        f"recipients = [{', '.join(_toml(r) for r in settings.backup.recipients)}]",
+        f"identity_file = {_toml(settings.backup.identity_file)}",
     ]
     bouncer = settings.pgbouncer
     if bouncer.admin_dsn:

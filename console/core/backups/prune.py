@@ -19,6 +19,7 @@ from typing import Any
 
 from console.core.backups import catalog
 from console.core.backups.catalog import BackupKind, BackupRecord
+from console.core.backups.manifest import manifest_path
 from console.core.backups.retention import Removal, RetentionPlan, RetentionPolicy, plan
 from console.core.db import Database
 from console.core.errors import ConsoleError
@@ -34,8 +35,7 @@ def files_of(record: BackupRecord) -> tuple[Path, ...]:
         return ()
     if record.kind is BackupKind.INCREMENTAL:
         return (record.location,)
-    stem = record.location.name.partition(".")[0]
-    return (record.location, record.location.with_name(f"{stem}.manifest.json"))
+    return (record.location, manifest_path(record.location, incremental=False))
 
 
 @dataclass(frozen=True)

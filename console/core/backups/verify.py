@@ -214,7 +214,6 @@ class Verifier:
     ) -> VerifyReport:
         """Verify the newest chain of each of ``keys``, ``workers`` at once; one tenant's
         failure never stops the others."""
-        self._runner.refuse_if_read_only("backups verify")
         wanted = self._settings.encryption or self._settings.identity_file
         identities = load_identities(self._settings) if wanted else []
         progress = progress or BackupProgress()

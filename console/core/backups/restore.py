@@ -1,8 +1,9 @@
 """Restoring a backup chain into a database, checking every link against its manifest.
 
 The full is streamed (decrypted, decompressed, its sha256 checked on the way) into
-``pg_restore --exit-on-error`` on its stdin: no plaintext touches the disk, and pg_restore
-exiting non-zero or writing any ``ERROR`` fails the restore. Each incremental is then applied in
+``pg_restore --exit-on-error`` on its stdin (:mod:`console.core.backups.pgrestore`): no
+plaintext touches the disk, and pg_restore exiting non-zero or writing any ``ERROR`` fails the
+restore. Each incremental is then applied in
 one transaction with the tenant's user triggers disabled (rows keep their ``backup_xid`` and no
 deletion is logged twice): every file is COPYed into a temporary table, the rows the link's
 ``deletion_log`` rows name are deleted (children first), the changed rows upserted (parents
@@ -16,7 +17,6 @@ The target is any database the console can reach (a scratch database for a resto
 
 from __future__ import annotations
 
-import asyncio
 import graphlib
 import time
 import uuid
@@ -30,6 +30,7 @@ import pyrage
 
 from console.core.backups.catalog import BackupKind, BackupRecord
 from console.core.backups.digest import TableDigest, digest_sql, schema_digests, tenant_tables
+from console.core.backups.pgrestore import pg_restore
 from console.core.backups.pipeline import Expected, open_stream
 from console.core.binaries import PgBinaries
 from console.core.db import ConnectionSpec
@@ -38,7 +39,6 @@ from console.core.identifiers import qualified, quote_ident
 from console.core.operations import describe_error
 
 DELETION_LOG = "deletion_log"
-_STDERR_TAIL = 600
 
 
 class RestoreFailed(OperationFailed):
@@ -154,27 +154,16 @@ class ChainRestorer:
         (entry,) = link.manifest["files"]
         assert link.record.location is not None
         started = time.perf_counter()
-        async with open_stream(link.record.location, link.expected(entry, self._identities)) as s:
-            proc = await asyncio.create_subprocess_exec(
-                str(self._binaries.tool("pg_restore")),
-                "--exit-on-error",
-                "--dbname",
-                target.conninfo,
-                stdin=s.fd,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                env=target.libpq_env(),
-            )
-            s.handed_over()
-            _, err = await proc.communicate()
-            raw = await s.finish()  # a damaged file explains a failed restore best
-        errors = err.decode(errors="replace").strip()
-        if proc.returncode != 0 or "ERROR" in errors:
-            detail = f"pg_restore exited {proc.returncode}: {errors[-_STDERR_TAIL:]}"
-            raise RestoreFailed("restore-error", link.record.id, detail)
-        restored = time.perf_counter()
         conn = await asyncpg.connect(**target.asyncpg_kwargs())
         try:
+            server_major = conn.get_server_version().major
+            expected = link.expected(entry, self._identities)
+            async with open_stream(link.record.location, expected) as stream:
+                run = await pg_restore(self._binaries, target, stream.fd, server_major)
+                raw = await stream.finish()  # a damaged file explains a failed restore best
+            if run.failed:
+                raise RestoreFailed("restore-error", link.record.id, run.describe())
+            restored = time.perf_counter()
             await _see_tenant_rows(conn, link, local=False)
             tables = link.manifest["tables"]
             found = await schema_digests(conn, link.schema, list(tables))

@@ -10,6 +10,7 @@ from datetime import datetime
 from console.core.backups.catalog import BackupKind, BackupRecord, BackupStatus
 from console.core.backups.report import MB, BackupProgress, BackupRunReport
 from console.core.backups.summary import TenantBackups
+from console.core.backups.verify import VerifyReport
 from console.core.display import human_size
 from console.ui.tenant_view import age, status_label
 
@@ -181,4 +182,17 @@ def run_outcome(report: BackupRunReport) -> tuple[bool, str]:
     )
     if failures:
         line += f" — {failures[0].key}: {failures[0].error}"
+    return bool(failures), line
+
+
+def verify_outcome(report: VerifyReport) -> tuple[bool, str]:
+    """(any failure, one line) of a verification: counts, level, the first failure."""
+    failures = report.failures
+    level = "restore test" if report.restore_test else "checksum"
+    line = (
+        f"{len(report.tenants) - len(failures)} verified ({level}), {len(failures)} failed "
+        f"in {report.elapsed_s:.1f} s"
+    )
+    if failures:
+        line += f" — {failures[0].key}: {failures[0].failure}"
     return bool(failures), line

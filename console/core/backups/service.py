@@ -17,9 +17,12 @@ from console.core.backups import catalog
 from console.core.backups.catalog import BackupKind, BackupRecord, BackupStatus
 from console.core.backups.check import check_stored
 from console.core.backups.keys import require_recipients
+from console.core.backups.prune import Pruner, PruneReport
 from console.core.backups.report import BackupOutcome, BackupProgress, BackupRunReport
+from console.core.backups.retention import RetentionPolicy
 from console.core.backups.summary import StalePolicy, TenantBackups, read_summaries
 from console.core.backups.take import BackupWriter, Taken
+from console.core.backups.verify import Verifier, VerifyReport
 from console.core.binaries import PgBinaries
 from console.core.db import ConnectionSpec, Database
 from console.core.errors import ConsoleError, InvalidInput, NotFound
@@ -67,6 +70,8 @@ class BackupService:
         self._registry = registry
         self.root = root
         self.writer = BackupWriter(db, spec, binaries, settings, root)
+        self.verifier = Verifier(db, spec, binaries, settings, runner, registry)
+        self.pruner = Pruner(db, runner, registry, RetentionPolicy.from_settings(settings))
 
     def require_ready(self) -> None:
         """NotConfigured (exit 2) naming ``backup.recipients`` / ``backup.recipients_file``
@@ -76,6 +81,18 @@ class BackupService:
     def max_concurrency(self) -> int:
         """The most backups at once the connection pool serves."""
         return max(self._db.max_size // CONNECTIONS_PER_BACKUP, 1)
+
+    def workers(self, concurrency: int | None) -> int:
+        """The tenants worked on at once: ``concurrency`` (default ``backup.concurrency``),
+        checked to be from 1 to :meth:`max_concurrency` (InvalidInput otherwise)."""
+        workers = self.settings.concurrency if concurrency is None else concurrency
+        if not 1 <= workers <= self.max_concurrency():
+            raise InvalidInput(
+                f"--concurrency must be between 1 and {self.max_concurrency()} (each tenant "
+                f"holds {CONNECTIONS_PER_BACKUP} of the pool's {self._db.max_size} connections),"
+                f" got {workers}"
+            )
+        return workers
 
     async def run(
         self,
@@ -92,13 +109,7 @@ class BackupService:
         None: incremental where a chain can be extended, else full."""
         self._runner.refuse_if_read_only("backups run")
         self.require_ready()
-        workers = self.settings.concurrency if concurrency is None else concurrency
-        if not 1 <= workers <= self.max_concurrency():
-            raise InvalidInput(
-                f"--concurrency must be between 1 and {self.max_concurrency()} (each backup "
-                f"holds {CONNECTIONS_PER_BACKUP} of the pool's {self._db.max_size} connections),"
-                f" got {workers}"
-            )
+        workers = self.workers(concurrency)
         targets = await self._targets(keys)
         progress = progress or BackupProgress()
         progress.start(len(targets))
@@ -181,6 +192,53 @@ class BackupService:
         if manifest is None:
             raise NotFound(f"backup {record.id} has no manifest (running, failed or old format)")
         await check_stored(record, manifest, self.settings, self._binaries)
+
+    # -- verification and retention (console.core.backups.verify, .prune) -------------------
+
+    async def verify(
+        self,
+        keys: Sequence[str] | None,
+        *,
+        restore_test: bool = False,
+        concurrency: int | None = None,
+        sink: EventSink = discard,
+        progress: BackupProgress | None = None,
+    ) -> VerifyReport:
+        """Verify the newest chain of each of ``keys`` (None: every tenant with a succeeded
+        backup) at the checksum level, or by a restore test; record each backup's verdict."""
+        self._runner.refuse_if_read_only("backups verify")
+        workers = self.workers(concurrency)
+        targets = await self.verifier.targets(keys)
+        return await self.verifier.verify(
+            targets, restore_test=restore_test, workers=workers, sink=sink, progress=progress
+        )
+
+    async def verify_sample(
+        self,
+        n: int | None = None,
+        *,
+        restore_test: bool = True,
+        concurrency: int | None = None,
+        sink: EventSink = discard,
+        progress: BackupProgress | None = None,
+    ) -> VerifyReport:
+        """The scheduler's check: verify the ``n`` (default ``backup.verify_sample``) tenants
+        whose newest backup was verified longest ago, never-verified ones first."""
+        self._runner.refuse_if_read_only("backups verify")
+        count = self.settings.verify_sample if n is None else n
+        if count < 1:
+            raise InvalidInput(f"the verify sample must be at least 1 tenant, got {count}")
+        workers = self.workers(concurrency)
+        targets = await self.verifier.least_recently_verified(count)
+        return await self.verifier.verify(
+            targets, restore_test=restore_test, workers=workers, sink=sink, progress=progress
+        )
+
+    async def prune(
+        self, *, dry_run: bool = False, now: datetime | None = None, sink: EventSink = discard
+    ) -> PruneReport:
+        """Remove the backups retention lets go at ``now`` (``dry_run``: only list them)."""
+        return await self.pruner.prune(dry_run=dry_run, now=now, sink=sink)
 
     # -- reads ------------------------------------------------------------------------------
 

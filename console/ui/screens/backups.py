@@ -22,7 +22,14 @@ from console.core.backups.summary import BackupState, TenantBackups
 from console.core.display import PHASE_MARKS
 from console.core.events import EventSink
 from console.core.tenants.registry import TenantStatus
-from console.ui.backup_view import COLUMNS, cells, progress_line, run_outcome, summary_line
+from console.ui.backup_view import (
+    COLUMNS,
+    cells,
+    progress_line,
+    run_outcome,
+    summary_line,
+    verify_outcome,
+)
 from console.ui.polling import PollingScreen
 from console.ui.screens.backup_history import BackupHistoryScreen
 from console.ui.screens.base import Command
@@ -37,6 +44,7 @@ ACTIONS = {
     "verify": ("verify", "checksum, decrypt, decompress, list the tables"),
     "restore_test": ("verify --restore-test", "restore into a scratch database and compare"),
 }
+VERIFY = frozenset({"verify", "restore_test"})
 PROGRESS_EVERY_S = 0.5
 LOG_LINES = 200
 
@@ -218,7 +226,7 @@ class BackupsScreen(PollingScreen):
             name,
             key or EVERY,
             partial(self._call, what, keys, progress),
-            run_outcome,
+            verify_outcome if what in VERIFY else run_outcome,
             self._ended,
         )
         self.set_class(True, "job")
@@ -229,7 +237,7 @@ class BackupsScreen(PollingScreen):
         self, what: str, keys: list[str] | None, progress: BackupProgress, sink: EventSink
     ) -> Awaitable[Any]:
         backups = self.goapp.service.backups
-        if what in {"verify", "restore_test"}:
+        if what in VERIFY:
             return backups.verify(
                 keys, restore_test=what == "restore_test", sink=sink, progress=progress
             )

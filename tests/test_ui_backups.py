@@ -222,3 +222,32 @@ async def test_keys_have_ids_in_help_and_palette_entries(ui_service: ConsoleServ
         assert "Run backup full of acme" in labels
         assert "Run verify --restore-test of all tenants" in labels
         assert len(labels) == 9
+
+
+async def test_verify_from_the_screen_records_the_level(ui_service: ConsoleService) -> None:
+    """v verifies the tenant under the cursor at the checksum level, r with a restore test;
+    the Verified column follows."""
+    await ui_service.provision("acme")
+    await backed_up(ui_service, "acme", BackupKind.FULL)
+    app = GoConsoleApp(ui_service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await backups_screen(pilot)
+        table = screen.query_one(BackupTable)
+        line = screen.query_one("#backup-progress", Static)
+        assert str(table.get_cell("acme", "verified")) == "no"
+        for key, level, shown in (
+            ("v", "checksum", "✓ checksum"),
+            ("r", "restore test", "✓ restore"),
+        ):
+            job = screen.job
+            await pilot.press(key)
+            await wait_for(
+                pilot,
+                lambda job=job: screen.job is not job and not screen.running(),
+                f"{key} to end",
+            )
+            assert str(line.render()).startswith("✓ verify"), line.render()
+            assert f"1 verified ({level}), 0 failed" in str(line.render()), line.render()
+            await wait_for(
+                pilot, lambda shown=shown: str(table.get_cell("acme", "verified")) == shown, shown
+            )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -57,6 +58,22 @@ class BackupSettings:
     validation: bool = True
     full_retention_days: int = 30
     incremental_retention_days: int = 7
+    # Backups of ARCHIVED tenants: days kept after the tenant was archived; 0 keeps them.
+    archived_retention_days: int = 0
+    # zstd level (1-22) when ``compression`` is on.
+    compression_level: int = 3
+    # age X25519 recipients ("age1…") the backups are encrypted to, inline and/or from a file
+    # (one per line, # comments), as ``age -r`` / ``age -R`` take them.
+    recipients: tuple[str, ...] = ()
+    recipients_file: str = ""
+    # age identity file (private key) to decrypt with: verify and restore need it, backups not.
+    identity_file: str = ""
+    # Tenants backed up (or verified) at once; each holds a lock and a work connection.
+    concurrency: int = 2
+    # A tenant whose newest full is older than its schedule's interval plus this is STALE.
+    stale_grace_hours: float = 2.0
+    # How many tenants the scheduled verification checks per run.
+    verify_sample: int = 5
 
 
 @dataclass(frozen=True)
@@ -295,6 +312,8 @@ def _check_ranges(settings: Settings, source: str) -> None:
         "ui.refresh_interval": settings.ui.refresh_interval,
         "backup.full_retention_days": settings.backup.full_retention_days,
         "backup.incremental_retention_days": settings.backup.incremental_retention_days,
+        "backup.concurrency": settings.backup.concurrency,
+        "backup.verify_sample": settings.backup.verify_sample,
         "pgbouncer.poll_interval": settings.pgbouncer.poll_interval,
         "pgbouncer.pause_timeout": settings.pgbouncer.pause_timeout,
         "pgbouncer.command_timeout": settings.pgbouncer.command_timeout,
@@ -305,6 +324,7 @@ def _check_ranges(settings: Settings, source: str) -> None:
         if number <= 0:
             raise ConfigError(f"{source}: {key} must be greater than 0, got {number}")
     _check_pgbouncer(settings.pgbouncer, source)
+    _check_backup(settings, source)
     for key, expr in dataclasses.asdict(settings.schedule).items():
         if len(expr.split()) != 5:
             raise ConfigError(
@@ -326,6 +346,37 @@ def _string_list(value: object, source: str, key: str) -> tuple[str, ...]:
     if repeated:
         raise ConfigError(f"{source}: {key} lists {', '.join(map(repr, repeated))} more than once")
     return tuple(value)
+
+
+_AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
+
+
+def _check_backup(settings: Settings, source: str) -> None:
+    backup = settings.backup
+    if not 1 <= backup.compression_level <= 22:
+        raise ConfigError(
+            f"{source}: backup.compression_level must be a zstd level from 1 to 22, "
+            f"got {backup.compression_level}"
+        )
+    for key, number in (
+        ("archived_retention_days", backup.archived_retention_days),
+        ("stale_grace_hours", backup.stale_grace_hours),
+    ):
+        if number < 0:
+            raise ConfigError(f"{source}: backup.{key} must be 0 or more, got {number}")
+    for recipient in backup.recipients:
+        if not _AGE_RECIPIENT.match(recipient):
+            raise ConfigError(
+                f"{source}: backup.recipients: {recipient!r} is not an age X25519 recipient "
+                "(a public key from age-keygen: age1 followed by 58 letters and digits)"
+            )
+    for name, cluster in settings.clusters.items():
+        if 2 * backup.concurrency > cluster.pool_max_size:
+            raise ConfigError(
+                f"{source}: backup.concurrency ({backup.concurrency}) needs "
+                f"clusters.{name}.pool_max_size >= {2 * backup.concurrency} "
+                "(each backup holds a lock connection and a snapshot connection)"
+            )
 
 
 def _check_pgbouncer(bouncer: PgBouncerSettings, source: str) -> None:

@@ -16,7 +16,15 @@ from typing import Protocol, TypeVar
 
 import asyncpg
 import pytest
-from helpers import APP_ROLE, AuditGate, TableGate, fast, running_pgbouncer
+from helpers import (
+    APP_ROLE,
+    AgeKey,
+    AuditGate,
+    TableGate,
+    fast,
+    make_age_key,
+    running_pgbouncer,
+)
 
 from console.config import BackupSettings, PgBouncerSettings, Settings
 from console.core.binaries import PgBinaries
@@ -72,10 +80,24 @@ async def database_dsn(pg_cluster: LocalCluster) -> AsyncIterator[str]:
         await admin.close()
 
 
+@pytest.fixture(scope="session")
+def age_key(tmp_path_factory: pytest.TempPathFactory) -> AgeKey:
+    """An age identity for the session's backups (files 0600 in a session tmp dir)."""
+    return make_age_key(tmp_path_factory.mktemp("age"))
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Default settings with the backups in this test's tmp dir."""
-    return dataclasses.replace(Settings(), backup=BackupSettings(dir=str(tmp_path / "backups")))
+def settings(tmp_path: Path, age_key: AgeKey) -> Settings:
+    """Default settings with the backups in this test's tmp dir, encrypted to the session's
+    age key like production backups."""
+    return dataclasses.replace(
+        Settings(),
+        backup=BackupSettings(
+            dir=str(tmp_path / "backups"),
+            recipients=(age_key.recipient,),
+            identity_file=str(age_key.identity_file),
+        ),
+    )
 
 
 ServiceFactory = Callable[..., Awaitable[ConsoleService]]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pyrage
 import pytest
 from textual.pilot import Pilot
 
@@ -29,6 +30,32 @@ APP_ROLE = ClusterSettings().app_role
 PATIENCE_S = 60.0
 
 Condition = Callable[[], object | Awaitable[object]]
+
+
+@dataclasses.dataclass(frozen=True)
+class AgeKey:
+    """An age X25519 identity in a file (what ``age-keygen -o`` writes) and its recipient."""
+
+    identity_file: Path
+    recipient: str
+
+
+def make_age_key(folder: Path, name: str = "backup-key.txt") -> AgeKey:
+    """Generate an age identity into ``folder/name`` (0600)."""
+    identity = pyrage.x25519.Identity.generate()
+    path = folder / name
+    path.write_text(f"# public key: {identity.to_public()}\n{identity}\n")
+    path.chmod(0o600)
+    return AgeKey(path, str(identity.to_public()))
+
+
+def backup_config(backup_dir: Path, key: AgeKey) -> str:
+    """The ``[backup]`` table of a config file: backups in ``backup_dir`` encrypted to
+    ``key``."""
+    return (
+        f'[backup]\ndir = "{backup_dir}"\nrecipients = ["{key.recipient}"]\n'
+        f'identity_file = "{key.identity_file}"\n'
+    )
 
 
 def fast(settings: Settings, **changes: object) -> Settings:

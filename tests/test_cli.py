@@ -19,18 +19,21 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from helpers import backup_config, make_age_key
 
 from console.config import load_settings
+from console.core.migrations.tree import head_revision
 from console.devenv.pgbouncer import pgbouncer_binary
 
 
 def run_cli(
     *args: str, dsn: str | None, backup_dir: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m console [--dsn DSN] ARGS`` with backups going to ``backup_dir``."""
+    """``python -m console [--dsn DSN] ARGS`` with backups going to ``backup_dir``, encrypted to
+    an age key generated beside it."""
     config = backup_dir.parent / "cli-config.toml"
     if not config.exists():
-        config.write_text(f'[backup]\ndir = "{backup_dir}"\n')
+        config.write_text(backup_config(backup_dir, make_age_key(backup_dir.parent)))
     prefix = ["--config", str(config)] + (["--dsn", dsn] if dsn else [])
     return subprocess.run(
         [sys.executable, "-m", "console", *prefix, *args],
@@ -105,7 +108,7 @@ async def test_init_provision_list_show_audit(cli, database_dsn: str) -> None:
         "deletion_log",
     }
     assert all(t["rls_enabled"] and t["rls_forced"] and t["policies"] == 1 for t in tables.values())
-    assert shown["revision"] == "0004_orders_placed_at_index"
+    assert shown["revision"] == head_revision("tenant")
 
     text = cli("tenants", "show", "acme")
     assert "tenant_acme" in text.stdout and "customers" in text.stdout
@@ -181,7 +184,7 @@ async def test_deactivate_reactivate_offboard_roundtrip(cli, database_dsn: str) 
     assert off.returncode == 0, off.stderr
     report = json.loads(off.stdout)
     dump = Path(report["backup"]["location"])
-    assert dump.is_file() and report["backup"]["verified"] is True
+    assert dump.is_file() and report["backup"]["verify_result"] == "ok"
     assert Path(report["audit_export"]["path"]).is_file()
     assert Path(report["report"]).with_suffix(".txt").is_file()
     assert await status_of(database_dsn, "acme") == "ARCHIVED"
@@ -500,8 +503,11 @@ def _demo_twice(data_dir: Path) -> None:
     settings = load_settings(str(config))
     assert settings.backup.dir == str(data_dir / "backups")
     assert settings.cluster().dsn.endswith("/gocommerce")
+    assert Path(settings.backup.identity_file).parent == data_dir
     second = serve()
     assert "tenants:      4 ACTIVE, 1 ARCHIVED, 1 INACTIVE" in second
+    # the demo's age identity was kept: backups taken before stay readable
+    assert load_settings(str(config)).backup.recipients == settings.backup.recipients
     assert "[provision" not in second  # the persistent data dir was reused
     if pgbouncer_binary() is not None:
         assert settings.pgbouncer.include_file == str(data_dir / "pgbouncer" / "tenants.ini")

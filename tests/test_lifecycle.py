@@ -360,7 +360,11 @@ async def test_state_machine_refuses_out_of_order_operations(
 
 
 async def test_offboard_leaves_a_verified_restorable_backup_and_an_audit_export(
-    service: ConsoleService, su: asyncpg.Connection, database_dsn: str, pg_cluster: LocalCluster
+    service: ConsoleService,
+    su: asyncpg.Connection,
+    database_dsn: str,
+    pg_cluster: LocalCluster,
+    tmp_path: Path,
 ) -> None:
     tenant = await service.provision("acme")
     await su.execute(
@@ -386,9 +390,14 @@ async def test_offboard_leaves_a_verified_restorable_backup_and_an_audit_export(
     assert report.backup is not None
     assert (report.backup.location, report.backup.sha256) == (dump, row["sha256"])
     assert report.backup.verified
+    assert dump.name.endswith(".dump.zst.age")
 
+    # age and zstd give back the pg_dump archive
+    plain = tmp_path / "acme.dump"
+    identity = service.settings.backup.identity_file
+    await run("sh", "-c", f"age -d -i '{identity}' '{dump}' | zstd -d -q -o '{plain}'")
     pg_restore = str(PgBinaries.embedded().tool("pg_restore"))
-    listing = await run(pg_restore, "--list", str(dump))
+    listing = await run(pg_restore, "--list", str(plain))
     for table in TENANT_TABLES:
         assert f" TABLE tenant_acme {table} " in listing, f"{table} missing from the dump"
     # and it really restores: the schema comes back with its data. pg_restore 18 sets
@@ -397,7 +406,7 @@ async def test_offboard_leaves_a_verified_restorable_backup_and_an_audit_export(
         pg_restore,
         "--dbname",
         database_dsn,
-        str(dump),
+        str(plain),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

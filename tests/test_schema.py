@@ -333,7 +333,7 @@ async def test_clone_and_alembic_paths_build_identical_catalogs(
     assert fp_cloned == fp_migrated
     # the comparison covers what matters (not vacuously equal) ...
     assert len(fp_cloned["policies"]) == len(TENANT_TABLES)
-    assert len(fp_cloned["triggers"]) == 2 * len(DATA_TABLES)
+    assert len(fp_cloned["triggers"]) == 3 * len(DATA_TABLES)  # updated_at, deletion, backup xid
     assert {row[0] for row in fp_cloned["indexes"]} >= {
         "idx_customers_email",
         "idx_products_category",

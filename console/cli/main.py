@@ -37,6 +37,7 @@ AREAS = {
     "check-privileges": "privileges",
     "migrate": "migrate",
     "pool": "pools",
+    "backups": "backups",
 }
 
 

@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     _add_pool_commands(sub)
+    _add_backup_commands(sub)
 
     p = sub.add_parser("audit", help="the audit log, newest first")
     p.add_argument("key", nargs="?")
@@ -177,4 +178,27 @@ def _add_pool_commands(sub: Any) -> None:
     p = pool.add_parser(
         "sync", help="repair every alias (target, sizes) for the ACTIVE/INACTIVE tenants; RELOAD"
     )
+    p.add_argument("--json", action="store_true")
+
+
+def _add_backup_commands(sub: Any) -> None:
+    backups = sub.add_parser("backups", help="per-tenant backups").add_subparsers(
+        dest="action", parser_class=_Parser, metavar="ACTION", required=True
+    )
+    p = backups.add_parser(
+        "run", help="back up tenants: incremental where a chain can be extended, else full"
+    )
+    p.add_argument("keys", nargs="*", metavar="KEY")
+    p.add_argument("--all", action="store_true", help="every ACTIVE and INACTIVE tenant")
+    p.add_argument(
+        "--kind", choices=("full", "incremental"), help="default: incremental if possible"
+    )
+    p.add_argument("--concurrency", type=int, help="tenants at once (default: backup.concurrency)")
+    p.add_argument("--json", action="store_true")
+    p = backups.add_parser("list", help="backups newest first (one tenant's or everyone's)")
+    p.add_argument("key", nargs="?")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--json", action="store_true")
+    p = backups.add_parser("show", help="one backup: catalog row, tables, files")
+    p.add_argument("id", metavar="ID")
     p.add_argument("--json", action="store_true")

@@ -35,6 +35,9 @@ def validate(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "pool":
         _validate_pool(args)
         return
+    if args.command == "backups":
+        _validate_backups(args)
+        return
     if args.command == "audit" and not 1 <= args.limit <= 100_000:
         raise InvalidInput(f"--limit must be between 1 and 100000, got {args.limit}")
     destructive = {
@@ -49,6 +52,20 @@ def validate(args: argparse.Namespace, settings: Settings) -> None:
         if args.read_only:
             return  # refused later with the read-only message, without prompting
         _confirm(args.action, args.key, args.yes, destructive[args.action])
+
+
+def _validate_backups(args: argparse.Namespace) -> None:
+    """``backups run`` needs KEY… or --all (not both); ``backups list`` a sane --limit."""
+    if args.action == "run":
+        if bool(args.keys) == bool(args.all):
+            raise InvalidInput(
+                "backups run needs tenant keys or --all (not both): e.g. "
+                "goconsole backups run acme beta, or goconsole backups run --all"
+            )
+        for key in args.keys:
+            validate_tenant_key(key)
+    if args.action == "list" and not 1 <= args.limit <= 100_000:
+        raise InvalidInput(f"--limit must be between 1 and 100000, got {args.limit}")
 
 
 def _validate_provision(args: argparse.Namespace, settings: Settings) -> None:

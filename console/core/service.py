@@ -21,7 +21,7 @@ from console.core.tenants.registry import Registry, Tenant, TenantStatus, regist
 from console.core.tenants.stats import SchemaStats, schema_revisions, schema_stats
 
 if TYPE_CHECKING:  # the sub-services' modules load when a property first builds one
-    from console.core.backups.store import BackupStore
+    from console.core.backups.service import BackupService
     from console.core.binaries import PgBinaries
     from console.core.bootstrap import InitReport
     from console.core.migrations.runner import MigrationRunner
@@ -100,7 +100,7 @@ class ConsoleService:
     @cached_property
     def backups(self) -> BackupStore:
         """Tenant backups (offboarding writes one)."""
-        from console.core.backups.store import BackupStore
+        from console.core.backups.service import BackupService
 
         return BackupStore(self.db, self.spec, self.binaries, self.settings.backup_dir())
 

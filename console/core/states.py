@@ -29,6 +29,7 @@ class Action(enum.StrEnum):
     OFFBOARD = "offboard"
     POOL = "pool"
     MIGRATE = "migrate"
+    BACKUP = "backup"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ RULES: dict[Action, Rule] = {
     # Tenants with a PgBouncer alias.
     Action.POOL: Rule(frozenset({S.ACTIVE, S.INACTIVE, S.DEACTIVATING})),
     Action.MIGRATE: Rule(frozenset({S.ACTIVE, S.INACTIVE})),
+    Action.BACKUP: Rule(frozenset({S.ACTIVE, S.INACTIVE})),
 }
 LIFECYCLE = (Action.DEACTIVATE, Action.REACTIVATE, Action.OFFBOARD, Action.PROVISION)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import platformdirs
 
 from console.config import APP_NAME, Settings
+from console.core.backups.keys import ensure_identity_file
 from console.core.binaries import PgBinaries
 from console.core.db import CONNECT_ERRORS, SESSION_ERRORS, connect_unpooled, ensure_database
 from console.core.errors import OperationFailed
@@ -28,7 +29,7 @@ from console.core.identifiers import qualified
 from console.core.pools.sync import SyncReport
 from console.core.service import ConsoleService
 from console.core.tenants.registry import Tenant
-from console.devenv.demo_config import settings_for_demo, write_demo_config
+from console.devenv.demo_config import DEMO_IDENTITY, settings_for_demo, write_demo_config
 from console.devenv.pgbouncer import LocalPgBouncer, pgbouncer_binary
 from console.devenv.postgres import LocalCluster, server_os_user
 
@@ -146,8 +147,9 @@ async def run_demo(
     traffic: asyncio.Task[None] | None = None
     try:
         await ensure_database(cluster.dsn(), DEMO_DATABASE)
+        recipient = await asyncio.to_thread(ensure_identity_file, root / DEMO_IDENTITY)
         bouncer = await asyncio.to_thread(_start_pgbouncer, root, cluster.port, settings)
-        demo_settings = settings_for_demo(settings, root, bouncer)
+        demo_settings = settings_for_demo(settings, root, bouncer, recipient)
         dsn = cluster.dsn(DEMO_DATABASE)
         config = write_demo_config(root, dsn, demo_settings)
         synced: SyncReport | None = None

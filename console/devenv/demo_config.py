@@ -11,14 +11,22 @@ from console.config import BackupSettings, Settings
 from console.devenv.pgbouncer import LocalPgBouncer
 
 DEMO_CONFIG = "goconsole.toml"
+# The demo's age identity: generated at the first start, reused after; backups are encrypted to it.
+DEMO_IDENTITY = "backup-identity.txt"
 
 
-def settings_for_demo(settings: Settings, root: Path, bouncer: LocalPgBouncer | None) -> Settings:
-    """``settings`` writable, with backups in the demo folder ``root`` and, when ``bouncer``
-    runs, its admin DSN, include file and log."""
-    demo = dataclasses.replace(
-        settings, read_only=False, backup=BackupSettings(dir=str(root / "backups"))
+def settings_for_demo(
+    settings: Settings, root: Path, bouncer: LocalPgBouncer | None, recipient: str
+) -> Settings:
+    """``settings`` writable, with backups in the demo folder ``root``, encrypted to
+    ``recipient`` (whose identity is :data:`DEMO_IDENTITY` there) and, when ``bouncer`` runs,
+    its admin DSN, include file and log."""
+    backup = BackupSettings(
+        dir=str(root / "backups"),
+        recipients=(recipient,),
+        identity_file=str(root / DEMO_IDENTITY),
     )
+    demo = dataclasses.replace(settings, read_only=False, backup=backup)
     if bouncer is None:
         return demo
     assert bouncer.include_file is not None
@@ -35,7 +43,8 @@ def settings_for_demo(settings: Settings, root: Path, bouncer: LocalPgBouncer | 
 
 def write_demo_config(root: Path, dsn: str, settings: Settings) -> Path:
     """``goconsole.toml`` in the demo folder (rewritten at each start: the ports change): the
-    cluster DSN, the backup dir in the demo folder and, when it runs, the demo's PgBouncer."""
+    cluster DSN, the backup dir and age keys in the demo folder and, when it runs, the demo's
+    PgBouncer."""
     cluster = settings.cluster()
     lines = [
         "# Written by `goconsole demo` at each start (the ports change): use it with",
@@ -48,6 +57,8 @@ def write_demo_config(root: Path, dsn: str, settings: Settings) -> Path:
         "",
         "[backup]",
         f"dir = {_toml(settings.backup.dir)}",
+        f"recipients = [{', '.join(_toml(r) for r in settings.backup.recipients)}]",
+        f"identity_file = {_toml(settings.backup.identity_file)}",
     ]
     bouncer = settings.pgbouncer
     if bouncer.admin_dsn:

@@ -11,6 +11,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from console.ui.screens.audit import AuditScreen
+from console.ui.screens.backup_history import BackupHistoryScreen
+from console.ui.screens.backups import BackupsScreen
 from console.ui.screens.base import RowTable
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.migrations import MigrationsScreen
@@ -27,13 +29,14 @@ AREAS: dict[str, tuple[str, int, str]] = {
     "tenants": ("t", 0, ""),
     "migrations": ("m", 0, ""),
     "pools": ("p", 0, ""),
-    "backups": ("b", 6, "`goconsole tenants show KEY` lists a tenant's backups"),
+    "backups": ("b", 0, ""),
     "health": ("h", 7, "`goconsole tenants list` and the PostgreSQL logs"),
     "jobs": ("j", 8, "cron running goconsole commands"),
     "audit": ("a", 0, ""),
 }
-MUTATIONS = {"provision", "tenant", "start_run", "retry_failed", "pool"}
+MUTATIONS = {"provision", "tenant", "start_run", "retry_failed", "pool", "backup"}
 MUTATION_NAMES = {"start_run": "migrate", "retry_failed": "migrate retry"}
+BACKUP_NAMES = {"verify": "backup verify", "restore_test": "backup restore test"}
 # Every screen whose bindings the [keys] map may rebind.
 SCREENS: tuple[type[Screen[Any]], ...] = (
     TenantsScreen,
@@ -42,6 +45,8 @@ SCREENS: tuple[type[Screen[Any]], ...] = (
     MigrationsScreen,
     PoolsScreen,
     PoolSizeScreen,
+    BackupsScreen,
+    BackupHistoryScreen,
     ProvisionScreen,
     ConfirmKeyScreen,
     HelpScreen,
@@ -59,6 +64,8 @@ def area_screen(area: str, issue: int, meanwhile: str) -> Screen[None]:
         return MigrationsScreen()
     if area == "pools":
         return PoolsScreen()
+    if area == "backups":
+        return BackupsScreen()
     return NotBuiltScreen(area, issue, meanwhile)
 
 
@@ -78,6 +85,8 @@ def mutation_behind(screen: Screen[Any], key: str) -> str | None:
         for binding in bindings.key_to_bindings.get(key, ()):
             _, name, parameters = parse_action(binding.action)
             if name in MUTATIONS:
+                if name == "backup":
+                    return BACKUP_NAMES.get(str(parameters[0]), name)
                 if name in {"tenant", "pool"}:
                     verb = str(parameters[0]).replace("_", " ")
                     return verb if name == "tenant" else f"pool {verb}"

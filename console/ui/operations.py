@@ -77,6 +77,31 @@ class OperationLauncher:
 
         self._start(f"pool {name}", key, call, describe, after)
 
+    def report_operation(
+        self,
+        name: str,
+        key: str,
+        call: Call,
+        summarize: Callable[[Any], tuple[bool, str]],
+        after: Callable[[], None],
+    ) -> TrackedOperation:
+        """An operation over several tenants (a backup or verify run), tracked under ``key``
+        (a tenant key, or a label such as ``all tenants``): ``summarize`` turns its report
+        into (any failure, one line); ``after`` runs when it has ended, however."""
+
+        async def describe(result: object, error: ConsoleError | None) -> Outcome:
+            if error is not None:
+                line = f"FAILED: {error.message}"
+                return Outcome(True, line, f"{name} {key}: {error.message}", error.title)
+            failed, line = summarize(result)
+            title = "Finished with failures" if failed else "Done"
+            return Outcome(failed, line, f"{name} {key}: {line}", title)
+
+        self._start(name, key, call, describe, after)
+        op = self._tracker.latest(key)
+        assert op is not None
+        return op
+
     async def _tenant_state(self, key: str) -> str:
         """The tenant's status word, as read now."""
         try:

@@ -1,1 +1,1 @@
-"""Backups: the per-tenant backup store."""
+"""Per-tenant backups: full and incremental, through zstd and age, with manifests."""

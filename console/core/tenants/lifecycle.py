@@ -7,13 +7,18 @@ lock, audit, events); which status each starts from and leaves is :mod:`console.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from console.core.backups.store import BackupRecord, BackupStore, sha256_of
+from console.core.backups import exports
+from console.core.backups.catalog import BackupKind, BackupRecord
+from console.core.backups.check import record_check
+from console.core.backups.pipeline import sha256_of
+from console.core.backups.service import BackupService
 from console.core.db import Database
 from console.core.errors import InvalidInput
 from console.core.events import EventSink, discard
@@ -87,7 +92,7 @@ class OffboardReport:
                 f"  backup      {self.backup.location}",
                 f"    size      {self.backup.bytes:,} bytes",
                 f"    sha256    {self.backup.sha256}",
-                f"    verified  {'yes' if self.backup.verified else 'no'}",
+                f"    verified  {self.backup.verify_result or 'no'}",
             ]
         else:
             lines.append("  backup      (taken by an earlier, interrupted run)")
@@ -110,7 +115,7 @@ class Lifecycle:
         db: Database,
         runner: OperationRunner,
         registry: Registry,
-        backups: BackupStore,
+        backups: BackupService,
         app_role: str,
         lock_timeout: float,
         pools: PoolService | None = None,
@@ -174,9 +179,8 @@ class Lifecycle:
             tenant = await op.tenant(Action.DEACTIVATE)
             note_unmanaged_pool(op, self._pools)
             if tenant.status is TenantStatus.ACTIVE:
-                async with op.step("backup", "final backup") as step:
-                    backup = await self._backups.full_backup(tenant, reason="deactivate")
-                    step.details.update(backup.as_json())
+                self._backups.require_ready()
+                await self._backups.take(op, tenant, BackupKind.FULL, "deactivate")
             blocked = await self._block(op, tenant, leaves(Action.DEACTIVATE, "block"))
             try:
                 await self._quiesce(op, blocked, timeout, force)
@@ -228,12 +232,10 @@ class Lifecycle:
                 schema_exists, _ = await schema_revision(conn, tenant.schema_name)
             backup: BackupRecord | None = None
             if schema_exists:
-                async with op.step("backup", "backup, then verify it") as step:
-                    started = time.perf_counter()
-                    backup = await self._backups.full_backup(tenant, reason="offboard")
-                    backup = await self._backups.verify(backup)
-                    durations["backup"] = _ms(started)
-                    step.details.update(backup.as_json())
+                self._backups.require_ready()
+                started = time.perf_counter()
+                backup = await self._checked_backup(op, tenant)
+                durations["backup"] = _ms(started)
                 previous = tenant.status
                 blocked = await self._block(op, tenant, leaves(Action.OFFBOARD, "block"))
                 try:
@@ -250,7 +252,7 @@ class Lifecycle:
             async with op.step("export_audit", "exporting the audit log") as step:
                 started = time.perf_counter()
                 async with self._db.acquire() as conn:
-                    path, digest = await self._backups.export_audit(conn, tenant)
+                    path, digest = await exports.export_audit(conn, self._backups.root, tenant)
                 entries = len(json.loads(path.read_text())["entries"])
                 durations["export_audit"] = _ms(started)
                 step.details.update(path=str(path), sha256=digest, entries=entries)
@@ -267,7 +269,8 @@ class Lifecycle:
                 await self._pools.remove_alias(op, tenant)
             report = OffboardReport(key, backup, path, digest, entries, durations)
             async with op.step("archive", "marking the tenant ARCHIVED") as step:
-                report.report_path = self._backups.tenant_dir(key) / f"{path.stem[:-6]}-offboard"
+                folder = exports.tenant_dir(self._backups.root, key)
+                report.report_path = folder / f"{path.stem[:-6]}-offboard"
                 report.report_path.with_suffix(".json").write_text(
                     json.dumps(report.as_json(), indent=2)
                 )
@@ -282,6 +285,17 @@ class Lifecycle:
                         {leaves(Action.OFFBOARD, "block")},
                     )
             return report
+
+    async def _checked_backup(self, op: Operation, tenant: Tenant) -> BackupRecord:
+        """Offboard's final full backup, checked (sha256, decrypt, pg_restore --list) and the
+        check recorded: the schema is dropped only after it passes."""
+        taken = await self._backups.take(op, tenant, BackupKind.FULL, "offboard")
+        async with op.step("check_backup", "checking the backup") as step:
+            await self._backups.check_stored(taken.record)
+            async with self._db.acquire() as conn:
+                await record_check(conn, taken.record.id, "checksum", "ok")
+            step.details.update(id=str(taken.record.id), level="checksum", result="ok")
+        return dataclasses.replace(taken.record, verify_result="ok", verify_level="checksum")
 
     # -- shared steps ------------------------------------------------------------------------
 

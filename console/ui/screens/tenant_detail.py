@@ -11,10 +11,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.widgets import Footer, Log, Static
 
+from console.core.backups.catalog import BackupRecord
 from console.core.display import PHASE_MARKS, human_size
 from console.core.errors import NotFound
 from console.core.tenants.detail import TenantDetail
 from console.core.tenants.registry import TenantStatus
+from console.ui.backup_view import last_backup
 from console.ui.hints import hint_text
 from console.ui.polling import PollingScreen
 from console.ui.tenant_view import status_label
@@ -48,6 +50,7 @@ class TenantDetailScreen(PollingScreen):
         super().__init__(id=f"tenant-{key}")
         self.key = key
         self.detail: TenantDetail | None = None
+        self.last_backup: BackupRecord | None = None
         self.busy: str | None = None
         self._shown_events = 0
         self._shown_op: TrackedOperation | None = None
@@ -92,6 +95,7 @@ class TenantDetailScreen(PollingScreen):
             busy = await self.goapp.service.busy_tenants()
             self.busy = busy.get(self.key)
             self.detail = await self.goapp.service.tenant_detail(self.key)
+            self.last_backup = await self.goapp.service.backups.latest(self.key)
         except NotFound:
             self.query_one("#summary", Static).update(
                 f"Tenant {self.key} is not in the registry (yet)."
@@ -122,6 +126,7 @@ class TenantDetailScreen(PollingScreen):
                         f"status    {status_label(status, self.busy is not None)}",
                         f"schema    {t.schema_name}",
                         f"revision  {self.detail.revision or '—'}",
+                        f"backup    {last_backup(self.last_backup, self.goapp.clock())}",
                         f"id        {t.id}",
                         f"cluster   {t.cluster}   created {t.created_at.isoformat()[:19]}",
                         f"config    {json.dumps(t.config)}",

@@ -1,0 +1,280 @@
+"""Backups as the front ends use them (``service.backups``): run them over tenants, read the
+catalog, check what is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from console.config import BackupSettings, ScheduleSettings
+from console.core.backups import catalog
+from console.core.backups.catalog import BackupKind, BackupRecord, BackupStatus
+from console.core.backups.check import check_stored
+from console.core.backups.keys import require_recipients
+from console.core.backups.prune import Pruner, PruneReport
+from console.core.backups.report import BackupOutcome, BackupProgress, BackupRunReport
+from console.core.backups.retention import RetentionPolicy
+from console.core.backups.summary import StalePolicy, TenantBackups, read_summaries
+from console.core.backups.take import BackupWriter, Taken
+from console.core.backups.verify import Verifier, VerifyReport
+from console.core.binaries import PgBinaries
+from console.core.db import ConnectionSpec, Database
+from console.core.errors import ConsoleError, InvalidInput, NotFound
+from console.core.events import EventSink, discard
+from console.core.identifiers import validate_tenant_key
+from console.core.operations import Operation, OperationRunner
+from console.core.states import Action
+from console.core.tenants.registry import Registry, Tenant, TenantStatus
+
+# Each backup holds its tenant's lock connection and a snapshot connection from the pool.
+CONNECTIONS_PER_BACKUP = 2
+
+
+@dataclass(frozen=True)
+class BackupDetail:
+    """One backup and its manifest (None for a running, failed or old-format backup)."""
+
+    record: BackupRecord
+    manifest: dict[str, Any] | None
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {**self.record.as_json(), "manifest": self.manifest}
+
+
+class BackupService:
+    """Full and incremental backups of tenants, and the catalog's reads."""
+
+    def __init__(
+        self,
+        db: Database,
+        spec: ConnectionSpec,
+        binaries: PgBinaries,
+        settings: BackupSettings,
+        runner: OperationRunner,
+        registry: Registry,
+        root: Path,
+        full_schedule: str = ScheduleSettings.full_backup,
+    ) -> None:
+        self._db = db
+        self._full_schedule = full_schedule  # judges STALE (see summaries)
+        self._binaries = binaries
+        self.settings = settings
+        self._runner = runner
+        self._registry = registry
+        self.root = root
+        self.writer = BackupWriter(db, spec, binaries, settings, root)
+        self.verifier = Verifier(db, spec, binaries, settings, runner, registry)
+        self.pruner = Pruner(db, runner, registry, RetentionPolicy.from_settings(settings))
+
+    def require_ready(self) -> None:
+        """NotConfigured (exit 2) naming ``backup.recipients`` / ``backup.recipients_file``
+        when encryption is on and no recipient is configured."""
+        require_recipients(self.settings)
+
+    def max_concurrency(self) -> int:
+        """The most backups at once the connection pool serves."""
+        return max(self._db.max_size // CONNECTIONS_PER_BACKUP, 1)
+
+    def workers(self, concurrency: int | None) -> int:
+        """The tenants worked on at once: ``concurrency`` (default ``backup.concurrency``),
+        checked to be from 1 to :meth:`max_concurrency` (InvalidInput otherwise)."""
+        workers = self.settings.concurrency if concurrency is None else concurrency
+        if not 1 <= workers <= self.max_concurrency():
+            raise InvalidInput(
+                f"--concurrency must be between 1 and {self.max_concurrency()} (each tenant "
+                f"holds {CONNECTIONS_PER_BACKUP} of the pool's {self._db.max_size} connections),"
+                f" got {workers}"
+            )
+        return workers
+
+    async def run(
+        self,
+        keys: Sequence[str] | None,
+        kind: BackupKind | None = None,
+        *,
+        concurrency: int | None = None,
+        sink: EventSink = discard,
+        progress: BackupProgress | None = None,
+        reason: str = "manual",
+    ) -> BackupRunReport:
+        """Back up ``keys`` (None: every ACTIVE and INACTIVE tenant), ``concurrency`` at once
+        (default ``backup.concurrency``); one tenant's failure never stops the others. ``kind``
+        None: incremental where a chain can be extended, else full."""
+        self._runner.refuse_if_read_only("backups run")
+        self.require_ready()
+        workers = self.workers(concurrency)
+        targets = await self._targets(keys)
+        progress = progress or BackupProgress()
+        progress.start(len(targets))
+        gate = asyncio.Semaphore(workers)
+        started = time.perf_counter()
+
+        async def one(key: str) -> BackupOutcome:
+            async with gate:
+                outcome = await self._backup_one(key, kind, sink, progress, reason)
+            progress.finished_one(outcome.ok)
+            return outcome
+
+        outcomes = await asyncio.gather(*(one(key) for key in targets))
+        return BackupRunReport(list(outcomes), time.perf_counter() - started)
+
+    async def _targets(self, keys: Sequence[str] | None) -> list[str]:
+        async with self._db.acquire() as conn:
+            if keys is None:
+                tenants = await self._registry.list(conn, with_config=False)
+                return [
+                    t.key
+                    for t in tenants
+                    if t.status in (TenantStatus.ACTIVE, TenantStatus.INACTIVE)
+                ]
+            for key in keys:
+                validate_tenant_key(key)
+                await self._registry.require(conn, key)
+        return list(dict.fromkeys(keys))
+
+    async def _backup_one(
+        self,
+        key: str,
+        kind: BackupKind | None,
+        sink: EventSink,
+        progress: BackupProgress,
+        reason: str,
+    ) -> BackupOutcome:
+        try:
+            async with self._runner.run("backup", key, sink) as op:
+                tenant = await op.tenant(Action.BACKUP)
+                taken = await self.take(op, tenant, kind, reason, progress)
+        except ConsoleError as exc:
+            return BackupOutcome(key, None, exc.message)
+        return BackupOutcome(key, taken.record, None, taken.why_full)
+
+    async def take(
+        self,
+        op: Operation,
+        tenant: Tenant,
+        kind: BackupKind | None,
+        reason: str,
+        progress: BackupProgress | None = None,
+    ) -> Taken:
+        """One backup of ``tenant`` as the ``backup`` step of ``op`` (whose lock the caller
+        holds): lifecycle's final backups and :meth:`run` both come here."""
+        async with op.step("backup", f"{kind or 'full or incremental'} backup") as step:
+            taken = await self.writer.take(
+                op, tenant, kind, reason, progress.add_bytes if progress else None
+            )
+            record = taken.record
+            step.details.update(
+                id=str(record.id),
+                kind=record.kind.value,
+                parent=str(record.parent_id) if record.parent_id else None,
+                location=str(record.location),
+                bytes=record.bytes,
+                raw_bytes=record.raw_bytes,
+                sha256=record.sha256,
+                encrypted=record.encrypted,
+                compressed=record.compressed,
+            )
+            if taken.why_full:
+                step.details["full_because"] = taken.why_full
+        return taken
+
+    async def check_stored(self, record: BackupRecord) -> None:
+        """The checksum-level check of a stored backup (see :func:`check.check_stored`)."""
+        async with self._db.acquire() as conn:
+            manifest = await catalog.manifest_of(conn, record.id)
+        if manifest is None:
+            raise NotFound(f"backup {record.id} has no manifest (running, failed or old format)")
+        await check_stored(record, manifest, self.settings, self._binaries)
+
+    # -- verification and retention (console.core.backups.verify, .prune) -------------------
+
+    async def verify(
+        self,
+        keys: Sequence[str] | None,
+        *,
+        restore_test: bool = False,
+        concurrency: int | None = None,
+        sink: EventSink = discard,
+        progress: BackupProgress | None = None,
+    ) -> VerifyReport:
+        """Verify the newest chain of each of ``keys`` (None: every tenant with a succeeded
+        backup) at the checksum level, or by a restore test; record each backup's verdict."""
+        self._runner.refuse_if_read_only("backups verify")
+        workers = self.workers(concurrency)
+        targets = await self.verifier.targets(keys)
+        return await self.verifier.verify(
+            targets, restore_test=restore_test, workers=workers, sink=sink, progress=progress
+        )
+
+    async def verify_sample(
+        self,
+        n: int | None = None,
+        *,
+        restore_test: bool = True,
+        concurrency: int | None = None,
+        sink: EventSink = discard,
+        progress: BackupProgress | None = None,
+    ) -> VerifyReport:
+        """The scheduler's check: verify the ``n`` (default ``backup.verify_sample``) tenants
+        whose newest backup was verified longest ago, never-verified ones first."""
+        self._runner.refuse_if_read_only("backups verify")
+        count = self.settings.verify_sample if n is None else n
+        if count < 1:
+            raise InvalidInput(f"the verify sample must be at least 1 tenant, got {count}")
+        workers = self.workers(concurrency)
+        targets = await self.verifier.least_recently_verified(count)
+        return await self.verifier.verify(
+            targets, restore_test=restore_test, workers=workers, sink=sink, progress=progress
+        )
+
+    async def prune(
+        self, *, dry_run: bool = False, now: datetime | None = None, sink: EventSink = discard
+    ) -> PruneReport:
+        """Remove the backups retention lets go at ``now`` (``dry_run``: only list them)."""
+        return await self.pruner.prune(dry_run=dry_run, now=now, sink=sink)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def history(self, key: str | None = None, limit: int | None = None) -> list[BackupRecord]:
+        """Backups newest first: one tenant's (``key``) or everyone's."""
+        async with self._db.acquire() as conn:
+            tenant_id = (await self._registry.require(conn, key)).id if key else None
+            return await catalog.history(conn, tenant_id, limit)
+
+    async def show(self, backup_id: str) -> BackupDetail:
+        """One backup with its manifest; NotFound / InvalidInput for an unknown or malformed
+        id."""
+        try:
+            parsed = uuid.UUID(backup_id)
+        except ValueError:
+            raise InvalidInput(
+                f"{backup_id!r} is not a backup id (a UUID, as 'backups list' shows)"
+            ) from None
+        async with self._db.acquire() as conn:
+            record = await catalog.get(conn, parsed)
+            if record is None:
+                raise NotFound(f"no backup with id {backup_id}")
+            return BackupDetail(record, await catalog.manifest_of(conn, parsed))
+
+    async def latest(self, key: str) -> BackupRecord | None:
+        """The tenant's newest succeeded backup, or None."""
+        for record in await self.history(key):
+            if record.status is BackupStatus.SUCCEEDED:
+                return record
+        return None
+
+    async def summaries(self, now: datetime | None = None) -> list[TenantBackups]:
+        """Every tenant's backups at a glance, by key (:mod:`~console.core.backups.summary`):
+        STALE when its newest full is older than ``schedule.full_backup``'s interval plus
+        ``backup.stale_grace_hours`` at ``now`` (default: the current time)."""
+        when = now or datetime.now(UTC)
+        policy = StalePolicy.of(self._full_schedule, self.settings.stale_grace_hours, when)
+        async with self._db.acquire() as conn:
+            return await read_summaries(conn, policy, when)

@@ -298,6 +298,6 @@ async def test_verify_is_refused_read_only_and_needs_the_identity_file(
             settings, backup=dataclasses.replace(settings.backup, identity_file="")
         )
     )
-    with pytest.raises(NotConfigured, match="backup.identity_file"):
+    with pytest.raises(NotConfigured, match=r"backup\.identity_file"):
         await keyless.backups.verify(["acme"])
     assert (await verdicts(su, [record]))[0] == (None, None, False)

@@ -18,7 +18,16 @@ import sys
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 
-from console.cli import audit, backups, init, migrate, pools, privileges, tenants
+from console.cli import (
+    audit,
+    backup_maintenance,
+    backups,
+    init,
+    migrate,
+    pools,
+    privileges,
+    tenants,
+)
 from console.cli.command import Commands
 from console.cli.demo import run_demo_command
 from console.cli.parser import PROG, build_parser
@@ -36,6 +45,7 @@ COMMANDS: Commands = {
     **migrate.COMMANDS,
     **pools.COMMANDS,
     **backups.COMMANDS,
+    **backup_maintenance.COMMANDS,
 }
 
 

@@ -134,11 +134,11 @@ class Lifecycle:
         schema = schema_for(key)
         first = {
             "deactivate": [
-                "take a final full backup of the schema (zstd, age, sha256 and manifest)",
+                "take a final pg_dump backup of the schema (sha256 recorded)",
                 "mark the tenant DEACTIVATING and revoke the application role's access",
             ],
             "offboard": [
-                "take a full backup and check it (sha256, decrypt, pg_restore --list)",
+                "take a pg_dump backup and verify it (checksum, pg_restore --list)",
                 "mark the tenant OFFBOARDING and revoke the application role's access",
             ],
         }[action]

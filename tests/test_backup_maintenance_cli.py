@@ -80,7 +80,7 @@ async def test_prune_lists_each_file_and_why(
     oldest = Path(rows[0]["location"])
 
     dry = ok(backups_cli("backups", "prune", "--dry-run"))
-    assert f"acme full {rows[0]['id']} of " in dry.stdout
+    assert f"acme full {rows[0]['id']}: full of " in dry.stdout
     assert "older than the 30-day full retention" in dry.stdout
     assert f"  would remove {oldest}" in dry.stdout
     assert "would remove 1 backup(s) of 1 tenant(s)" in dry.stdout

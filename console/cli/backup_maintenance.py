@@ -90,8 +90,7 @@ def _print_prune(report: PruneReport) -> None:
     verb = "would remove" if report.dry_run else "removed"
     for pruned in report.removed:
         b = pruned.backup
-        when = b.covers_until.strftime("%Y-%m-%d %H:%M") if b.covers_until else "?"
-        print(f"{pruned.tenant} {b.kind.value} {b.id} of {when}: {pruned.reason}")
+        print(f"{pruned.tenant} {b.kind.value} {b.id}: {pruned.reason}")
         for path in pruned.files:
             print(f"  {verb} {path}")
     for key, notes in report.notes.items():

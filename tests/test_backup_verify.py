@@ -13,6 +13,7 @@ from helpers import make_age_key
 
 from console.config import Settings
 from console.core.backups.catalog import BackupKind, BackupRecord
+from console.core.backups.scratch import scratch_database
 from console.core.backups.verify import VerifyReport
 from console.core.errors import NotConfigured, ReadOnlyMode
 from console.core.events import Phase, StepEvent
@@ -298,6 +299,22 @@ async def test_verify_is_refused_read_only_and_needs_the_identity_file(
             settings, backup=dataclasses.replace(settings.backup, identity_file="")
         )
     )
-    with pytest.raises(NotConfigured, match="backup.identity_file"):
+    with pytest.raises(NotConfigured, match=r"backup\.identity_file"):
         await keyless.backups.verify(["acme"])
     assert (await verdicts(su, [record]))[0] == (None, None, False)
+
+
+async def test_a_scratch_database_that_cannot_be_dropped_is_reported(
+    service: ConsoleService, su: asyncpg.Connection
+) -> None:
+    async with scratch_database(service.db, service.spec) as scratch:
+        assert await scratch_databases(su) == [scratch.name]
+        # A template database cannot be dropped: the drop at the end fails for real.
+        await su.execute(f'ALTER DATABASE "{scratch.name}" IS_TEMPLATE true')
+    try:
+        assert scratch.drop_error is not None
+        assert scratch.drop_error.startswith(f"scratch database {scratch.name} was not dropped: ")
+        assert "template" in scratch.drop_error
+    finally:
+        await su.execute(f'ALTER DATABASE "{scratch.name}" IS_TEMPLATE false')
+        await su.execute(f'DROP DATABASE "{scratch.name}"')

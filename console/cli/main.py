@@ -29,15 +29,15 @@ from console.core.errors import ConsoleError, InvalidInput
 from console.core.service import ConsoleService
 
 UiLauncher = Callable[[ConsoleService], Awaitable[int]]
-# The module of each command's area (its COMMANDS), imported only when that command runs.
-AREAS = {
-    "init": "init",
-    "tenants": "tenants",
-    "audit": "audit",
-    "check-privileges": "privileges",
-    "migrate": "migrate",
-    "pool": "pools",
-    "backups": "backups",
+# The modules of each command's area (their COMMANDS), imported only when that command runs.
+AREAS: dict[str, tuple[str, ...]] = {
+    "init": ("init",),
+    "tenants": ("tenants",),
+    "audit": ("audit",),
+    "check-privileges": ("privileges",),
+    "migrate": ("migrate",),
+    "pool": ("pools",),
+    "backups": ("backups", "backup_maintenance"),
 }
 
 
@@ -126,8 +126,12 @@ async def dispatch(args: argparse.Namespace, settings: Settings, launch_ui: UiLa
 
 def command_for(args: argparse.Namespace) -> Command:
     """The function that runs the parsed command, from its area's module."""
-    commands: Commands = importlib.import_module(f"console.cli.{AREAS[args.command]}").COMMANDS
-    return commands[(args.command, getattr(args, "action", None))]
+    wanted = (args.command, getattr(args, "action", None))
+    for module in AREAS[args.command]:
+        commands: Commands = importlib.import_module(f"console.cli.{module}").COMMANDS
+        if wanted in commands:
+            return commands[wanted]
+    raise LookupError(f"no function runs {' '.join(filter(None, wanted))}")
 
 
 async def _connected(service: ConsoleService, initialised: bool) -> None:

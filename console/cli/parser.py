@@ -202,3 +202,18 @@ def _add_backup_commands(sub: Any) -> None:
     p = backups.add_parser("show", help="one backup: catalog row, tables, files")
     p.add_argument("id", metavar="ID")
     p.add_argument("--json", action="store_true")
+    p = backups.add_parser(
+        "verify", help="check each tenant's newest chain: checksums, or a restore test"
+    )
+    p.add_argument("keys", nargs="*", metavar="KEY")
+    p.add_argument("--all", action="store_true", help="every tenant with a backup")
+    p.add_argument(
+        "--restore-test",
+        action="store_true",
+        help="restore the chain into a scratch database and compare it with the manifests",
+    )
+    p.add_argument("--concurrency", type=int, help="tenants at once (default: backup.concurrency)")
+    p.add_argument("--json", action="store_true")
+    p = backups.add_parser("prune", help="remove the backups retention lets go, saying why")
+    p.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
+    p.add_argument("--json", action="store_true")

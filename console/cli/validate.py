@@ -55,12 +55,14 @@ def validate(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def _validate_backups(args: argparse.Namespace) -> None:
-    """``backups run`` needs KEY… or --all (not both); ``backups list`` a sane --limit."""
-    if args.action == "run":
+    """``backups run`` and ``verify`` need KEY… or --all (not both); ``backups list`` a sane
+    --limit."""
+    if args.action in ("run", "verify"):
         if bool(args.keys) == bool(args.all):
             raise InvalidInput(
-                "backups run needs tenant keys or --all (not both): e.g. "
-                "goconsole backups run acme beta, or goconsole backups run --all"
+                f"backups {args.action} needs tenant keys or --all (not both): e.g. "
+                f"goconsole backups {args.action} acme beta, or goconsole backups "
+                f"{args.action} --all"
             )
         for key in args.keys:
             validate_tenant_key(key)

@@ -98,11 +98,21 @@ class ConsoleService:
         return TemplateSchema(self.spec, self.binaries, self.alembic)
 
     @cached_property
-    def backups(self) -> BackupStore:
-        """Tenant backups (offboarding writes one)."""
+    def backups(self) -> BackupService:
+        """Per-tenant backups: run, list, verify, prune, summaries (lifecycle's final backups
+        go through it too)."""
         from console.core.backups.service import BackupService
 
-        return BackupStore(self.db, self.spec, self.binaries, self.settings.backup_dir())
+        return BackupService(
+            self.db,
+            self.spec,
+            self.binaries,
+            self.settings.backup,
+            self.runner,
+            self.registry,
+            self.settings.backup_dir(),
+            self.settings.schedule.full_backup,
+        )
 
     @cached_property
     def pools(self) -> PoolService:

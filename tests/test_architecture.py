@@ -147,6 +147,10 @@ NOT_MESSAGES = {
     ("tenants/bulk_build.py", "goconsole step: "): "a marker inside a PostgreSQL HINT",
     ("tenants/schema.py", "goconsole access check"): "the label of a row the check inserts",
     ("binaries.py", "--version"): "postgres --version, the server binary's own flag",
+    ("backups/pgrestore.py", "--version"): "pg_restore --version, the tool's own flag",
+    ("backups/take.py", "--version"): "pg_dump --version, the tool's own flag",
+    ("backups/take.py", "goconsole backup "): "the application_name pg_dump shows",
+    ("backups/manifest.py", "goconsole backup manifest"): "the name of the file format",
 }
 
 

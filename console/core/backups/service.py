@@ -27,6 +27,7 @@ from console.core.binaries import PgBinaries
 from console.core.db import ConnectionSpec, Database
 from console.core.errors import ConsoleError, InvalidInput, NotFound
 from console.core.events import EventSink, discard
+from console.core.hints import Field
 from console.core.identifiers import validate_tenant_key
 from console.core.operations import Operation, OperationRunner
 from console.core.states import Action
@@ -88,9 +89,10 @@ class BackupService:
         workers = self.settings.concurrency if concurrency is None else concurrency
         if not 1 <= workers <= self.max_concurrency():
             raise InvalidInput(
-                f"--concurrency must be between 1 and {self.max_concurrency()} (each tenant "
+                f"concurrency must be between 1 and {self.max_concurrency()} (each tenant "
                 f"holds {CONNECTIONS_PER_BACKUP} of the pool's {self._db.max_size} connections),"
-                f" got {workers}"
+                f" got {workers}",
+                field=Field.CONCURRENCY,
             )
         return workers
 

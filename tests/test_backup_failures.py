@@ -312,6 +312,7 @@ async def test_a_backup_holds_the_tenant_lock_and_never_blocks_the_application(
 
 _OPENED: list[tuple[str, int]] = []
 _WATCHING: list[Path] = []
+_HOOKED: list[bool] = []
 
 
 def _watch_opens(event: str, args: tuple[object, ...]) -> None:
@@ -329,7 +330,10 @@ async def test_a_backup_writes_only_its_encrypted_file_and_manifest(
 ) -> None:
     acme = await service.provision("acme")
     await fill(su, acme, 3000)
-    sys.addaudithook(_watch_opens)  # cannot be removed; it records only while _WATCHING is set
+    if not _HOOKED:  # a hook cannot be removed: add it once; it records while _WATCHING is set
+        sys.addaudithook(_watch_opens)
+        _HOOKED.append(True)
+    _OPENED.clear()  # what an earlier run of this test (the other server version) recorded
     _WATCHING.append(service.settings.backup_dir())
     try:
         report = await service.backups.run(["acme"])

@@ -73,7 +73,8 @@ def make_keys(work: Path) -> Keys:
 async def fill(conn: asyncpg.Connection, schema: str, scale: float, tag: str = "a") -> None:
     """Generated catalogue, customers, orders and items: about 3 MB of relations per 1.0
     (``tag`` keeps names, SKUs and e-mails unique when a schema is filled again)."""
-    categories, products, customers = (qualified(schema, t) for t in ("categories", "products", "customers"))
+    categories, products = qualified(schema, "categories"), qualified(schema, "products")
+    customers = qualified(schema, "customers")
     orders, items = qualified(schema, "orders"), qualified(schema, "order_items")
     n_products, n_customers = int(200 * scale), int(1000 * scale)
     n_orders, n_items = int(3000 * scale), int(9000 * scale)
@@ -187,14 +188,20 @@ async def plain_dumps(
     binaries: PgBinaries, dsn: str, schemas: list[str], folder: Path, concurrency: int
 ) -> float:
     """Seconds for ``pg_dump -Fc -n`` of each schema to a file, ``concurrency`` at a time."""
-    folder.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(schema: str) -> None:
         async with gate:
             proc = await asyncio.create_subprocess_exec(
-                str(binaries.tool("pg_dump")), "-Fc", "-n", schema, "-f",
-                str(folder / f"{schema}.dump"), "--dbname", dsn,
+                str(binaries.tool("pg_dump")),
+                "-Fc",
+                "-n",
+                schema,
+                "-f",
+                str(folder / f"{schema}.dump"),
+                "--dbname",
+                dsn,
             )
             if await proc.wait() != 0:
                 raise RuntimeError(f"pg_dump of {schema} failed")
@@ -204,7 +211,9 @@ async def plain_dumps(
     return time.perf_counter() - started
 
 
-async def console_fulls(service: ConsoleService, keys: list[str], concurrency: int) -> tuple[float, int]:
+async def console_fulls(
+    service: ConsoleService, keys: list[str], concurrency: int
+) -> tuple[float, int]:
     """Seconds and raw (dump) bytes of the console's full backups of ``keys``."""
     started = time.perf_counter()
     report = await service.backups.run(keys, BackupKind.FULL, concurrency=concurrency)
@@ -221,11 +230,14 @@ def peak_rss_mb(config: Path) -> float:
     proc = subprocess.Popen(
         [str(goconsole), "--config", str(config), "backups", "run", LARGE, "--kind", "full"],
         stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
+    assert proc.stderr is not None
+    errors = proc.stderr.read()  # the progress line, and any error
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise RuntimeError(f"goconsole backups run exited {proc.returncode}")
+        raise RuntimeError(f"goconsole backups run exited {proc.returncode}: {errors.decode()}")
     return usage.ru_maxrss / 1024
 
 
@@ -270,8 +282,11 @@ async def plain_restore(binaries: PgBinaries, cluster: LocalCluster, dump: Path)
     try:
         started = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
-            str(binaries.tool("pg_restore")), "--exit-on-error", "--dbname",
-            cluster.dsn("bench_plain_restore"), str(dump),
+            str(binaries.tool("pg_restore")),
+            "--exit-on-error",
+            "--dbname",
+            cluster.dsn("bench_plain_restore"),
+            str(dump),
         )
         if await proc.wait() != 0:
             raise RuntimeError("plain pg_restore failed")
@@ -342,7 +357,8 @@ async def run(cluster: LocalCluster, args: argparse.Namespace, work: Path) -> No
         verify_s = time.perf_counter() - started
         if verified.failures:
             raise RuntimeError(f"restore test failed: {verified.failures}")
-        restore_s = await plain_restore(binaries, cluster, work / "plain" / f"{schemas[LARGE]}.dump")
+        plain_dump = work / "plain" / f"{schemas[LARGE]}.dump"
+        restore_s = await plain_restore(binaries, cluster, plain_dump)
     print()
     print(
         f"PostgreSQL {binaries.major_version()}, {args.tenants} small tenants + 1 of "
@@ -357,7 +373,8 @@ async def run(cluster: LocalCluster, args: argparse.Namespace, work: Path) -> No
             f"{statistics.median(rates[group]):.0f} MB/s of dump data = "
             f"{statistics.median(rates[group]) / floor:.2f} x disk floor"
         )
-    print(f"  peak RSS, large tenant: {rss:.0f} MB (target < 200 MB: {'met' if rss < TARGET_RSS_MB else 'MISSED'})")
+    met = "met" if rss < TARGET_RSS_MB else "MISSED"
+    print(f"  peak RSS, large tenant: {rss:.0f} MB (target < 200 MB: {met})")
     time_ratio = incr_s / (full.duration_ms / 1000)
     byte_ratio = incr_bytes / full.bytes
     met = "met" if max(time_ratio, byte_ratio) <= TARGET_INCREMENTAL else "MISSED"
@@ -366,8 +383,8 @@ async def run(cluster: LocalCluster, args: argparse.Namespace, work: Path) -> No
         f"{byte_ratio:.3f} (target <= 0.10 both: {met})"
     )
     print(
-        f"  restore test of the large tenant: {verify_s:.1f} s; plain pg_restore {restore_s:.1f} s; "
-        f"ratio {verify_s / restore_s:.2f}"
+        f"  restore test of the large tenant: {verify_s:.1f} s; plain pg_restore "
+        f"{restore_s:.1f} s; ratio {verify_s / restore_s:.2f}"
     )
 
 

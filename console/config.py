@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import platformdirs
 
 from console.core.errors import ConfigError
+from console.cron import cron_problem
 
 APP_NAME = "goconsole"
 T = TypeVar("T")
@@ -331,7 +332,7 @@ def _check_ranges(settings: Settings, source: str) -> None:
                 f"{source}: schedule.{key} must be a 5-field cron expression "
                 f"(minute hour day month weekday), got {expr!r}"
             )
-        problem = _cron_problem(expr)
+        problem = cron_problem(expr)
         if problem:
             raise ConfigError(f"{source}: schedule.{key}: {problem}, got {expr!r}")
 
@@ -400,36 +401,3 @@ def _check_pgbouncer(bouncer: PgBouncerSettings, source: str) -> None:
             f"{source}: pgbouncer.include_file is required when pgbouncer.admin_dsn is set "
             "(the file of tenant aliases that pgbouncer.ini %includes)"
         )
-
-
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-_CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
-    ("minute", 0, 59, {}),
-    ("hour", 0, 23, {}),
-    ("day of month", 1, 31, {}),
-    ("month", 1, 12, {name: i for i, name in enumerate(_MONTHS, 1)}),
-    ("day of week", 0, 7, {name: i for i, name in enumerate(_DAYS)}),
-)
-
-
-def _cron_problem(expr: str) -> str | None:
-    """Why a 5-field cron expression is invalid (items: *, N, N-M, each with /STEP), or None."""
-    for text, (field_name, low, high, names) in zip(expr.split(), _CRON_FIELDS, strict=True):
-        for item in text.split(","):
-            base, slash, step = item.partition("/")
-            if slash and _cron_number(step) <= 0:
-                return f"the {field_name} field {text!r} has an invalid step"
-            if base == "*":
-                continue
-            bounds = [names.get(b.lower(), _cron_number(b)) for b in base.split("-")]
-            if len(bounds) > 2 or not all(low <= b <= high for b in bounds):
-                return f"the {field_name} field {text!r} must use values {low}-{high}"
-            if len(bounds) == 2 and bounds[0] > bounds[1]:
-                return f"the {field_name} field {text!r} has a descending range"
-    return None
-
-
-def _cron_number(text: str) -> int:
-    """A plain ASCII number, or -1."""
-    return int(text) if text.isascii() and text.isdigit() else -1

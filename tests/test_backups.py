@@ -17,7 +17,7 @@ from helpers import AgeKey
 from console.config import BackupSettings, Settings
 from console.core.backups.catalog import BackupKind, BackupRecord, BackupStatus
 from console.core.backups.keys import load_identities
-from console.core.backups.pipeline import Expected, open_stream
+from console.core.backups.reading import Expected, open_stream
 from console.core.binaries import PgBinaries
 from console.core.errors import NotConfigured
 from console.core.events import Phase, StepEvent

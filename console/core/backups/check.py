@@ -15,7 +15,7 @@ from console.config import BackupSettings
 from console.core.backups.catalog import BackupKind, BackupRecord
 from console.core.backups.keys import load_identities
 from console.core.backups.manifest import FileEntry, combined_sha256
-from console.core.backups.pipeline import BackupCorrupt, Expected, open_stream
+from console.core.backups.reading import BackupCorrupt, Expected, open_stream
 from console.core.binaries import PgBinaries
 from console.core.errors import OperationFailed
 

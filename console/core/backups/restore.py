@@ -31,7 +31,7 @@ import pyrage
 from console.core.backups.catalog import BackupKind, BackupRecord
 from console.core.backups.digest import TableDigest, digest_sql, schema_digests, tenant_tables
 from console.core.backups.pgrestore import pg_restore
-from console.core.backups.pipeline import Expected, open_stream
+from console.core.backups.reading import Expected, open_stream
 from console.core.binaries import PgBinaries
 from console.core.db import ConnectionSpec
 from console.core.errors import OperationFailed

@@ -11,7 +11,6 @@ imports (``--snapshot``), so the digests describe exactly the rows stored.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import time
 import uuid
@@ -24,7 +23,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from console.config import BackupSettings
-from console.core.backups import catalog, manifest
+from console.core.backups import catalog, manifest, records
 from console.core.backups.catalog import BackupKind, BackupRecord
 from console.core.backups.digest import digest_sql, schema_digests, tenant_tables
 from console.core.backups.keys import load_recipients
@@ -43,7 +42,7 @@ from console.core.binaries import PgBinaries
 from console.core.db import ConnectionSpec, Database
 from console.core.errors import OperationFailed
 from console.core.identifiers import qualified
-from console.core.operations import Operation, describe_error
+from console.core.operations import Operation
 from console.core.tenants.registry import Tenant
 from console.core.tenants.schema import schema_revision
 
@@ -117,25 +116,15 @@ class BackupWriter:
             else f"{stamp}-full-{str(backup_id)[:8]}.dump{self._suffix()}"
         )
         async with self._db.acquire() as conn:
-            await conn.execute(
-                "INSERT INTO public.backups (id, tenant_id, kind, parent_id, reason, started_at, "
-                "location, encrypted, compressed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                backup_id,
-                tenant.id,
-                plan.kind.value,
-                plan.parent.id if plan.parent else None,
-                reason,
-                started_at,
-                str(location),
-                self.settings.encryption,
-                self.settings.compression,
+            await records.start(
+                conn, backup_id, tenant, plan, reason, started_at, location, self.settings
             )
         clock = time.perf_counter()
         try:
             await self._write(tenant, plan, backup_id, location, on_bytes, started_at, reason)
         except BaseException as exc:
-            _remove_outputs(location, plan.kind)
-            await self._mark_failed(backup_id, exc, clock)
+            records.remove_outputs(location, plan.kind)
+            await records.mark_failed(self._db, backup_id, exc, clock)
             raise
         async with self._db.acquire() as conn:
             record = await catalog.get(conn, backup_id)
@@ -150,24 +139,11 @@ class BackupWriter:
 
     async def _plan(self, tenant: Tenant, kind: BackupKind | None) -> Plan:
         async with self._db.acquire() as conn:
-            await self._close_interrupted(conn, tenant)
+            await records.close_interrupted(conn, tenant)
             _, revision = await schema_revision(conn, tenant.schema_name)
             tables = await tenant_tables(conn, tenant.schema_name)
             untracked = await untracked_tables(conn, tenant.schema_name, tables)
             return await plan_next(conn, tenant, kind, revision, untracked)
-
-    async def _close_interrupted(self, conn: asyncpg.Connection, tenant: Tenant) -> None:
-        """Backups left ``running`` by a console that stopped mid-way (none can be running:
-        the caller holds the tenant's lock): mark them failed, remove their files."""
-        rows = await conn.fetch(
-            "UPDATE public.backups SET status = 'failed', finished_at = clock_timestamp(), "
-            "error = 'interrupted: the console stopped during the backup' "
-            "WHERE tenant_id = $1 AND status = 'running' RETURNING kind, location",
-            tenant.id,
-        )
-        for row in rows:
-            if row["location"]:
-                _remove_outputs(Path(row["location"]), BackupKind(row["kind"]))
 
     async def _write(
         self,
@@ -226,7 +202,8 @@ class BackupWriter:
             manifest.to_bytes(body),
             self.opener,
         )
-        await self._mark_succeeded(backup_id, body, facts)
+        async with self._db.acquire() as conn:
+            await records.mark_succeeded(conn, backup_id, body, facts)
 
     async def _snapshot_facts(self, conn: asyncpg.Connection, tenant: Tenant) -> dict[str, Any]:
         await conn.execute("SELECT set_config('app.current_tenant_id', $1, true)", str(tenant.id))
@@ -353,57 +330,6 @@ class BackupWriter:
             )
             self._pg_dump_version = result.stdout.strip() or "unknown"
         return self._pg_dump_version
-
-    async def _mark_succeeded(
-        self, backup_id: uuid.UUID, body: dict[str, Any], facts: dict[str, Any]
-    ) -> None:
-        encryption = body["encryption"]
-        async with self._db.acquire() as conn:
-            await conn.execute(
-                "UPDATE public.backups SET status = 'succeeded', finished_at = $2, "
-                "bytes = $3, raw_bytes = $4, sha256 = $5, encrypted = $6, compressed = $7, "
-                "covers_until = $8, snapshot = $9, lsn = $10::text::pg_lsn, "
-                "server_version = $11, tree_revision = $12, duration_ms = $13, "
-                "recipients = $14, manifest = $15 WHERE id = $1",
-                backup_id,
-                facts["finished_at"],
-                body["bytes"],
-                body["raw_bytes"],
-                body["sha256"],
-                encryption is not None,
-                body["compression"] is not None,
-                facts["covers_until"],
-                facts["snapshot"],
-                facts["lsn"],
-                facts["server_version"],
-                facts["tree_revision"],
-                facts["duration_ms"],
-                encryption["recipients"] if encryption else [],
-                body,
-            )
-
-    async def _mark_failed(self, backup_id: uuid.UUID, exc: BaseException, clock: float) -> None:
-        try:
-            async with self._db.acquire() as conn:
-                await conn.execute(
-                    "UPDATE public.backups SET status = 'failed', finished_at = clock_timestamp(), "
-                    "error = $2, duration_ms = $3 WHERE id = $1",
-                    backup_id,
-                    describe_error(exc)[:2000],
-                    round((time.perf_counter() - clock) * 1000, 1),
-                )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            pass  # the database went away: the row stays running and the next backup closes it
-
-
-def _remove_outputs(location: Path, kind: BackupKind) -> None:
-    """Remove whatever a failed backup at ``location`` left (files, partial files, folder)."""
-    if kind is BackupKind.INCREMENTAL:
-        shutil.rmtree(location, ignore_errors=True)
-        return
-    # the stem (stamp and id) is the backup's own: its file, manifest and partial files
-    for entry in location.parent.glob(location.name.split(".", 1)[0] + ".*"):
-        entry.unlink(missing_ok=True)
 
 
 async def _together(first: Awaitable[T], second: Awaitable[Any]) -> tuple[T, Any]:

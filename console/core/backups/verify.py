@@ -33,7 +33,7 @@ from console.core.backups import catalog
 from console.core.backups.catalog import BackupRecord, BackupStatus
 from console.core.backups.check import check_stored, record_check
 from console.core.backups.keys import load_identities
-from console.core.backups.pipeline import BackupCorrupt
+from console.core.backups.reading import BackupCorrupt
 from console.core.backups.report import BackupProgress
 from console.core.backups.restore import (
     ChainRestore,

@@ -4,17 +4,15 @@ within retention (each removal listed with its reason)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 from console.cli.backups import ProgressLine
 from console.cli.command import Commands
-from console.cli.render import emit_json, format_event, print_table, size
+from console.cli.render import emit_json, print_table, size
 from console.core.backups.prune import PruneReport
 from console.core.backups.report import BackupProgress
 from console.core.backups.verify import VerifyReport
 from console.core.errors import OperationFailed
-from console.core.events import Phase, StepEvent
 from console.core.service import ConsoleService
 
 
@@ -22,23 +20,15 @@ async def _verify(service: ConsoleService, args: argparse.Namespace) -> None:
     progress = BackupProgress()
     line = ProgressLine(progress, sys.stderr)
 
-    def show(event: StepEvent) -> None:
-        if event.phase in (Phase.FAILED, Phase.INFO):
-            line.note(format_event(event))
-
-    ticker = asyncio.create_task(line.keep_drawing())
-    try:
-        report = await service.backups.verify(
+    report = await line.around(
+        service.backups.verify(
             None if args.all else args.keys,
             restore_test=args.restore_test,
             concurrency=args.concurrency,
-            sink=show,
+            sink=line.show,
             progress=progress,
         )
-    finally:
-        ticker.cancel()
-        await asyncio.gather(ticker, return_exceptions=True)
-    line.finish()
+    )
     if args.json:
         emit_json(report.as_json())
     else:

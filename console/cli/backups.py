@@ -7,7 +7,8 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import TextIO
+from collections.abc import Awaitable
+from typing import TextIO, TypeVar
 
 from console.cli.command import Commands
 from console.cli.render import emit_json, format_event, print_table, size
@@ -17,6 +18,7 @@ from console.core.errors import OperationFailed
 from console.core.events import Phase, StepEvent
 from console.core.service import ConsoleService
 
+T = TypeVar("T")
 REDRAW_TTY_S = 0.2
 REDRAW_LOG_S = 5.0
 
@@ -67,6 +69,22 @@ class ProgressLine:
         if self._tty:
             print(file=self._out)
 
+    def show(self, event: StepEvent) -> None:
+        """An EventSink: failures and notes (why a full) above the line."""
+        if event.phase in (Phase.FAILED, Phase.INFO):
+            self.note(format_event(event))
+
+    async def around(self, work: Awaitable[T]) -> T:
+        """Await ``work`` while redrawing, then draw the final line."""
+        ticker = asyncio.create_task(self.keep_drawing())
+        try:
+            result = await work
+        finally:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+        self.finish()
+        return result
+
 
 def ratio(record: BackupRecord) -> str:
     """Compression ratio as a table shows it (``3.1x``)."""
@@ -78,26 +96,18 @@ async def _run(service: ConsoleService, args: argparse.Namespace) -> None:
     progress = BackupProgress()
     line = ProgressLine(progress, sys.stderr)
 
-    def show(event: StepEvent) -> None:
-        if event.phase in (Phase.FAILED, Phase.INFO):
-            line.note(format_event(event))
-
     kind = BackupKind(args.kind) if args.kind else None
     service.backups.require_ready()
-    ticker = asyncio.create_task(line.keep_drawing())
     started = time.monotonic()
-    try:
-        report = await service.backups.run(
+    report = await line.around(
+        service.backups.run(
             None if args.all else args.keys,
             kind,
             concurrency=args.concurrency,
-            sink=show,
+            sink=line.show,
             progress=progress,
         )
-    finally:
-        ticker.cancel()
-        await asyncio.gather(ticker, return_exceptions=True)
-    line.finish()
+    )
     if args.json:
         emit_json(report.as_json())
     else:

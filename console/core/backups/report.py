@@ -3,15 +3,17 @@ outcomes with totals when it is done."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from console.core.backups.catalog import BackupRecord
 
 MB = 1_000_000
+T = TypeVar("T")
 
 
 class BackupProgress:
@@ -78,6 +80,27 @@ class BackupProgress:
         if not finished:
             return None
         return self.elapsed_s / finished * self.remaining
+
+
+async def fan_out(
+    keys: Sequence[str],
+    workers: int,
+    progress: BackupProgress,
+    work: Callable[[str], Awaitable[T]],
+    ok: Callable[[T], bool],
+) -> list[T]:
+    """``work`` on every key, ``workers`` at a time, counting each into ``progress`` as it
+    ends (``ok`` tells success); outcomes in the order of ``keys``."""
+    progress.start(len(keys))
+    gate = asyncio.Semaphore(workers)
+
+    async def one(key: str) -> T:
+        async with gate:
+            outcome = await work(key)
+        progress.finished_one(ok(outcome))
+        return outcome
+
+    return list(await asyncio.gather(*(one(key) for key in keys)))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ catalog, check what is stored."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from console.core.backups.catalog import BackupKind, BackupRecord, BackupStatus
 from console.core.backups.check import check_stored
 from console.core.backups.keys import require_recipients
 from console.core.backups.prune import Pruner, PruneReport
-from console.core.backups.report import BackupOutcome, BackupProgress, BackupRunReport
+from console.core.backups.report import BackupOutcome, BackupProgress, BackupRunReport, fan_out
 from console.core.backups.retention import RetentionPolicy
 from console.core.backups.summary import StalePolicy, TenantBackups, read_summaries
 from console.core.backups.take import BackupWriter, Taken
@@ -113,19 +112,16 @@ class BackupService:
         self.require_ready()
         workers = self.workers(concurrency)
         targets = await self._targets(keys)
-        progress = progress or BackupProgress()
-        progress.start(len(targets))
-        gate = asyncio.Semaphore(workers)
         started = time.perf_counter()
-
-        async def one(key: str) -> BackupOutcome:
-            async with gate:
-                outcome = await self._backup_one(key, kind, sink, progress, reason)
-            progress.finished_one(outcome.ok)
-            return outcome
-
-        outcomes = await asyncio.gather(*(one(key) for key in targets))
-        return BackupRunReport(list(outcomes), time.perf_counter() - started)
+        progress = progress or BackupProgress()
+        outcomes = await fan_out(
+            targets,
+            workers,
+            progress,
+            lambda key: self._backup_one(key, kind, sink, progress, reason),
+            lambda outcome: outcome.ok,
+        )
+        return BackupRunReport(outcomes, time.perf_counter() - started)
 
     async def _targets(self, keys: Sequence[str] | None) -> list[str]:
         async with self._db.acquire() as conn:

@@ -20,7 +20,6 @@ restored).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from console.core.backups.catalog import BackupRecord, BackupStatus
 from console.core.backups.check import check_stored, record_check
 from console.core.backups.keys import load_identities
 from console.core.backups.reading import BackupCorrupt
-from console.core.backups.report import BackupProgress
+from console.core.backups.report import BackupProgress, fan_out
 from console.core.backups.restore import (
     ChainRestore,
     ChainRestorer,
@@ -216,19 +215,16 @@ class Verifier:
         failure never stops the others."""
         wanted = self._settings.encryption or self._settings.identity_file
         identities = load_identities(self._settings) if wanted else []
-        progress = progress or BackupProgress()
-        progress.start(len(keys))
-        gate = asyncio.Semaphore(workers)
         started = time.perf_counter()
-
-        async def one(key: str) -> TenantVerification:
-            async with gate:
-                outcome = await self._verify_one(key, restore_test, identities, sink, progress)
-            progress.finished_one(outcome.ok)
-            return outcome
-
-        outcomes = await asyncio.gather(*(one(key) for key in keys))
-        return VerifyReport(restore_test, list(outcomes), time.perf_counter() - started)
+        progress = progress or BackupProgress()
+        outcomes = await fan_out(
+            keys,
+            workers,
+            progress,
+            lambda key: self._verify_one(key, restore_test, identities, sink, progress),
+            lambda outcome: outcome.ok,
+        )
+        return VerifyReport(restore_test, outcomes, time.perf_counter() - started)
 
     async def _verify_one(
         self,

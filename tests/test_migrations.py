@@ -46,8 +46,9 @@ R1 = "0001_tenant_base"
 R2 = "0002_customer_contact"
 R3 = "0003_unique_customer_email"
 R4 = "0004_orders_placed_at_index"
+R5 = "0005_backup_change_tracking"
 HEAD = head_revision("tenant")
-KNOWN = (R1, R2, R3, R4)
+KNOWN = (R1, R2, R3, R4, R5)
 
 Fingerprint = dict[str, list[Any]]
 
@@ -844,10 +845,8 @@ async def test_busy_tenant_is_retried_at_the_end_and_skipped_if_still_busy(
 
         # 3. Busy when first tried, free by the end of the run: the end-of-run retry takes it.
         for tenant in tenants:
-            await su.execute(f"DROP INDEX {qualified(tenant.schema_name, 'idx_orders_placed_at')}")
-            await su.execute(
-                f"UPDATE {qualified(tenant.schema_name, 'schema_version')} SET version_num = $1",
-                R3,
+            await asyncio.to_thread(
+                service.alembic.downgrade_tenant, tenant.schema_name, str(tenant.id), R3
             )
         holder.execute("SELECT pg_advisory_lock(%s, hashtext('bb'))", (TENANT_LOCK_CLASS,))
         released: list[int] = []

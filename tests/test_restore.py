@@ -184,7 +184,7 @@ async def test_an_archived_tenant_is_recreated_inactive(
 async def test_the_plan_refuses_bad_chains_and_input(
     service: ConsoleService, su: asyncpg.Connection
 ) -> None:
-    tenant, points = await history(service, su)
+    _, points = await history(service, su)
     full = points[0][0]
     with pytest.raises(InvalidInput, match="exactly one"):
         await service.backups.restore_plan("acme")

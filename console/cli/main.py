@@ -38,6 +38,8 @@ AREAS: dict[str, tuple[str, ...]] = {
     "migrate": ("migrate",),
     "pool": ("pools",),
     "backups": ("backups", "backup_maintenance"),
+    "jobs": ("jobs",),
+    "scheduler": ("jobs",),
 }
 
 

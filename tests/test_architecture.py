@@ -151,6 +151,7 @@ NOT_MESSAGES = {
     ("backups/take.py", "--version"): "pg_dump --version, the tool's own flag",
     ("backups/take.py", "goconsole backup "): "the application_name pg_dump shows",
     ("backups/manifest.py", "goconsole backup manifest"): "the name of the file format",
+    ("scheduler/leader.py", "goconsole scheduler "): "the application_name the leader shows",
 }
 
 

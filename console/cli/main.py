@@ -38,6 +38,8 @@ AREAS: dict[str, tuple[str, ...]] = {
     "migrate": ("migrate",),
     "pool": ("pools",),
     "backups": ("backups", "backup_maintenance", "restore"),
+    "jobs": ("jobs",),
+    "scheduler": ("jobs",),
 }
 
 

@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_pool_commands(sub)
     _add_backup_commands(sub)
+    _add_job_commands(sub)
 
     p = sub.add_parser("audit", help="the audit log, newest first")
     p.add_argument("key", nargs="?")
@@ -252,4 +253,28 @@ def _add_restore_commands(backups: Any) -> None:
     )
     p.add_argument("keys", nargs="*", metavar="KEY")
     p.add_argument("--sample", type=int, help="N random tenants (default: backup.drill_sample)")
+    p.add_argument("--json", action="store_true")
+
+
+def _add_job_commands(sub: Any) -> None:
+    p = sub.add_parser("scheduler", help="the embedded scheduler").add_subparsers(
+        dest="action", parser_class=_Parser, metavar="ACTION", required=True
+    )
+    p = p.add_parser(
+        "run", help="run the scheduler in the foreground (for systemd) until SIGTERM or Ctrl-C"
+    )
+    p.add_argument("--once", metavar="JOB", help="run JOB now, once, and exit (cron, runbooks)")
+    p.add_argument("--json", action="store_true", help="with --once: the run as JSON")
+    jobs = sub.add_parser("jobs", help="scheduled jobs: schedule, history, run now").add_subparsers(
+        dest="action", parser_class=_Parser, metavar="ACTION", required=True
+    )
+    p = jobs.add_parser("list", help="every job: schedule, next run, last outcome; the leader")
+    p.add_argument("--json", action="store_true")
+    p = jobs.add_parser("history", help="runs newest first, skipped and missed ones included")
+    p.add_argument("job", nargs="?", metavar="JOB")
+    p.add_argument("--outcome", choices=("running", "succeeded", "failed", "skipped", "missed"))
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--json", action="store_true")
+    p = jobs.add_parser("run", help="run a job now (audited; refused while it runs anywhere)")
+    p.add_argument("job", metavar="JOB")
     p.add_argument("--json", action="store_true")

@@ -38,7 +38,7 @@ def validate(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "backups":
         _validate_backups(args)
         return
-    if args.command == "audit" and not 1 <= args.limit <= 100_000:
+    if args.command in ("audit", "jobs") and not 1 <= getattr(args, "limit", 1) <= 100_000:
         raise InvalidInput(f"--limit must be between 1 and 100000, got {args.limit}")
     destructive = {
         "deactivate": "backs up, then revokes application access and drains",

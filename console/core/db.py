@@ -167,10 +167,13 @@ class Database:
         async with self.pool.acquire() as conn:
             yield cast(asyncpg.Connection, conn)
 
-    async def connect(self) -> asyncpg.Connection:
-        """A dedicated connection outside the pool (caller closes it)."""
+    async def connect(self, server_settings: dict[str, str] | None = None) -> asyncpg.Connection:
+        """A dedicated connection outside the pool (caller closes it), with
+        ``server_settings`` (e.g. ``application_name``) on top of the usual ones."""
+        kwargs = self.spec.asyncpg_kwargs()
+        kwargs["server_settings"] = {**kwargs["server_settings"], **(server_settings or {})}
         try:
-            conn = cast(asyncpg.Connection, await asyncpg.connect(**self.spec.asyncpg_kwargs()))
+            conn = cast(asyncpg.Connection, await asyncpg.connect(**kwargs))
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise connection_failed(self.spec, exc) from exc
         await init_connection(conn)

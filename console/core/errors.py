@@ -102,3 +102,9 @@ class NotConfigured(InvalidInput):
     """A feature needs configuration that is missing."""
 
     title = "Not configured"
+
+
+class JobBusy(ConsoleError):
+    """A scheduled job is already running (here or in another console)."""
+
+    title = "Job busy"

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the sub-services' modules load when a property first builds
     from console.core.migrations.tree import AlembicRunner
     from console.core.operations import OperationRunner
     from console.core.pools.service import PoolService
+    from console.core.scheduler.service import SchedulerService
     from console.core.security.privileges import PrivilegeReport
     from console.core.tenants.bulk_report import BulkProgress, BulkReport
     from console.core.tenants.detail import TenantDetail
@@ -175,6 +176,13 @@ class ConsoleService:
             self.settings.lifecycle.lock_timeout,
         )
 
+    @cached_property
+    def scheduler(self) -> SchedulerService:
+        """The embedded scheduler: host it, run a job now, the schedule, history and leader."""
+        from console.core.scheduler.service import SchedulerService
+
+        return SchedulerService(self)
+
     async def __aenter__(self) -> ConsoleService:
         await self.open()
         return self
@@ -201,7 +209,10 @@ class ConsoleService:
         return await self.db.chosen_server() if self.spec.from_defaults else None
 
     async def close(self) -> None:
-        """Close the connection pool and the PgBouncer admin connection (idempotent)."""
+        """Stop the scheduler, close the connection pool and the PgBouncer admin connection
+        (idempotent)."""
+        if "scheduler" in vars(self):  # stop its runs and give up the leadership first
+            await self.scheduler.stop()
         if "pools" in vars(self):  # built on first use: only then can it hold a connection
             await self.pools.close()
         await self.db.close()

@@ -11,13 +11,13 @@ import enum
 import itertools
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from apscheduler.triggers.cron import CronTrigger
 
 from console.core.backups.catalog import COLUMNS, FROM, BackupKind, BackupRecord
+from console.core.scheduler.triggers import cron_trigger
 from console.core.tenants.registry import Registry, TenantStatus
 
 # Fire times looked at to find a schedule's longest gap (a weekday-only schedule's weekend, a
@@ -47,10 +47,10 @@ class BackupState(enum.StrEnum):
 
 
 def schedule_interval(cron: str, now: datetime) -> timedelta:
-    """The longest gap between consecutive fire times of the 5-field ``cron`` expression over
-    its next fire times after ``now`` (UTC): a full taken on schedule is never older than this.
-    """
-    trigger = CronTrigger.from_crontab(cron, timezone=UTC)
+    """The longest gap between consecutive fire times of the ``cron`` expression (5-field or
+    Quartz) over its next fire times after ``now`` (UTC): a full taken on schedule is never
+    older than this."""
+    trigger = cron_trigger(cron)
     fires: list[datetime] = []
     previous = None
     for _ in range(_FIRES):

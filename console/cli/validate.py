@@ -38,6 +38,9 @@ def validate(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "backups":
         _validate_backups(args)
         return
+    if args.command == "stats":
+        _validate_stats(args)
+        return
     if args.command == "audit" and not 1 <= args.limit <= 100_000:
         raise InvalidInput(f"--limit must be between 1 and 100000, got {args.limit}")
     destructive = {
@@ -68,6 +71,22 @@ def _validate_backups(args: argparse.Namespace) -> None:
             validate_tenant_key(key)
     if args.action == "list" and not 1 <= args.limit <= 100_000:
         raise InvalidInput(f"--limit must be between 1 and 100000, got {args.limit}")
+
+
+def _validate_stats(args: argparse.Namespace) -> None:
+    """``stats KEY`` is one tenant, so no --top/--by; without KEY they default to 20, size."""
+    from console.core.stats.history import check_top  # the command's own
+
+    if args.key is not None:
+        if args.top is not None or args.by is not None:
+            raise InvalidInput(
+                "stats KEY shows one tenant: leave out --top and --by, or leave out KEY to "
+                "list tenants (e.g. goconsole stats --top 10 --by growth)"
+            )
+        return
+    args.top = 20 if args.top is None else args.top
+    args.by = args.by or "size"
+    check_top(args.top, args.by)
 
 
 def _validate_provision(args: argparse.Namespace, settings: Settings) -> None:

@@ -49,6 +49,13 @@ class StatsService:
                 conn, now or datetime.now(UTC), by=by, limit=n, key=key, with_tables=key is not None
             )
 
+    async def of(self, key: str, now: datetime | None = None) -> TenantStats | None:
+        """One tenant's newest figures and week's growth (no per-table rows); None when the
+        history has none (one query, no registry check)."""
+        async with self._db.acquire() as conn:
+            rows = await read_stats(conn, now or datetime.now(UTC), key=key)
+        return rows[0] if rows else None
+
     async def growth(self, now: datetime | None = None) -> dict[str, TenantStats]:
         """Every tenant's newest figures and week's growth, by key (one query)."""
         async with self._db.acquire() as conn:

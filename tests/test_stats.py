@@ -144,9 +144,11 @@ async def test_growth_is_the_change_since_a_week_before(
 
 async def test_bad_requests_and_read_only(make_service, service: ConsoleService) -> None:
     await service.provision("acme")
-    with pytest.raises(InvalidInput, match=r"--top must be between 1 and 100000, got 0"):
+    with pytest.raises(
+        InvalidInput, match=r"the number of tenants to list must be 1 to 100000, got 0"
+    ):
         await service.stats.top(0)
-    with pytest.raises(InvalidInput, match=r"--by must be one of size, growth, got 'speed'"):
+    with pytest.raises(InvalidInput, match=r"tenants are ordered by size or growth, not 'speed'"):
         await service.stats.top(5, by="speed")
     with pytest.raises(NotFound):
         await service.stats.top(5, key="nobody")
@@ -201,7 +203,7 @@ async def test_stats_command(database_dsn: str, tmp_path: Path, settings: Settin
     assert one_json["table_rows"]["categories"] >= 1000
 
     for args, message in (
-        (("stats", "--top", "0"), "--top must be between 1 and 100000, got 0"),
+        (("stats", "--top", "0"), "--top: the number of tenants to list must be 1 to 100000"),
         (("stats", "--by", "speed"), "--by: invalid choice: 'speed'"),
         (("stats", "acme", "--top", "3"), "stats KEY shows one tenant"),
         (("stats", "nobody"), "nobody"),

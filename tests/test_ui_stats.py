@@ -77,9 +77,9 @@ async def test_before_a_week_of_history_there_is_no_growth(
         assert table_column(screen, "#tenant-table", GROWTH) == ["—", "—"]
         app.open_tenant("dune")
         detail = await detail_screen(pilot, "dune")
-        assert "— (no statistics collected yet)" in str(
-            detail.query_one("#summary", Static).render()
-        )
+        summary = detail.query_one("#summary", Static)
+        await wait_for(pilot, lambda: "size " in str(summary.render()), "the size line")
+        assert "size      — (no statistics collected yet)" in str(summary.render())
 
 
 def test_sorting_by_growth_puts_the_unknown_last() -> None:

@@ -86,7 +86,10 @@ def _validate_stats(args: argparse.Namespace) -> None:
         return
     args.top = 20 if args.top is None else args.top
     args.by = args.by or "size"
-    check_top(args.top, args.by)
+    try:
+        check_top(args.top, args.by)
+    except InvalidInput as exc:
+        raise InvalidInput(f"--top: {exc}") from None
 
 
 def _validate_provision(args: argparse.Namespace, settings: Settings) -> None:

@@ -77,9 +77,9 @@ class TenantStats:
 def check_top(n: int, by: str) -> None:
     """InvalidInput unless ``n`` is 1..MAX_TOP and ``by`` one of ORDERS."""
     if not 1 <= n <= MAX_TOP:
-        raise InvalidInput(f"--top must be between 1 and {MAX_TOP}, got {n}")
+        raise InvalidInput(f"the number of tenants to list must be 1 to {MAX_TOP}, got {n}")
     if by not in ORDERS:
-        raise InvalidInput(f"--by must be one of {', '.join(ORDERS)}, got {by!r}")
+        raise InvalidInput(f"tenants are ordered by {' or '.join(ORDERS)}, not {by!r}")
 
 
 async def read_stats(

@@ -117,6 +117,14 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class StatsSettings:
+    """Schema statistics history (collected on ``schedule.schema_stats``)."""
+
+    # Days of hourly figures kept; the growth column compares with a week ago, so at least 8.
+    retention_days: int = 30
+
+
+@dataclass(frozen=True)
 class PgBouncerSettings:
     """The PgBouncer in front of the default cluster (empty ``admin_dsn``: not managed)."""
 
@@ -168,6 +176,7 @@ class Settings:
     schedule: ScheduleSettings = ScheduleSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     health: HealthSettings = HealthSettings()
+    stats: StatsSettings = StatsSettings()
     pgbouncer: PgBouncerSettings = PgBouncerSettings()
     ui: UiSettings = UiSettings()
     security: SecuritySettings = SecuritySettings()
@@ -349,6 +358,11 @@ def _check_ranges(settings: Settings, source: str) -> None:
             f"got {settings.backup.keep_replaced_days}"
         )
     _check_pgbouncer(settings.pgbouncer, source)
+    if settings.stats.retention_days < 8:
+        raise ConfigError(
+            f"{source}: stats.retention_days must be at least 8 (size growth compares with "
+            f"the figures of a week before), got {settings.stats.retention_days}"
+        )
     _check_backup(settings, source)
     for key, expr in dataclasses.asdict(settings.schedule).items():
         problem = cron_problem(expr)

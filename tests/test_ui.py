@@ -128,7 +128,7 @@ async def test_console_lists_filters_and_opens_tenants(
             "○ INACTIVE",
         ]
         # Provisioned tenants have their catalog figures; registry-only rows show a dash.
-        assert table_column(screen, "#tenant-table", 5) == ["6", "6", "—", "—"]
+        assert table_column(screen, "#tenant-table", 6) == ["6", "6", "—", "—"]
         # Sizes and revisions follow in the refresh right after the first paint.
         await wait_for(
             pilot,
@@ -138,7 +138,7 @@ async def test_console_lists_filters_and_opens_tenants(
             "the schema sizes of the provisioned tenants",
         )
         assert table_column(screen, "#tenant-table", 4)[2:] == ["—", "—"]
-        revisions = table_column(screen, "#tenant-table", 8)
+        revisions = table_column(screen, "#tenant-table", 9)
         assert "—" not in revisions[:2] and revisions[2:] == ["—", "—"]
 
         # Filter as you type: key or name substring, case-insensitive.

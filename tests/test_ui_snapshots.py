@@ -2,7 +2,8 @@
 
 The data is fixed: registry rows with fixed ids, keys, names and creation times, and audit rows
 with fixed timestamps and actors, written straight into the registry (no tenant schemas, so the
-size columns show a dash); the app's clock is fixed too. Only PostgreSQL 18 runs them, so there
+size columns show a dash), and statistics history rows of a week before (the Growth 7d column);
+the app's clock is fixed too. Only PostgreSQL 18 runs them, so there
 is one snapshot set. ``snap_compare`` runs the app in its own event loop, so every test hands the
 app a fresh, unopened ConsoleService, which the app opens on mount and which is closed when the
 app ends. Regenerate with ``pytest tests/test_ui_snapshots.py --snapshot-update`` and look at the
@@ -95,6 +96,13 @@ AUDIT: list[tuple[str | None, str, int, dict[str, Any]]] = [
     ("acme_outdoors", "reactivate.grant", 1500, {}),
 ]
 
+# Statistics history (the Growth 7d column): key, total bytes a week before, an hour before NOW.
+STATS: list[tuple[str, int, int]] = [
+    ("acme_outdoors", 41_000_000, 48_500_000),
+    ("alpine_gear", 9_200_000, 9_200_000),
+    ("bolt_bikes", 130_000_000, 126_400_000),
+]
+
 
 def tenant_id(n: int) -> uuid.UUID:
     return uuid.UUID(f"00000000-0000-4000-8000-{n:012d}")
@@ -139,6 +147,18 @@ async def write_fixed_data(conn: asyncpg.Connection) -> None:
                     json.dumps(details),
                 )
                 for n, (key, action, minutes, details) in enumerate(AUDIT, 1)
+            ],
+        )
+        await conn.executemany(
+            "INSERT INTO public.schema_stats (collected_at, tenant_id, tables, total_bytes, "
+            "estimated_rows) VALUES ($1, $2, 6, $3, 1000)",
+            [
+                (at, ids[key], total)
+                for key, week, hour in STATS
+                for at, total in (
+                    (NOW - timedelta(days=7, hours=1), week),
+                    (NOW - timedelta(hours=1), hour),
+                )
             ],
         )
 

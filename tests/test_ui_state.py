@@ -90,7 +90,7 @@ async def test_size_and_revision_columns_widen_when_the_slow_figures_arrive(
         )
         await pilot.pause()
         table: DataTable[Text] = screen.query_one("#tenant-table", DataTable)
-        for index, key in ((4, "size"), (8, "revision")):
+        for index, key in ((4, "size"), (9, "revision")):
             widest = max(len(cell) for cell in table_column(screen, "#tenant-table", index))
             column = next(c for c in table.columns.values() if c.key.value == key)
             assert column.content_width >= widest, (key, column.content_width, widest)

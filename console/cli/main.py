@@ -40,6 +40,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "backups": ("backups", "backup_maintenance", "restore"),
     "jobs": ("jobs",),
     "scheduler": ("jobs",),
+    "stats": ("stats",),
 }
 
 

@@ -125,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backup_commands(sub)
     _add_job_commands(sub)
 
+    p = sub.add_parser(
+        "stats", help="schema statistics: largest or fastest-growing tenants, or one tenant"
+    )
+    p.add_argument("key", nargs="?", metavar="KEY", help="one tenant, with each table's rows")
+    p.add_argument("--top", type=int, help="how many tenants (default 20)")
+    p.add_argument(
+        "--by", choices=("size", "growth"), help="order: size (default) or week's growth"
+    )
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("audit", help="the audit log, newest first")
     p.add_argument("key", nargs="?")
     p.add_argument("--limit", type=int, default=50)

@@ -38,6 +38,9 @@ def validate(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "backups":
         _validate_backups(args)
         return
+    if args.command == "stats":
+        _validate_stats(args)
+        return
     if args.command in ("audit", "jobs") and not 1 <= getattr(args, "limit", 1) <= 100_000:
         raise InvalidInput(f"--limit must be between 1 and 100000, got {args.limit}")
     destructive = {
@@ -74,6 +77,25 @@ def _validate_backups(args: argparse.Namespace) -> None:
         raise InvalidInput("backups drill takes tenant keys or --sample N, not both")
     if args.action == "list" and not 1 <= args.limit <= 100_000:
         raise InvalidInput(f"--limit must be between 1 and 100000, got {args.limit}")
+
+
+def _validate_stats(args: argparse.Namespace) -> None:
+    """``stats KEY`` is one tenant, so no --top/--by; without KEY they default to 20, size."""
+    from console.core.stats.history import check_top  # the command's own
+
+    if args.key is not None:
+        if args.top is not None or args.by is not None:
+            raise InvalidInput(
+                "stats KEY shows one tenant: leave out --top and --by, or leave out KEY to "
+                "list tenants (e.g. goconsole stats --top 10 --by growth)"
+            )
+        return
+    args.top = 20 if args.top is None else args.top
+    args.by = args.by or "size"
+    try:
+        check_top(args.top, args.by)
+    except InvalidInput as exc:
+        raise InvalidInput(f"--top: {exc}") from None
 
 
 def _validate_provision(args: argparse.Namespace, settings: Settings) -> None:

@@ -19,3 +19,11 @@ def human_size(n: int | None, *, whole: bool = False) -> str:
             return f"{size:.0f} {unit}" if whole or unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} {_UNITS[-1]}"
+
+
+def human_growth(n: int | None) -> str:
+    """A size change with its sign: ``+1.2 MB``, ``-16.0 kB``, ``0 B``; an em dash when
+    unknown."""
+    if n is None:
+        return "—"
+    return ("+" if n > 0 else "-" if n < 0 else "") + human_size(abs(n))

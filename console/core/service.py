@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the sub-services' modules load when a property first builds
     from console.core.pools.service import PoolService
     from console.core.scheduler.service import SchedulerService
     from console.core.security.privileges import PrivilegeReport
+    from console.core.stats.service import StatsService
     from console.core.tenants.bulk_report import BulkProgress, BulkReport
     from console.core.tenants.detail import TenantDetail
     from console.core.tenants.lifecycle import Lifecycle, OffboardReport
@@ -121,6 +122,13 @@ class ConsoleService:
                 self.pools if self.pools.configured else None,
             ),
         )
+
+    @cached_property
+    def stats(self) -> StatsService:
+        """Schema statistics: the hourly collection and its history (sizes, growth)."""
+        from console.core.stats.service import StatsService
+
+        return StatsService(self.db, self.runner, self.registry, self.settings.stats)
 
     @cached_property
     def pools(self) -> PoolService:

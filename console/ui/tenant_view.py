@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import NamedTuple
 
-from console.core.display import human_size
+from console.core.display import human_growth, human_size
 from console.core.tenants.overview import TenantRow
 from console.core.tenants.registry import TenantStatus
 
@@ -26,6 +27,7 @@ COLUMNS = (
     ("status", "Status"),
     ("created", "Created"),
     ("size", "Size"),
+    ("growth", "Growth 7d"),
     ("tables", "Tables"),
     ("rows", "Est. rows"),
     ("backup", "Last backup"),
@@ -59,8 +61,11 @@ def age(then: datetime | None, now: datetime) -> str:
     return f"{seconds}s"
 
 
-def cells(row: TenantRow, slow: SlowFacts | None, busy: bool, now: datetime) -> tuple[str, ...]:
-    """The table cells of one tenant, in COLUMNS order."""
+def cells(
+    row: TenantRow, slow: SlowFacts | None, growth: int | None, busy: bool, now: datetime
+) -> tuple[str, ...]:
+    """The table cells of one tenant, in COLUMNS order (``growth``: bytes over the last week
+    from the statistics history, None when unknown)."""
     t = row.tenant
     tables, estimated = _counts(row, slow)
     return (
@@ -69,6 +74,7 @@ def cells(row: TenantRow, slow: SlowFacts | None, busy: bool, now: datetime) -> 
         status_label(t.status, busy),
         t.created_at.strftime("%Y-%m-%d"),
         human_size(slow.bytes if slow else None),
+        human_growth(growth),
         "—" if tables is None else str(tables),
         "—" if estimated is None else f"{estimated:,}",
         age(row.last_backup, now),
@@ -85,7 +91,9 @@ def _counts(row: TenantRow, slow: SlowFacts | None) -> tuple[int | None, int | N
     return None, None
 
 
-def _sort_key(column: str, row: TenantRow, slow: SlowFacts | None) -> tuple[int, object]:
+def _sort_key(
+    column: str, row: TenantRow, slow: SlowFacts | None, growth: int | None
+) -> tuple[int, object]:
     t = row.tenant
     value: object
     match column:
@@ -99,6 +107,8 @@ def _sort_key(column: str, row: TenantRow, slow: SlowFacts | None) -> tuple[int,
             value = t.created_at
         case "size":
             value = slow.bytes if slow else None
+        case "growth":
+            value = growth
         case "tables":
             value = _counts(row, slow)[0]
         case "rows":
@@ -117,9 +127,10 @@ def select_rows(
     sort_column: str,
     descending: bool,
     slow: dict[str, SlowFacts],
+    growth: Mapping[str, int | None] | None = None,
 ) -> list[TenantRow]:
     """Rows whose key or name contains ``text`` (case-insensitive), of ``status``, sorted."""
-    return RowIndex(rows, slow).select(text, status, sort_column, descending)
+    return RowIndex(rows, slow, growth).select(text, status, sort_column, descending)
 
 
 class RowIndex:
@@ -130,9 +141,15 @@ class RowIndex:
     of scanning every row again.
     """
 
-    def __init__(self, rows: list[TenantRow], slow: dict[str, SlowFacts]) -> None:
+    def __init__(
+        self,
+        rows: list[TenantRow],
+        slow: dict[str, SlowFacts],
+        growth: Mapping[str, int | None] | None = None,
+    ) -> None:
         self.rows = rows
         self._slow = slow
+        self._growth = growth or {}
         # The newline cannot be typed into the one-line filter: no match spans key and name.
         self._haystacks = [f"{r.tenant.key}\n{r.tenant.display_name.lower()}" for r in rows]
         self._orders: dict[tuple[str, bool], list[int]] = {}
@@ -141,12 +158,15 @@ class RowIndex:
     def _order(self, sort_column: str, descending: bool) -> list[int]:
         found = self._orders.get((sort_column, descending))
         if found is None:
-            rows, slow = self.rows, self._slow
+            rows, slow, growth = self.rows, self._slow, self._growth
             found = sorted(range(len(rows)), key=lambda i: rows[i].tenant.key)
             if sort_column != "key" or descending:
                 found.sort(
                     key=lambda i: _sort_key(
-                        sort_column, rows[i], slow.get(rows[i].tenant.schema_name)
+                        sort_column,
+                        rows[i],
+                        slow.get(rows[i].tenant.schema_name),
+                        growth.get(rows[i].tenant.key),
                     ),
                     reverse=descending,
                 )

@@ -12,8 +12,9 @@ from textual.content import Content
 from textual.widgets import Footer, Log, Static
 
 from console.core.backups.catalog import BackupRecord
-from console.core.display import PHASE_MARKS, human_size
+from console.core.display import PHASE_MARKS, human_growth, human_size
 from console.core.errors import NotFound
+from console.core.stats.history import GROWTH_DAYS, TenantStats
 from console.core.tenants.detail import TenantDetail
 from console.core.tenants.registry import TenantStatus
 from console.ui.backup_view import last_backup
@@ -52,6 +53,7 @@ class TenantDetailScreen(PollingScreen):
         self.key = key
         self.detail: TenantDetail | None = None
         self.last_backup: BackupRecord | None = None
+        self.stats: TenantStats | None = None  # newest figures from the statistics history
         self.busy: str | None = None
         self._shown_events = 0
         self._shown_op: TrackedOperation | None = None
@@ -97,6 +99,7 @@ class TenantDetailScreen(PollingScreen):
             self.busy = busy.get(self.key)
             self.detail = await self.goapp.service.tenant_detail(self.key)
             self.last_backup = await self.goapp.service.backups.latest(self.key)
+            self.stats = await self.goapp.service.stats.of(self.key, self.goapp.clock())
         except NotFound:
             self.query_one("#summary", Static).update(
                 f"Tenant {self.key} is not in the registry (yet)."
@@ -128,6 +131,7 @@ class TenantDetailScreen(PollingScreen):
                         f"schema    {t.schema_name}",
                         f"revision  {self.detail.revision or '—'}",
                         f"backup    {last_backup(self.last_backup, self.goapp.clock())}",
+                        f"size      {self._size_text()}",
                         f"id        {t.id}",
                         f"cluster   {t.cluster}   created {t.created_at.isoformat()[:19]}",
                         f"config    {json.dumps(t.config)}",
@@ -169,6 +173,13 @@ class TenantDetailScreen(PollingScreen):
             [str(a.id) for a in self.detail.audit],
         )
         self.refresh_bindings()
+
+    def _size_text(self) -> str:
+        """Total size and the week's growth from the statistics history."""
+        if self.stats is None:
+            return "— (no statistics collected yet)"
+        total = human_size(self.stats.total_bytes)
+        return f"{total}, {human_growth(self.stats.growth_bytes)} in {GROWTH_DAYS} days"
 
     def _fill(self, selector: str, rows: list[tuple[str, ...]], keys: list[str]) -> None:
         table: KeyedTable[str] = self.query_one(selector, KeyedTable)

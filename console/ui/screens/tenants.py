@@ -43,6 +43,7 @@ class TenantsScreen(PollingScreen):
         self._rows: list[TenantRow] = []
         self._index = RowIndex([], {})
         self._slow: dict[str, SlowFacts] = {}
+        self._growth: dict[str, int | None] = {}  # key -> bytes over the last week
         self._busy: dict[str, str] = {}
         self._view: list[TenantRow] = []
         self._page = 0
@@ -77,7 +78,8 @@ class TenantsScreen(PollingScreen):
 
     async def poll(self) -> None:
         """One refresh: the registry when it changed, busy marks, and every SIZE_EVERY-th time
-        the sizes and revisions."""
+        the sizes and revisions (the week's growth, from the statistics history, first and
+        then with them)."""
         service = self.goapp.service
         first = not self.loaded
         # Sizes cost ~0.3 s per 2,000 schemas: the first paint goes without them and the
@@ -92,11 +94,14 @@ class TenantsScreen(PollingScreen):
                 schema: SlowFacts(st.bytes, revisions.get(schema), st.tables, st.estimated_rows)
                 for schema, st in stats.items()
             }
+        if first or with_sizes:
+            history = await service.stats.growth(self.goapp.clock())
+            self._growth = {key: row.growth_bytes for key, row in history.items()}
         if reload:
             self._rows = await service.overview()
             self._signature = signature
         if reload or with_sizes:
-            self._index = RowIndex(self._rows, self._slow)
+            self._index = RowIndex(self._rows, self._slow, self._growth)
         if not first:
             self._ticks += 1
         if reload or with_sizes or busy != self._busy:
@@ -126,7 +131,11 @@ class TenantsScreen(PollingScreen):
             r.tenant.key: tuple(
                 Text(cell, end="")
                 for cell in cells(
-                    r, self._slow.get(r.tenant.schema_name), r.tenant.key in busy, now
+                    r,
+                    self._slow.get(r.tenant.schema_name),
+                    self._growth.get(r.tenant.key),
+                    r.tenant.key in busy,
+                    now,
                 )
             )
             for r in page

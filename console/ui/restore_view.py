@@ -1,0 +1,231 @@
+"""What the restore form, the restore's progress and report, the replaced schemas and the drills
+show, UI-free: words (never colour alone), one line per fact."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from console.core.backups.catalog import BackupRecord
+from console.core.backups.verify import RESTORE
+from console.core.display import PHASE_MARKS, human_size
+from console.core.errors import InvalidInput
+from console.core.events import Phase, StepEvent
+from console.ui.backup_view import verified
+from console.ui.tenant_view import age
+
+# The restore's steps, in order (the core's event step names).
+RESTORE_STEPS = ("plan", "recover", "apply", "validate", "switch", "finish")
+POINT_FORMAT = "YYYY-MM-DD HH:MM[:SS] (UTC unless an offset such as +02:00 is given)"
+CHOICE_COLUMNS = (
+    ("started", "Started (UTC)"),
+    ("kind", "Kind"),
+    ("covers", "Covers until"),
+    ("size", "Size"),
+    ("checked", "Checked"),
+)
+REPLACED_COLUMNS = (
+    ("tenant", "Tenant"),
+    ("schema", "Replaced schema"),
+    ("replaced", "Replaced"),
+    ("expires", "Expires"),
+)
+
+
+class PlanView(Protocol):
+    """The plan's fields the console shows (``RestorePlan`` of the core)."""
+
+    key: str
+    target: datetime | None
+    links: Sequence[BackupRecord]
+    reflects: datetime | None
+    distance: timedelta | None
+    expected_bytes: int | None
+    pool_state: str
+    migrate_from: str | None
+    recreate: bool
+
+
+class ReportView(Protocol):
+    """The restore report's fields the console shows (``RestoreReport`` of the core)."""
+
+    key: str
+    reflects: datetime | None
+    links: Sequence[BackupRecord]
+    rows: Mapping[str, int]
+    durations_ms: Mapping[str, float]
+    validation: str
+    replaced_schema: str | None
+
+
+class ReplacedView(Protocol):
+    """A replaced schema kept after a restore (``ReplacedSchema`` of the core)."""
+
+    key: str
+    schema: str
+    replaced_at: datetime
+    expires_at: datetime
+
+
+def parse_point(text: str) -> datetime:
+    """The point in time typed in the form (UTC unless an offset is given); InvalidInput
+    naming the accepted format otherwise."""
+    value = text.strip()
+    try:
+        point = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"not a point in time: {value!r}; use {POINT_FORMAT}") from None
+    return point if point.tzinfo else point.replace(tzinfo=UTC)
+
+
+def stamp(value: datetime | None) -> str:
+    """``2026-12-01 02:00:00Z``; a dash when unknown."""
+    return "—" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def span(delta: timedelta) -> str:
+    """``3 h 5 min``, ``42 s``: how far the result is from the requested point."""
+    seconds = int(abs(delta.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+def choice_cells(record: BackupRecord) -> tuple[str, ...]:
+    """One backup of the form's list, in CHOICE_COLUMNS order."""
+    return (
+        record.started_at.strftime("%Y-%m-%d %H:%M"),
+        record.kind.value,
+        stamp(record.covers_until),
+        human_size(record.bytes),
+        verified(record),
+    )
+
+
+def plan_lines(plan: PlanView) -> list[str]:
+    """The plan as the form shows it: the backups used, the point the result reflects and how
+    far that is from the target, the size, the pool, a migration or a re-creation."""
+    found = [f"Restore {plan.key} from {len(plan.links)} backup(s):"]
+    found += [
+        f"  {r.kind.value:<11} {r.started_at:%Y-%m-%d %H:%M}  {human_size(r.bytes):>9}  "
+        f"checked {verified(r)}  {str(r.id)[:8]}"
+        for r in plan.links
+    ]
+    reflects = f"The result reflects {stamp(plan.reflects)}"
+    if plan.target is not None and plan.distance is not None:
+        reflects += f", {span(plan.distance)} before the requested {stamp(plan.target)}"
+    found.append(reflects + ".")
+    found.append(f"Expected size {human_size(plan.expected_bytes)} · pool {plan.pool_state}")
+    if plan.migrate_from is not None:
+        found.append(f"The recovery schema is migrated to head from {plan.migrate_from} first.")
+    if plan.recreate:
+        found.append("The tenant is ARCHIVED: its schema is re-created and it is left INACTIVE.")
+    return found
+
+
+def restore_steps(plan: PlanView, timeout: float, force: bool) -> list[str]:
+    """The typed confirmation's steps: what the restore does, in order."""
+    at_timeout = "terminate them" if force else "give up, nothing changed"
+    return [
+        f"plan: {len(plan.links)} backup(s), the result reflects {stamp(plan.reflects)}",
+        f"recover: restore into a new recovery schema ({human_size(plan.expected_bytes)}), "
+        "unreachable by the application",
+        "apply: the incrementals in order, deletions included",
+        "validate: rows and digests per table, RLS, tree revision (a mismatch stops here)",
+        f"switch: pause the pool (waits {timeout:g} s for clients, then {at_timeout}), swap the "
+        "live and recovery schemas in one transaction, resume the pool",
+        "finish: the old schema is kept as a replaced schema (Roll back swaps it back)",
+    ]
+
+
+def rollback_steps(timeout: float, force: bool) -> list[str]:
+    """The typed confirmation's steps of a roll back."""
+    at_timeout = "terminate them" if force else "give up, nothing changed"
+    return [
+        f"pause the pool (waits {timeout:g} s for clients, then {at_timeout})",
+        "swap the replaced schema back in, in one transaction; the restored one becomes the "
+        "replaced schema",
+        "resume the pool",
+    ]
+
+
+def step_line(events: Sequence[StepEvent]) -> str:
+    """``✓ plan · … recover · ○ apply …``: where the restore stands in its six steps."""
+    phases: dict[str, Phase] = {}
+    for event in events:
+        if event.step in RESTORE_STEPS and event.phase is not Phase.INFO:
+            phases[event.step] = event.phase
+    return " · ".join(
+        f"{PHASE_MARKS[phases[step]] if step in phases else '○'} {step}" for step in RESTORE_STEPS
+    )
+
+
+def report_lines(report: ReportView) -> list[str]:
+    """The restore report: the point it reflects, the backups used, rows per table, the
+    durations, the validation and the replaced schema."""
+    found = [
+        f"Restored {report.key} to {stamp(report.reflects)} from {len(report.links)} backup(s)"
+    ]
+    found += [
+        f"  {r.kind.value} {r.started_at:%Y-%m-%d %H:%M} {str(r.id)[:8]}" for r in report.links
+    ]
+    found.append("Rows: " + ", ".join(f"{t} {n:,}" for t, n in sorted(report.rows.items())))
+    found.append(
+        "Took: " + ", ".join(f"{s} {ms / 1000:.1f} s" for s, ms in report.durations_ms.items())
+    )
+    found.append(f"Validation: {report.validation}")
+    if report.replaced_schema:
+        found.append(f"Replaced schema kept: {report.replaced_schema} (Roll back swaps it back)")
+    return found
+
+
+def replaced_cells(replaced: ReplacedView, now: datetime) -> tuple[str, ...]:
+    """One replaced schema, in REPLACED_COLUMNS order."""
+    left = replaced.expires_at - now
+    expires = "expired" if left.total_seconds() <= 0 else f"in {age(now - left, now)}"
+    return (
+        replaced.key,
+        replaced.schema,
+        f"{age(replaced.replaced_at, now)} ago",
+        f"{expires} ({replaced.expires_at:%m-%d %H:%M})",
+    )
+
+
+class DrilledView(Protocol):
+    """One tenant's drill (a ``DrillReport`` entry of the core)."""
+
+    key: str
+    failure: str | None
+
+
+class DrillView(Protocol):
+    """A drill's report (``DrillReport`` of the core)."""
+
+    tenants: Sequence[DrilledView]
+    failures: Sequence[DrilledView]
+    elapsed_s: float
+
+
+def drill_outcome(report: DrillView) -> tuple[bool, str]:
+    """(any failure, one line) of a drill: counts and the first failure."""
+    failures = report.failures
+    line = (
+        f"{len(report.tenants) - len(failures)} restored and validated, {len(failures)} failed "
+        f"in {report.elapsed_s:.1f} s"
+    )
+    if failures:
+        line += f" — {failures[0].key}: {failures[0].failure}"
+    return bool(failures), line
+
+
+def drill_note(record: BackupRecord, now: datetime) -> str | None:
+    """What the Backups screen says about the newest full's restore checks when they call for
+    attention: its check failed, or it was never restored; None when a restore check passed."""
+    if record.verified_at is not None and not record.verified:
+        return f"check failed {age(record.verified_at, now)} ago: {record.verify_result}"
+    if record.verify_level != RESTORE:
+        return "never restored (d runs a drill)"
+    return None

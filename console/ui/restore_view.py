@@ -4,20 +4,18 @@ show, UI-free: words (never colour alone), one line per fact."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 from console.core.backups.catalog import BackupRecord
 from console.core.backups.verify import RESTORE
 from console.core.display import PHASE_MARKS, human_size
-from console.core.errors import InvalidInput
 from console.core.events import Phase, StepEvent
 from console.ui.backup_view import verified
 from console.ui.tenant_view import age
 
 # The restore's steps, in order (the core's event step names).
 RESTORE_STEPS = ("plan", "recover", "apply", "validate", "switch", "finish")
-POINT_FORMAT = "YYYY-MM-DD HH:MM[:SS] (UTC unless an offset such as +02:00 is given)"
 CHOICE_COLUMNS = (
     ("started", "Started (UTC)"),
     ("kind", "Kind"),
@@ -36,15 +34,26 @@ REPLACED_COLUMNS = (
 class PlanView(Protocol):
     """The plan's fields the console shows (``RestorePlan`` of the core)."""
 
-    key: str
-    target: datetime | None
-    links: Sequence[BackupRecord]
-    reflects: datetime | None
-    distance: timedelta | None
-    expected_bytes: int | None
-    pool_state: str
-    migrate_from: str | None
-    recreate: bool
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def target(self) -> datetime | None: ...
+    @property
+    def links(self) -> Sequence[BackupRecord]: ...
+    @property
+    def reflects(self) -> datetime | None: ...
+    @property
+    def distance_s(self) -> float | None: ...
+    @property
+    def expected_bytes(self) -> int: ...
+    @property
+    def pool(self) -> str: ...
+    @property
+    def migrate_from(self) -> str | None: ...
+    @property
+    def recreate(self) -> bool: ...
+    @property
+    def notes(self) -> Sequence[str]: ...
 
 
 class ReportView(Protocol):
@@ -68,25 +77,14 @@ class ReplacedView(Protocol):
     expires_at: datetime
 
 
-def parse_point(text: str) -> datetime:
-    """The point in time typed in the form (UTC unless an offset is given); InvalidInput
-    naming the accepted format otherwise."""
-    value = text.strip()
-    try:
-        point = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"not a point in time: {value!r}; use {POINT_FORMAT}") from None
-    return point if point.tzinfo else point.replace(tzinfo=UTC)
-
-
 def stamp(value: datetime | None) -> str:
     """``2026-12-01 02:00:00Z``; a dash when unknown."""
     return "—" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def span(delta: timedelta) -> str:
+def span(seconds_apart: float) -> str:
     """``3 h 5 min``, ``42 s``: how far the result is from the requested point."""
-    seconds = int(abs(delta.total_seconds()))
+    seconds = int(abs(seconds_apart))
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     if hours:
@@ -108,22 +106,22 @@ def choice_cells(record: BackupRecord) -> tuple[str, ...]:
 def plan_lines(plan: PlanView) -> list[str]:
     """The plan as the form shows it: the backups used, the point the result reflects and how
     far that is from the target, the size, the pool, a migration or a re-creation."""
-    found = [f"Restore {plan.key} from {len(plan.links)} backup(s):"]
+    found = [f"Restore {plan.tenant} from {len(plan.links)} backup(s):"]
     found += [
         f"  {r.kind.value:<11} {r.started_at:%Y-%m-%d %H:%M}  {human_size(r.bytes):>9}  "
         f"checked {verified(r)}  {str(r.id)[:8]}"
         for r in plan.links
     ]
     reflects = f"The result reflects {stamp(plan.reflects)}"
-    if plan.target is not None and plan.distance is not None:
-        reflects += f", {span(plan.distance)} before the requested {stamp(plan.target)}"
+    if plan.target is not None and plan.distance_s is not None:
+        reflects += f", {span(plan.distance_s)} before the requested {stamp(plan.target)}"
     found.append(reflects + ".")
-    found.append(f"Expected size {human_size(plan.expected_bytes)} · pool {plan.pool_state}")
+    found.append(f"Expected size {human_size(plan.expected_bytes)} · pool {plan.pool}")
     if plan.migrate_from is not None:
         found.append(f"The recovery schema is migrated to head from {plan.migrate_from} first.")
     if plan.recreate:
         found.append("The tenant is ARCHIVED: its schema is re-created and it is left INACTIVE.")
-    return found
+    return found + list(plan.notes)
 
 
 def restore_steps(plan: PlanView, timeout: float, force: bool) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,14 +17,14 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from console.core.backups.catalog import BackupRecord, BackupStatus
+from console.core.backups.recovery import RestorePlan, parse_target
 from console.core.errors import ConsoleError, InvalidInput
 from console.ui.hints import error_text
-from console.ui.restore_view import CHOICE_COLUMNS, choice_cells, parse_point, plan_lines
+from console.ui.restore_view import CHOICE_COLUMNS, choice_cells, plan_lines
 from console.ui.screens.prompt import FORM_BINDINGS
 from console.ui.widgets.keyed_table import KeyedTable
 
 if TYPE_CHECKING:
-    from console.core.backups.recovery import RestorePlan
     from console.ui.app import GoConsoleApp
 
 CHOICES_SHOWN = 50  # the newest backups offered in the list
@@ -40,11 +40,11 @@ class RestoreChoice:
 
 
 class PointValidator(Validator):
-    """Accepts exactly what :func:`parse_point` accepts."""
+    """Accepts exactly what :func:`parse_target` (the CLI's ``--to``) accepts."""
 
     def validate(self, value: str) -> ValidationResult:
         try:
-            parse_point(value)
+            parse_target(value)
         except InvalidInput as exc:
             return self.failure(error_text(exc))
         return self.success()
@@ -122,7 +122,7 @@ class RestoreScreen(ModalScreen[RestoreChoice | None]):
     @on(Input.Submitted, "#restore-to")
     def _submit_point(self, event: Input.Submitted) -> None:
         try:
-            to = parse_point(event.value)
+            to = parse_target(event.value)
         except InvalidInput as exc:
             self._error(error_text(exc))
             return
@@ -175,8 +175,3 @@ class RestoreScreen(ModalScreen[RestoreChoice | None]):
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)
-
-
-def describe_choice(choice: RestoreChoice) -> dict[str, Any]:
-    """The choice as keyword arguments of ``restore`` (``to`` or ``backup_id``)."""
-    return {"to": choice.to, "backup_id": choice.backup_id}

@@ -27,7 +27,10 @@ from console.ui.tenant_view import status_label
 from console.ui.tracker import OpState, TrackedOperation
 from console.ui.widgets.keyed_table import KeyedTable
 
-RESTORABLE = frozenset({TenantStatus.ACTIVE, TenantStatus.INACTIVE, TenantStatus.ARCHIVED})
+# RESTORING: a restore that did not finish, which a rerun completes.
+RESTORABLE = frozenset(
+    {TenantStatus.ACTIVE, TenantStatus.INACTIVE, TenantStatus.ARCHIVED, TenantStatus.RESTORING}
+)
 RESTORE_OPERATIONS = frozenset({"restore", "rollback"})
 ACTION_WORDS = {"resume_provision": "resume provision", "rollback": "roll back"}
 ACTIONS_BY_STATUS: dict[TenantStatus, tuple[str, ...]] = {
@@ -208,7 +211,7 @@ class TenantDetailScreen(PollingScreen):
         return "Actions: " + ", ".join(f"{ACTION_WORDS.get(n, n)} ({keys[n]})" for n in names)
 
     def _restore_actions(self, status: TenantStatus) -> tuple[str, ...]:
-        """Restore (ACTIVE, INACTIVE and ARCHIVED tenants), and roll back while a replaced
+        """Restore (see RESTORABLE), and roll back while a replaced
         schema exists (ACTIVE and INACTIVE)."""
         if status not in RESTORABLE:
             return ()

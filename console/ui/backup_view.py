@@ -187,11 +187,12 @@ def run_outcome(report: BackupRunReport) -> tuple[bool, str]:
 
 
 def verify_outcome(report: VerifyReport) -> tuple[bool, str]:
-    """(any failure, one line) of a verification: counts, level, the first failure."""
+    """(any failure, one line) of a verification: counts, level, the first failure (a
+    checksum-level pass is never called verified: nothing was restored)."""
     failures = report.failures
-    level = "restore test" if report.restore_test else "checksum"
+    level = "restore test" if report.restore_test else "checksum check"
     line = (
-        f"{len(report.tenants) - len(failures)} verified ({level}), {len(failures)} failed "
+        f"{len(report.tenants) - len(failures)} passed the {level}, {len(failures)} failed "
         f"in {report.elapsed_s:.1f} s"
     )
     if failures:

@@ -75,6 +75,10 @@ class BackupSettings:
     stale_grace_hours: float = 2.0
     # How many tenants the scheduled verification checks per run.
     verify_sample: int = 5
+    # Days a restore keeps the schema it replaced (``backups restore --rollback`` needs it).
+    keep_replaced_days: float = 7.0
+    # How many random tenants ``backups drill`` restores when given no key.
+    drill_sample: int = 3
 
 
 @dataclass(frozen=True)
@@ -315,6 +319,7 @@ def _check_ranges(settings: Settings, source: str) -> None:
         "backup.incremental_retention_days": settings.backup.incremental_retention_days,
         "backup.concurrency": settings.backup.concurrency,
         "backup.verify_sample": settings.backup.verify_sample,
+        "backup.drill_sample": settings.backup.drill_sample,
         "pgbouncer.poll_interval": settings.pgbouncer.poll_interval,
         "pgbouncer.pause_timeout": settings.pgbouncer.pause_timeout,
         "pgbouncer.command_timeout": settings.pgbouncer.command_timeout,
@@ -324,6 +329,11 @@ def _check_ranges(settings: Settings, source: str) -> None:
     for key, number in positive.items():
         if number <= 0:
             raise ConfigError(f"{source}: {key} must be greater than 0, got {number}")
+    if settings.backup.keep_replaced_days < 0:
+        raise ConfigError(
+            f"{source}: backup.keep_replaced_days must be 0 or more, "
+            f"got {settings.backup.keep_replaced_days}"
+        )
     _check_pgbouncer(settings.pgbouncer, source)
     _check_backup(settings, source)
     for key, expr in dataclasses.asdict(settings.schedule).items():

@@ -37,7 +37,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "check-privileges": ("privileges",),
     "migrate": ("migrate",),
     "pool": ("pools",),
-    "backups": ("backups", "backup_maintenance"),
+    "backups": ("backups", "backup_maintenance", "restore"),
 }
 
 

@@ -217,3 +217,39 @@ def _add_backup_commands(sub: Any) -> None:
     p = backups.add_parser("prune", help="remove the backups retention lets go, saying why")
     p.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
     p.add_argument("--json", action="store_true")
+    _add_restore_commands(backups)
+
+
+def _add_restore_commands(backups: Any) -> None:
+    p = backups.add_parser(
+        "restore", help="restore one tenant to a point in time (or roll a restore back)"
+    )
+    p.add_argument("key")
+    p.add_argument("--to", metavar="TIMESTAMP", help="ISO 8601 (no zone: UTC)")
+    p.add_argument("--backup", metavar="ID", help="restore to this backup")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument(
+        "--keep-replaced", type=float, metavar="DAYS", help="default: backup.keep_replaced_days"
+    )
+    p.add_argument("--discard", action="store_true", help="drop what a failed restore left")
+    p.add_argument("--rollback", action="store_true", help="switch the replaced schema back")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds to wait for the pool's pause (default: lifecycle.drain_timeout)",
+    )
+    p.add_argument("--force", action="store_true", help="kill what is still running at timeout")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--json", action="store_true")
+    p = backups.add_parser("replaced", help="schemas a restore replaced, kept for rollback")
+    p.add_argument("key", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p = backups.add_parser("purge-replaced", help="drop the replaced schemas past their keep")
+    p.add_argument("--dry-run", action="store_true", help="list what would go, drop nothing")
+    p.add_argument("--json", action="store_true")
+    p = backups.add_parser(
+        "drill", help="restore newest chains into scratch schemas, validate, record"
+    )
+    p.add_argument("keys", nargs="*", metavar="KEY")
+    p.add_argument("--sample", type=int, help="N random tenants (default: backup.drill_sample)")
+    p.add_argument("--json", action="store_true")

@@ -51,7 +51,7 @@ def validate(args: argparse.Namespace, settings: Settings) -> None:
             check_drain_timeout(args.timeout)
         if args.read_only:
             return  # refused later with the read-only message, without prompting
-        _confirm(args.action, args.key, args.yes, destructive[args.action])
+        confirm(args.action, args.key, args.yes, destructive[args.action])
 
 
 def _validate_backups(args: argparse.Namespace) -> None:
@@ -66,6 +66,12 @@ def _validate_backups(args: argparse.Namespace) -> None:
             )
         for key in args.keys:
             validate_tenant_key(key)
+    if args.action == "restore":
+        from console.cli.restore import check_restore  # the command's own checks
+
+        check_restore(args)
+    if args.action == "drill" and args.keys and args.sample is not None:
+        raise InvalidInput("backups drill takes tenant keys or --sample N, not both")
     if args.action == "list" and not 1 <= args.limit <= 100_000:
         raise InvalidInput(f"--limit must be between 1 and 100000, got {args.limit}")
 
@@ -123,10 +129,11 @@ def _validate_pool(args: argparse.Namespace) -> None:
 
         check_pause_timeout(args.timeout)
     if args.action == "kill" and not args.read_only:
-        _confirm(args.action, args.key, args.yes, "drops every client and server connection now")
+        confirm(args.action, args.key, args.yes, "drops every client and server connection now")
 
 
-def _confirm(action: str, key: str, assume_yes: bool, what: str) -> None:
+def confirm(action: str, key: str, assume_yes: bool, what: str) -> None:
+    """Ask for the tenant key typed back (InvalidInput unless it matches, or --yes)."""
     if assume_yes:
         return
     if not sys.stdin.isatty():

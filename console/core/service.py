@@ -101,7 +101,7 @@ class ConsoleService:
     def backups(self) -> BackupService:
         """Per-tenant backups: run, list, verify, prune, summaries (lifecycle's final backups
         go through it too)."""
-        from console.core.backups.service import BackupService
+        from console.core.backups.service import BackupService, RestoreContext
 
         return BackupService(
             self.db,
@@ -112,6 +112,13 @@ class ConsoleService:
             self.registry,
             self.settings.backup_dir(),
             self.settings.schedule.full_backup,
+            restore=RestoreContext(
+                self.alembic,
+                self.app_role,
+                self.settings.lifecycle.lock_timeout,
+                self.settings.lifecycle.drain_timeout,
+                self.pools if self.pools.configured else None,
+            ),
         )
 
     @cached_property

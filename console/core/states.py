@@ -5,6 +5,7 @@ step of an action leaves. Lifecycle and pool operations ask it; front ends can t
     INITIALIZING -> ACTIVE <-> (DEACTIVATING ->) INACTIVE
     ACTIVE/INACTIVE -> OFFBOARDING -> ARCHIVED
     INITIALIZING -> FAILED -> (provision again) INITIALIZING
+    ACTIVE/INACTIVE/ARCHIVED -> RESTORING -> the status before (ARCHIVED: INACTIVE)
 
 A half-built tenant is never ACTIVE.
 """
@@ -30,6 +31,7 @@ class Action(enum.StrEnum):
     POOL = "pool"
     MIGRATE = "migrate"
     BACKUP = "backup"
+    RESTORE = "restore"
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,11 @@ RULES: dict[Action, Rule] = {
     Action.POOL: Rule(frozenset({S.ACTIVE, S.INACTIVE, S.DEACTIVATING})),
     Action.MIGRATE: Rule(frozenset({S.ACTIVE, S.INACTIVE})),
     Action.BACKUP: Rule(frozenset({S.ACTIVE, S.INACTIVE})),
+    # RESTORING: a restore the console did not finish (rerun, --discard, --rollback).
+    Action.RESTORE: Rule(
+        frozenset({S.ACTIVE, S.INACTIVE, S.ARCHIVED, S.RESTORING}),
+        {"plan": S.RESTORING, "finish": S.ACTIVE, "recreated": S.INACTIVE},
+    ),
 }
 LIFECYCLE = (Action.DEACTIVATE, Action.REACTIVATE, Action.OFFBOARD, Action.PROVISION)
 

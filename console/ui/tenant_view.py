@@ -18,6 +18,7 @@ STATUS_MARKS = {
     TenantStatus.OFFBOARDING: "◑",
     TenantStatus.ARCHIVED: "▪",
     TenantStatus.FAILED: "✗",
+    TenantStatus.RESTORING: "↺",
 }
 COLUMNS = (
     ("key", "Key"),

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from console.core.backups.pipeline import write_all
 from console.core.binaries import PgBinaries
 from console.core.db import ConnectionSpec
 
@@ -81,12 +83,30 @@ async def pg_restore(
 async def _through_psql(
     binaries: PgBinaries, target: ConnectionSpec, archive_fd: int
 ) -> RestoreRun:
+    return await restore_script(binaries, target, archive_fd, _drop_timeout_line)
+
+
+ScriptFilter = Callable[[int, int], None]
+
+
+async def restore_script(
+    binaries: PgBinaries,
+    target: ConnectionSpec,
+    archive_fd: int,
+    script_filter: ScriptFilter,
+    restore_args: Sequence[str] = (),
+    psql_args: Sequence[str] = (),
+) -> RestoreRun:
+    """``pg_restore --file -`` of the archive on ``archive_fd`` (with ``restore_args``), its
+    script passed through ``script_filter(source_fd, target_fd)`` (run in a worker thread; it
+    closes both) into ``psql -v ON_ERROR_STOP=1`` (with ``psql_args``) on ``target``."""
     restore_tool, psql_tool = binaries.tool("pg_restore"), binaries.tool("psql")
     script_out, filter_in = os.pipe()
     psql_in, filter_out = os.pipe()
     try:
         script = await asyncio.create_subprocess_exec(
             str(restore_tool),
+            *restore_args,
             "--file",
             "-",
             stdin=archive_fd,
@@ -99,6 +119,7 @@ async def _through_psql(
             "--quiet",
             "--set",
             "ON_ERROR_STOP=1",
+            *psql_args,
             "--dbname",
             target.conninfo,
             "--file",
@@ -118,7 +139,7 @@ async def _through_psql(
     (_, script_err), (_, psql_err), _ = await asyncio.gather(
         script.communicate(),
         psql.communicate(),
-        asyncio.to_thread(_drop_timeout_line, script_out, filter_out),
+        asyncio.to_thread(script_filter, script_out, filter_out),
     )
     return RestoreRun(
         {"pg_restore": script.returncode or 0, "psql": psql.returncode or 0},
@@ -133,17 +154,11 @@ def _drop_timeout_line(source: int, target: int) -> None:
         head = b""
         while len(head) < _HEADER_BYTES and (chunk := os.read(source, _CHUNK)):
             head += chunk
-        _write_all(target, head.replace(_TIMEOUT_LINE, b"\n", 1))
+        write_all(target, head.replace(_TIMEOUT_LINE, b"\n", 1))
         while chunk := os.read(source, _CHUNK):
-            _write_all(target, chunk)
+            write_all(target, chunk)
     except BrokenPipeError:
         pass  # psql stopped at an error: its stderr says which
     finally:
         os.close(source)
         os.close(target)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

@@ -4,7 +4,8 @@ why a full when an incremental was possible to ask for.
 An incremental's parent is the newest succeeded link of the tenant's newest chain. A full is
 taken instead when no full exists, a full was asked for, the tree revision differs from the
 parent's, tables lack change tracking, or the newest link failed, lacks a snapshot (the old
-format) or has files missing; a chain with a missing or failed link is never extended.
+format) or has files missing, or a restore switched the schema since; a chain with a missing or
+failed link is never extended.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from console.core.backups.catalog import BackupKind, BackupRecord, BackupStatus
 from console.core.tenants.registry import Tenant
 
 CHANGE_COLUMN = "backup_xid"
+# Audit actions of a restore's or rollback's switch: the live rows then come from elsewhere.
+SWITCH_ACTIONS = ("restore.switch", "rollback.switch")
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,14 @@ async def _cannot_extend(
         return f"the tree revision changed from {newest.tree_revision} to {revision}"
     if untracked:
         return f"tables without change tracking: {', '.join(untracked)}"
+    switched = await conn.fetchval(
+        "SELECT max(action_timestamp) FROM public.tenant_audit_log WHERE tenant_id = $1 "
+        "AND action_type = ANY($2::text[])",
+        newest.tenant_id,
+        list(SWITCH_ACTIONS),
+    )
+    if switched is not None and switched > newest.started_at:
+        return f"a restore switched the schema after backup {short}: its chain is not extended"
     for link in await catalog.chain(conn, newest.id):
         if link.status is not BackupStatus.SUCCEEDED:
             return f"backup {str(link.id)[:8]} of the newest chain is {link.status}"

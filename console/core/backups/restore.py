@@ -55,15 +55,17 @@ class RestoreFailed(OperationFailed):
 
 @dataclass(frozen=True)
 class Link:
-    """One backup of a chain with its manifest."""
+    """One backup of a chain with its manifest; ``into``: the schema it is applied to when
+    not the one it was taken from (a restore's recovery schema)."""
 
     record: BackupRecord
     manifest: dict[str, Any]
+    into: str | None = None
 
     @property
     def schema(self) -> str:
-        """The tenant schema the backup holds."""
-        return str(self.manifest["tenant"]["schema"])
+        """The schema the backup is restored into: :attr:`into`, else the one it holds."""
+        return self.into or str(self.manifest["tenant"]["schema"])
 
     @property
     def tenant_id(self) -> str:
@@ -124,6 +126,11 @@ class ChainRestorer:
         self._binaries = binaries
         self._identities = list(identities)
 
+    @property
+    def identities(self) -> list[pyrage.x25519.Identity]:
+        """The age identities the backups are decrypted with."""
+        return self._identities
+
     async def restore_chain(
         self, target: ConnectionSpec, chain: Sequence[Link], on_link: LinkDone | None = None
     ) -> ChainRestore:
@@ -164,12 +171,12 @@ class ChainRestorer:
             if run.failed:
                 raise RestoreFailed("restore-error", link.record.id, run.describe())
             restored = time.perf_counter()
-            await _see_tenant_rows(conn, link, local=False)
+            await see_tenant_rows(conn, link, local=False)
             tables = link.manifest["tables"]
             found = await schema_digests(conn, link.schema, list(tables))
         finally:
             await conn.close()
-        _compare(link, tables, found, "digest")
+        compare(link, tables, found, "digest")
         return LinkTiming(
             link.record.id,
             link.record.kind,
@@ -185,7 +192,7 @@ class ChainRestorer:
         schema = link.schema
         started = time.perf_counter()
         async with conn.transaction():
-            await _see_tenant_rows(conn, link, local=True)
+            await see_tenant_rows(conn, link, local=True)
             order = await parents_first(conn, schema)
             for table in order:
                 await conn.execute(f"ALTER TABLE {qualified(schema, table)} DISABLE TRIGGER USER")
@@ -273,7 +280,7 @@ async def parents_first(conn: asyncpg.Connection, schema: str) -> list[str]:
     return order
 
 
-async def _see_tenant_rows(conn: asyncpg.Connection, link: Link, *, local: bool) -> None:
+async def see_tenant_rows(conn: asyncpg.Connection, link: Link, *, local: bool) -> None:
     """Make the tenant's row-level-security policies admit its rows in this session."""
     await conn.execute("SELECT set_config('app.current_tenant_id', $1, $2)", link.tenant_id, local)
 
@@ -312,10 +319,10 @@ async def _check_link(conn: asyncpg.Connection, link: Link, loaded: dict[str, st
                 f"{name}: {changed.rows} changed rows restored, "
                 f"{expected.get('changed_rows')} in the manifest",
             )
-    _compare(link, tables, found, "changed_digest")
+    compare(link, tables, found, "changed_digest")
 
 
-def _compare(
+def compare(
     link: Link, tables: dict[str, Any], found: dict[str, TableDigest], digest_key: str
 ) -> None:
     """RestoreFailed naming the first table whose rows or digest differ from the manifest."""

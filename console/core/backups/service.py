@@ -16,9 +16,14 @@ from console.config import BackupSettings, ScheduleSettings
 from console.core.backups import catalog
 from console.core.backups.catalog import BackupKind, BackupRecord, BackupStatus
 from console.core.backups.check import check_stored
-from console.core.backups.keys import require_recipients
+from console.core.backups.drill import Driller
+from console.core.backups.keys import load_identities, require_recipients
 from console.core.backups.prune import Pruner, PruneReport
+from console.core.backups.recovery import RestorePlan
+from console.core.backups.replaced import PurgeReport, ReplacedSchema, list_replaced, purge
 from console.core.backups.report import BackupOutcome, BackupProgress, BackupRunReport
+from console.core.backups.restore_report import DrillReport, RestoreReport
+from console.core.backups.restorer import TenantRestorer, check_keep_days
 from console.core.backups.retention import RetentionPolicy
 from console.core.backups.summary import StalePolicy, TenantBackups, read_summaries
 from console.core.backups.take import BackupWriter, Taken
@@ -29,7 +34,9 @@ from console.core.errors import ConsoleError, InvalidInput, NotFound
 from console.core.events import EventSink, discard
 from console.core.hints import Field
 from console.core.identifiers import validate_tenant_key
+from console.core.migrations.tree import AlembicRunner
 from console.core.operations import Operation, OperationRunner
+from console.core.pools.service import PoolService
 from console.core.states import Action
 from console.core.tenants.registry import Registry, Tenant, TenantStatus
 
@@ -49,6 +56,18 @@ class BackupDetail:
         return {**self.record.as_json(), "manifest": self.manifest}
 
 
+@dataclass(frozen=True)
+class RestoreContext:
+    """What restores need besides the backups: the migrations path, the application role,
+    the lock timeout of the switch, the drain timeout (the pause's default) and the pools."""
+
+    alembic: AlembicRunner
+    app_role: str = "app"
+    lock_timeout_s: float = 5.0
+    drain_timeout_s: float = 30.0
+    pools: PoolService | None = None
+
+
 class BackupService:
     """Full and incremental backups of tenants, and the catalog's reads."""
 
@@ -62,6 +81,8 @@ class BackupService:
         registry: Registry,
         root: Path,
         full_schedule: str = ScheduleSettings.full_backup,
+        *,
+        restore: RestoreContext | None = None,
     ) -> None:
         self._db = db
         self._full_schedule = full_schedule  # judges STALE (see summaries)
@@ -73,6 +94,20 @@ class BackupService:
         self.writer = BackupWriter(db, spec, binaries, settings, root)
         self.verifier = Verifier(db, spec, binaries, settings, runner, registry)
         self.pruner = Pruner(db, runner, registry, RetentionPolicy.from_settings(settings))
+        self._restore = restore or RestoreContext(AlembicRunner(spec))
+        self.restorer = TenantRestorer(
+            db,
+            spec,
+            binaries,
+            settings,
+            runner,
+            registry,
+            self._restore.alembic,
+            self._restore.app_role,
+            self._restore.lock_timeout_s,
+            self._restore.pools,
+        )
+        self.driller = Driller(db, runner, self.restorer, self.verifier, settings.drill_sample)
 
     def require_ready(self) -> None:
         """NotConfigured (exit 2) naming ``backup.recipients`` / ``backup.recipients_file``
@@ -280,3 +315,108 @@ class BackupService:
         policy = StalePolicy.of(self._full_schedule, self.settings.stale_grace_hours, when)
         async with self._db.acquire() as conn:
             return await read_summaries(conn, policy, when)
+
+    # -- restores (console.core.backups.restorer, .replaced, .drill) ----------------------------
+
+    async def restore_plan(
+        self, key: str, *, to: datetime | None = None, backup_id: str | None = None
+    ) -> RestorePlan:
+        """What restoring ``key`` to ``to`` (or to backup ``backup_id``) would do; refuses a
+        chain with a missing, failed or failed-verification link, naming it."""
+        return await self.restorer.plan(key, _aware(to), backup_id)
+
+    async def restore(
+        self,
+        key: str,
+        *,
+        to: datetime | None = None,
+        backup_id: str | None = None,
+        keep_replaced_days: float | None = None,
+        timeout: float | None = None,
+        force: bool = False,
+        sink: EventSink = discard,
+    ) -> RestoreReport:
+        """Restore ``key`` to ``to`` or to backup ``backup_id`` through a recovery schema,
+        validated, then switched in (``timeout``: the pool's pause, default
+        ``lifecycle.drain_timeout``; ``force``: kill what is still running at the timeout)."""
+        self._runner.refuse_if_read_only("backups restore")
+        self.require_ready_to_read()
+        keep = (
+            self.settings.keep_replaced_days if keep_replaced_days is None else keep_replaced_days
+        )
+        return await self.restorer.restore(
+            key,
+            to=_aware(to),
+            backup_id=backup_id,
+            keep_days=check_keep_days(keep),
+            timeout=self._restore.drain_timeout_s if timeout is None else timeout,
+            force=force,
+            sink=sink,
+        )
+
+    async def discard_recovery(self, key: str, sink: EventSink = discard) -> list[str]:
+        """Drop what a failed or stopped restore of ``key`` left (recovery schemas, a paused
+        pool, the RESTORING status); returns the schemas dropped."""
+        self._runner.refuse_if_read_only("backups restore --discard")
+        return await self.restorer.discard_recovery(key, sink)
+
+    async def rollback(
+        self,
+        key: str,
+        *,
+        timeout: float | None = None,
+        force: bool = False,
+        sink: EventSink = discard,
+    ) -> RestoreReport:
+        """Switch the newest replaced schema of ``key`` back in (the same switch as a
+        restore)."""
+        self._runner.refuse_if_read_only("backups restore --rollback")
+        return await self.restorer.rollback(
+            key,
+            keep_days=self.settings.keep_replaced_days,
+            timeout=self._restore.drain_timeout_s if timeout is None else timeout,
+            force=force,
+            sink=sink,
+        )
+
+    async def replaced(self, key: str | None = None) -> list[ReplacedSchema]:
+        """Replaced schemas kept for rollback (one tenant's, or everyone's), oldest first."""
+        async with self._db.acquire() as conn:
+            if key is not None:
+                await self._registry.require(conn, key)
+            return await list_replaced(conn, key)
+
+    async def purge_replaced(
+        self, *, now: datetime | None = None, dry_run: bool = False, sink: EventSink = discard
+    ) -> PurgeReport:
+        """Drop the replaced schemas whose keep-until is past at ``now`` (``dry_run``: only
+        list them); each drop audited under its tenant's lock."""
+        if not dry_run:
+            self._runner.refuse_if_read_only("backups purge-replaced")
+        return await purge(self._db, self._runner, now or datetime.now(UTC), dry_run, sink)
+
+    async def drill(
+        self,
+        keys: Sequence[str] | None = None,
+        *,
+        sample: int | None = None,
+        sink: EventSink = discard,
+        progress: BackupProgress | None = None,
+    ) -> DrillReport:
+        """Restore the newest chain of ``keys`` (or of ``sample`` random tenants, default
+        ``backup.drill_sample``) into scratch schemas, validate, drop, and record each
+        backup's verdict at the ``restore`` level."""
+        self._runner.refuse_if_read_only("backups drill")
+        self.require_ready_to_read()
+        return await self.driller.drill(keys, sample, sink, progress)
+
+    def require_ready_to_read(self) -> None:
+        """NotConfigured naming ``backup.identity_file`` when encrypted backups cannot be
+        decrypted (restores and drills read them back)."""
+        if self.settings.encryption:
+            load_identities(self.settings)
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    """A timestamp without a zone taken as UTC."""
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when

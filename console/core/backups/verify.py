@@ -241,7 +241,7 @@ class Verifier:
         outcome = TenantVerification(key)
         try:
             async with self._runner.run("verify", key, sink) as op:
-                chain = await self._newest_chain(op, key)
+                chain = await self.newest_chain(op, key)
                 if restore_test:
                     await self._restore_test(op, chain, identities, outcome, progress)
                 else:
@@ -254,7 +254,8 @@ class Verifier:
                 outcome.error = exc.message
         return outcome
 
-    async def _newest_chain(self, op: Operation, key: str) -> list[Link]:
+    async def newest_chain(self, op: Operation, key: str) -> list[Link]:
+        """The tenant's newest chain with manifests (the operation's tenant id set)."""
         async with self._db.acquire() as conn:
             tenant = await self._registry.require(conn, key)
             op.tenant_id = tenant.id

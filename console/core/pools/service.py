@@ -4,6 +4,7 @@ action runs through :class:`OperationRunner` (lock, audit with the actor, events
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from console.core.errors import (
@@ -249,6 +250,49 @@ class PoolService(PoolReads):
             except (PgBouncerUnavailable, NotFound) as exc:
                 op.info(f"PgBouncer pool not resumed: {exc.message}")
                 step.details["skipped"] = exc.message
+
+    async def pause_for_switch(
+        self, op: Operation, tenant: Tenant, timeout: float, force: bool
+    ) -> bool:
+        """A restore's switch: PAUSE the alias (new queries wait, in-flight transactions
+        finish, up to ``timeout``; with ``force`` KILL them instead of failing). Returns whether
+        the pool is paused (False: no such alias or PgBouncer unreachable, nothing to resume)."""
+        name = tenant.schema_name
+        try:
+            paused = await self.admin.pause(name, timeout)
+        except (PgBouncerUnavailable, NotFound) as exc:
+            op.info(f"PgBouncer pool not paused: {exc.message}")
+            return False
+        if paused:
+            return True
+        if not force:
+            raise OperationFailed(await self._pause_timeout_message(name, timeout))
+        op.info(f"pause of {name} timed out after {timeout:g}s: killing its connections")
+        await self.admin.database_command("KILL", name)  # KILL leaves the pool paused
+        return True
+
+    async def resume_after_switch(self, op: Operation, tenant: Tenant) -> None:
+        """After a restore's switch: RECONNECT (server connections opened before the switch
+        are not reused) and RESUME the alias; an unreachable PgBouncer is noted, not raised."""
+        name = tenant.schema_name
+        try:
+            with contextlib.suppress(NotFound, OperationFailed):
+                await self.admin.database_command("RECONNECT", name)
+            await self._resume(name)
+        except (PgBouncerUnavailable, NotFound) as exc:
+            op.info(f"PgBouncer pool not resumed: {exc.message}")
+
+    async def pool_state(self, name: str) -> str:
+        """``paused``, ``disabled``, ``active``, ``absent`` (no such alias), or
+        ``unreachable``."""
+        try:
+            state = await self.alias_state(name)
+        except PgBouncerUnavailable:
+            return "unreachable"
+        if state is None:
+            return "absent"
+        paused, disabled = state
+        return "paused" if paused else "disabled" if disabled else "active"
 
     async def _pause_or_explain(self, name: str, wait: float) -> None:
         if not await self.admin.pause(name, wait):

@@ -26,6 +26,7 @@ class TenantStatus(enum.StrEnum):
     OFFBOARDING = "OFFBOARDING"
     ARCHIVED = "ARCHIVED"
     FAILED = "FAILED"
+    RESTORING = "RESTORING"
 
 
 _STATUS = {s.value: s for s in TenantStatus}

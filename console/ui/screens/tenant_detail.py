@@ -41,6 +41,7 @@ ACTIONS_BY_STATUS: dict[TenantStatus, tuple[str, ...]] = {
     TenantStatus.INITIALIZING: ("resume_provision",),
     TenantStatus.FAILED: ("resume_provision",),
     TenantStatus.ARCHIVED: (),
+    TenantStatus.RESTORING: (),
 }
 
 

@@ -3,11 +3,13 @@ show, UI-free: words (never colour alone), one line per fact."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Protocol
 
 from console.core.backups.catalog import BackupRecord
+from console.core.backups.recovery import RestorePlan
+from console.core.backups.replaced import ReplacedSchema
+from console.core.backups.restore_report import DrillReport, RestoreReport
 from console.core.backups.verify import RESTORE
 from console.core.display import PHASE_MARKS, human_size
 from console.core.events import Phase, StepEvent
@@ -27,54 +29,9 @@ REPLACED_COLUMNS = (
     ("tenant", "Tenant"),
     ("schema", "Replaced schema"),
     ("replaced", "Replaced"),
-    ("expires", "Expires"),
+    ("size", "Size"),
+    ("expires", "Kept until"),
 )
-
-
-class PlanView(Protocol):
-    """The plan's fields the console shows (``RestorePlan`` of the core)."""
-
-    @property
-    def tenant(self) -> str: ...
-    @property
-    def target(self) -> datetime | None: ...
-    @property
-    def links(self) -> Sequence[BackupRecord]: ...
-    @property
-    def reflects(self) -> datetime | None: ...
-    @property
-    def distance_s(self) -> float | None: ...
-    @property
-    def expected_bytes(self) -> int: ...
-    @property
-    def pool(self) -> str: ...
-    @property
-    def migrate_from(self) -> str | None: ...
-    @property
-    def recreate(self) -> bool: ...
-    @property
-    def notes(self) -> Sequence[str]: ...
-
-
-class ReportView(Protocol):
-    """The restore report's fields the console shows (``RestoreReport`` of the core)."""
-
-    key: str
-    reflects: datetime | None
-    links: Sequence[BackupRecord]
-    rows: Mapping[str, int]
-    durations_ms: Mapping[str, float]
-    validation: str
-    replaced_schema: str | None
-
-
-class ReplacedView(Protocol):
-    """A replaced schema kept after a restore (``ReplacedSchema`` of the core)."""
-
-    key: str
-    schema: str
-    replaced_at: datetime
-    expires_at: datetime
 
 
 def stamp(value: datetime | None) -> str:
@@ -103,13 +60,15 @@ def choice_cells(record: BackupRecord) -> tuple[str, ...]:
     )
 
 
-def plan_lines(plan: PlanView) -> list[str]:
-    """The plan as the form shows it: the backups used, the point the result reflects and how
-    far that is from the target, the size, the pool, a migration or a re-creation."""
+def plan_lines(plan: RestorePlan) -> list[str]:
+    """The plan as the form shows it: the backups used (a link never checked is checked at
+    the checksum level first), the point the result reflects and how far that is from the
+    target, the size, the pool, a migration or a re-creation."""
     found = [f"Restore {plan.tenant} from {len(plan.links)} backup(s):"]
     found += [
         f"  {r.kind.value:<11} {r.started_at:%Y-%m-%d %H:%M}  {human_size(r.bytes):>9}  "
-        f"checked {verified(r)}  {str(r.id)[:8]}"
+        + ("checksum first" if r.id in plan.unchecked else f"checked {verified(r)}")
+        + f"  {str(r.id)[:8]}"
         for r in plan.links
     ]
     reflects = f"The result reflects {stamp(plan.reflects)}"
@@ -118,13 +77,15 @@ def plan_lines(plan: PlanView) -> list[str]:
     found.append(reflects + ".")
     found.append(f"Expected size {human_size(plan.expected_bytes)} · pool {plan.pool}")
     if plan.migrate_from is not None:
-        found.append(f"The recovery schema is migrated to head from {plan.migrate_from} first.")
+        found.append(
+            f"The recovery schema is migrated from {plan.migrate_from} to {plan.head_revision}."
+        )
     if plan.recreate:
         found.append("The tenant is ARCHIVED: its schema is re-created and it is left INACTIVE.")
     return found + list(plan.notes)
 
 
-def restore_steps(plan: PlanView, timeout: float, force: bool) -> list[str]:
+def restore_steps(plan: RestorePlan, timeout: float, force: bool) -> list[str]:
     """The typed confirmation's steps: what the restore does, in order."""
     at_timeout = "terminate them" if force else "give up, nothing changed"
     return [
@@ -161,61 +122,53 @@ def step_line(events: Sequence[StepEvent]) -> str:
     )
 
 
-def report_lines(report: ReportView) -> list[str]:
-    """The restore report: the point it reflects, the backups used, rows per table, the
-    durations, the validation and the replaced schema."""
-    found = [
-        f"Restored {report.key} to {stamp(report.reflects)} from {len(report.links)} backup(s)"
-    ]
-    found += [
-        f"  {r.kind.value} {r.started_at:%Y-%m-%d %H:%M} {str(r.id)[:8]}" for r in report.links
-    ]
-    found.append("Rows: " + ", ".join(f"{t} {n:,}" for t, n in sorted(report.rows.items())))
-    found.append(
-        "Took: " + ", ".join(f"{s} {ms / 1000:.1f} s" for s, ms in report.durations_ms.items())
-    )
-    found.append(f"Validation: {report.validation}")
+def report_lines(report: RestoreReport) -> list[str]:
+    """The report of a restore or roll back: the point restored to and the backups used, rows
+    per table, the validation, the replaced schema kept, the pool's pause, the durations and
+    the status it left."""
+    found = [f"{report.action.capitalize()} of {report.tenant}:"]
+    if report.plan is not None:
+        plan = report.plan
+        found.append(f"  reflects    {stamp(plan.reflects)} ({len(plan.links)} backup(s))")
+        found += [
+            f"    {r.kind.value:<11} {r.started_at:%Y-%m-%d %H:%M}  {r.id}" for r in plan.links
+        ]
+    if report.validation is not None:
+        rows = report.validation.rows
+        found.append("  rows        " + ", ".join(f"{t} {n:,}" for t, n in sorted(rows.items())))
+        found.append("  validation  ok: " + "; ".join(report.validation.checks))
     if report.replaced_schema:
-        found.append(f"Replaced schema kept: {report.replaced_schema} (Roll back swaps it back)")
-    return found
+        found.append(f"  replaced    {report.replaced_schema} (kept until {report.keep_until})")
+    if report.switch_window_ms is not None:
+        found.append(f"  pool paused {report.switch_window_ms:.0f} ms")
+    took = ", ".join(f"{step} {ms / 1000:.1f} s" for step, ms in report.durations_ms.items())
+    found.append(f"  took        {took}")
+    found.append(f"  status      {report.status_after}")
+    return found + [f"  note        {note}" for note in report.notes]
 
 
-def replaced_cells(replaced: ReplacedView, now: datetime) -> tuple[str, ...]:
+def replaced_cells(replaced: ReplacedSchema, now: datetime) -> tuple[str, ...]:
     """One replaced schema, in REPLACED_COLUMNS order."""
-    left = replaced.expires_at - now
-    expires = "expired" if left.total_seconds() <= 0 else f"in {age(now - left, now)}"
+    until = f"{replaced.keep_until:%m-%d %H:%M}"
     return (
-        replaced.key,
+        replaced.tenant,
         replaced.schema,
         f"{age(replaced.replaced_at, now)} ago",
-        f"{expires} ({replaced.expires_at:%m-%d %H:%M})",
+        human_size(replaced.bytes),
+        f"{until} (expired)" if replaced.expired(now) else until,
     )
 
 
-class DrilledView(Protocol):
-    """One tenant's drill (a ``DrillReport`` entry of the core)."""
-
-    key: str
-    failure: str | None
-
-
-class DrillView(Protocol):
-    """A drill's report (``DrillReport`` of the core)."""
-
-    tenants: Sequence[DrilledView]
-    failures: Sequence[DrilledView]
-    elapsed_s: float
-
-
-def drill_outcome(report: DrillView) -> tuple[bool, str]:
-    """(any failure, one line) of a drill: counts and the first failure."""
+def drill_outcome(report: DrillReport) -> tuple[bool, str]:
+    """(any failure, one line) of a drill: counts, time and the first failure."""
     failures = report.failures
+    took = sum(t.elapsed_ms for t in report.tenants) / 1000
     line = (
         f"{len(report.tenants) - len(failures)} restored and validated, {len(failures)} failed "
-        f"in {report.elapsed_s:.1f} s"
+        f"({took:.1f} s of restores)"
     )
     if failures:
-        line += f" — {failures[0].key}: {failures[0].failure}"
+        line += f" — {failures[0].tenant}: {failures[0].result}"
     return bool(failures), line
 
 

@@ -144,7 +144,7 @@ class TenantDetailScreen(PollingScreen):
                         f"revision  {self.detail.revision or '—'}",
                         f"backup    {last_backup(self.last_backup, self.goapp.clock())}",
                         *(
-                            f"replaced  {r.schema} (expires {r.expires_at:%Y-%m-%d %H:%M}Z)"
+                            f"replaced  {r.schema} (kept until {r.keep_until:%Y-%m-%d %H:%M}Z)"
                             for r in self.replaced
                         ),
                         f"id        {t.id}",

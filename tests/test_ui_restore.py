@@ -81,7 +81,7 @@ async def finished(pilot: Pilot[Any], name: str) -> None:
 
     def done() -> bool:
         op = app.tracker.latest("acme")
-        return op is not None and op.name == name and op.state is not OpState.RUNNING
+        return op is not None and op.name == name and bool(op.outcome)
 
     await wait_for(pilot, done, f"{name} of acme to end")
     op = app.tracker.latest("acme")
@@ -127,7 +127,8 @@ async def test_restore_to_a_backup_then_roll_back(
         steps = str(detail.query_one("#restore-steps", Static).render())
         assert steps == "✓ plan · ✓ recover · ✓ apply · ✓ validate · ✓ switch · ✓ finish", steps
         log = "\n".join(detail.query_one("#progress", Log).lines)
-        assert "Restored acme to " in log and "Replaced schema kept: tenant_acme__replaced_" in log
+        assert "Restore of acme:" in log and "replaced    tenant_acme__replaced_" in log, log
+        assert "validation  ok: " in log and "status      ACTIVE" in log, log
         assert await names(su) == ["ada"]
 
         await wait_for(
@@ -167,6 +168,7 @@ async def test_restore_to_a_point_in_time_and_backups_screen(
         await finished(pilot, "restore")
         assert await names(su) == ["ada", "bob"]
 
+        await pilot.press("t")  # from the detail view back to the tenants list
         screen = await backups_screen(pilot)
         await wait_for(pilot, lambda: screen.replaced, "the replaced schema listed")
         table = screen.query_one("#replaced-table")
@@ -209,6 +211,7 @@ async def test_read_only_hides_and_refuses_restore(
         await wait_for(
             pilot, lambda: notes.any("restore rollback refused", "read-only"), "a refusal"
         )
+        await pilot.press("t")  # from the detail view back to the tenants list
         screen = await backups_screen(pilot)
         await pilot.press("d")
         await wait_for(pilot, lambda: notes.any("backup drill refused", "read-only"), "refusal")

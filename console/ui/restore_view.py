@@ -19,11 +19,11 @@ from console.ui.tenant_view import age
 # The restore's steps, in order (the core's event step names).
 RESTORE_STEPS = ("plan", "recover", "apply", "validate", "switch", "finish")
 CHOICE_COLUMNS = (
-    ("started", "Started (UTC)"),
+    ("covers", "Covers until (UTC)"),
     ("kind", "Kind"),
-    ("covers", "Covers until"),
     ("size", "Size"),
     ("checked", "Checked"),
+    ("id", "Id"),
 )
 REPLACED_COLUMNS = (
     ("tenant", "Tenant"),
@@ -51,12 +51,13 @@ def span(seconds_apart: float) -> str:
 
 def choice_cells(record: BackupRecord) -> tuple[str, ...]:
     """One backup of the form's list, in CHOICE_COLUMNS order."""
+    covers = record.covers_until or record.started_at
     return (
-        record.started_at.strftime("%Y-%m-%d %H:%M"),
+        covers.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         record.kind.value,
-        stamp(record.covers_until),
         human_size(record.bytes),
         verified(record),
+        str(record.id)[:8],
     )
 
 
@@ -86,28 +87,26 @@ def plan_lines(plan: RestorePlan) -> list[str]:
 
 
 def restore_steps(plan: RestorePlan, timeout: float, force: bool) -> list[str]:
-    """The typed confirmation's steps: what the restore does, in order."""
-    at_timeout = "terminate them" if force else "give up, nothing changed"
+    """The typed confirmation's steps: what the restore does, in order (short lines: they
+    fit the dialog at 80 columns)."""
+    at_timeout = "terminate" if force else "give up"
     return [
-        f"plan: {len(plan.links)} backup(s), the result reflects {stamp(plan.reflects)}",
-        f"recover: restore into a new recovery schema ({human_size(plan.expected_bytes)}), "
-        "unreachable by the application",
+        f"plan: {len(plan.links)} backup(s), reflects {stamp(plan.reflects)}",
+        f"recover: {human_size(plan.expected_bytes)} into a schema the app cannot see",
         "apply: the incrementals in order, deletions included",
-        "validate: rows and digests per table, RLS, tree revision (a mismatch stops here)",
-        f"switch: pause the pool (waits {timeout:g} s for clients, then {at_timeout}), swap the "
-        "live and recovery schemas in one transaction, resume the pool",
-        "finish: the old schema is kept as a replaced schema (Roll back swaps it back)",
+        "validate: rows, digests, RLS, revision (mismatch: stop)",
+        f"switch: pause the pool ({timeout:g} s, then {at_timeout}), swap",
+        "finish: the old schema kept as replaced (for Roll back)",
     ]
 
 
 def rollback_steps(timeout: float, force: bool) -> list[str]:
     """The typed confirmation's steps of a roll back."""
-    at_timeout = "terminate them" if force else "give up, nothing changed"
+    at_timeout = "terminate" if force else "give up"
     return [
-        f"pause the pool (waits {timeout:g} s for clients, then {at_timeout})",
-        "swap the replaced schema back in, in one transaction; the restored one becomes the "
-        "replaced schema",
-        "resume the pool",
+        f"pause the pool ({timeout:g} s for clients, then {at_timeout})",
+        "swap the newest replaced schema back in (one transaction)",
+        "keep the restored schema as replaced; resume the pool",
     ]
 
 

@@ -107,11 +107,13 @@ class TenantDetailScreen(PollingScreen):
     async def poll(self) -> None:
         """Reload the tenant."""
         try:
-            busy = await self.goapp.service.busy_tenants()
-            self.busy = busy.get(self.key)
-            self.detail = await self.goapp.service.tenant_detail(self.key)
-            self.last_backup = await self.goapp.service.backups.latest(self.key)
-            self.replaced = await self.goapp.service.backups.replaced(self.key)
+            service = self.goapp.service
+            busy = await service.busy_tenants()
+            detail = await service.tenant_detail(self.key)
+            self.last_backup = await service.backups.latest(self.key)
+            self.replaced = await service.backups.replaced(self.key)
+            # set last: once it is, the view shows what was read (tests wait for it)
+            self.busy, self.detail = busy.get(self.key), detail
         except NotFound:
             self.query_one("#summary", Static).update(
                 f"Tenant {self.key} is not in the registry (yet)."

@@ -11,8 +11,8 @@ import sys
 
 import asyncpg
 import pytest
-from helpers import AgeKey
 import test_backup_cli
+from helpers import AgeKey
 from test_backup_cli import ok
 from test_restore import state_of
 

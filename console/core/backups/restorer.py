@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 import asyncpg
 
 from console.config import BackupSettings
-from console.core.backups import catalog
-from console.core.backups.check import check_stored, record_check
 from console.core.backups.keys import load_identities
 from console.core.backups.rebuild import build_full, mark, validate
 from console.core.backups.recovery import (
@@ -39,6 +37,13 @@ from console.core.backups.recovery import (
 from console.core.backups.replaced import list_replaced
 from console.core.backups.restore import ChainRestorer, Link
 from console.core.backups.restore_report import RestoreReport
+from console.core.backups.restoring import (
+    begin_restoring,
+    chain_links,
+    check_unverified,
+    end_restoring,
+    status_before,
+)
 from console.core.backups.switch import Switcher, grants_usage, replaced_note
 from console.core.binaries import PgBinaries
 from console.core.db import ConnectionSpec, Database
@@ -48,7 +53,7 @@ from console.core.identifiers import validate_tenant_key
 from console.core.migrations.tree import AlembicRunner, head_revision
 from console.core.operations import Operation, OperationRunner
 from console.core.pools.service import PoolService, check_pause_timeout
-from console.core.states import Action, allowed, check
+from console.core.states import Action, check
 from console.core.tenants.registry import Registry, Tenant, TenantStatus
 from console.core.tenants.schema import drop_schema
 
@@ -157,9 +162,9 @@ class TenantRestorer:
         async with self._runner.run("restore", key, sink) as op:
             tenant = await op.tenant(Action.RESTORE)
             plan = await self._plan_step(op, tenant, to, backup_id, report)
-            tenant = await self._begin(tenant, plan.status)
+            tenant = await begin_restoring(self._db, tenant, plan.status)
             try:
-                links = await self._links(plan)
+                links = await chain_links(self._db, plan)
                 recovery = await self.recover(op, tenant, links, report)
                 links = [Link(link.record, link.manifest, recovery) for link in links]
                 await self.apply(op, links, report)
@@ -176,7 +181,7 @@ class TenantRestorer:
                     {"restored_from": [str(r.id) for r in plan.links]},
                 )
             except Exception:
-                await self._end(tenant, plan.status)
+                await end_restoring(self._db, tenant, plan.status)
                 raise
             await self._finish(op, tenant, plan.status, report, switched=True)
         return report
@@ -199,7 +204,7 @@ class TenantRestorer:
             async with self._db.acquire() as conn:
                 plan = await self._plan(conn, tenant, to, backup_id)
             step.details["dropped"] = await self._clean(op, tenant)
-            await self._check_unverified(plan)
+            await check_unverified(self._db, plan, self._settings, self._binaries)
             step.details.update(
                 links=[str(r.id) for r in plan.links],
                 reflects=plan.reflects.isoformat() if plan.reflects else None,
@@ -208,35 +213,6 @@ class TenantRestorer:
         report.plan = plan
         report.durations_ms["plan"] = _ms(started)
         return plan
-
-    async def _check_unverified(self, plan: RestorePlan) -> None:
-        """The checksum-level check of each link never verified, recorded; raises at the
-        first that fails (the restore has not created anything yet)."""
-        for record in plan.links:
-            if record.id not in plan.unchecked:
-                continue
-            async with self._db.acquire() as conn:
-                manifest = await catalog.manifest_of(conn, record.id)
-            if manifest is None:
-                raise NotFound(f"backup {record.id} has no manifest (running, failed, old)")
-            try:
-                await check_stored(record, manifest, self._settings, self._binaries)
-            except Exception as exc:
-                async with self._db.acquire() as conn:
-                    await record_check(conn, record.id, "checksum", f"{exc}")
-                raise
-            async with self._db.acquire() as conn:
-                await record_check(conn, record.id, "checksum", "ok")
-
-    async def _links(self, plan: RestorePlan) -> list[Link]:
-        links = []
-        async with self._db.acquire() as conn:
-            for record in plan.links:
-                manifest = await catalog.manifest_of(conn, record.id)
-                if manifest is None:
-                    raise NotFound(f"backup {record.id} has no manifest (an older format)")
-                links.append(Link(record, manifest))
-        return links
 
     async def recover(
         self,
@@ -345,32 +321,11 @@ class TenantRestorer:
         await self._step_gate("finish")
         final = TenantStatus.INACTIVE if back_to is TenantStatus.ARCHIVED and switched else back_to
         async with op.step("finish", f"tenant back to {final}") as step:
-            await self._end(tenant, final)
+            await end_restoring(self._db, tenant, final)
             step.details.update(status=final.value, replaced=report.replaced_schema)
         report.status_after = final.value
         if report.plan is not None:
             report.notes.extend(report.plan.notes)
-
-    # -- status ------------------------------------------------------------------------------
-
-    async def _begin(self, tenant: Tenant, before: TenantStatus) -> Tenant:
-        async with self._db.acquire() as conn:
-            row = await conn.fetchrow(
-                "UPDATE public.tenants SET status = 'RESTORING', status_before_restore = $2 "
-                "WHERE id = $1 RETURNING *",
-                tenant.id,
-                before.value,
-            )
-        assert row is not None
-        return Tenant.from_row(row)
-
-    async def _end(self, tenant: Tenant, to: TenantStatus) -> None:
-        async with self._db.acquire() as conn:
-            await conn.execute(
-                "UPDATE public.tenants SET status = $2, status_before_restore = NULL WHERE id = $1",
-                tenant.id,
-                to.value,
-            )
 
     async def _clean(self, op: Operation, tenant: Tenant) -> list[str]:
         """Drop the tenant's recovery schemas; a RESTORING tenant's pool is resumed (a stopped
@@ -395,7 +350,7 @@ class TenantRestorer:
                     before = await status_before(conn, tenant)
                 dropped = await self._clean(op, tenant)
                 if tenant.status is TenantStatus.RESTORING:
-                    await self._end(tenant, before)
+                    await end_restoring(self._db, tenant, before)
                 step.details.update(dropped=dropped, status=before.value)
         return dropped
 
@@ -428,7 +383,7 @@ class TenantRestorer:
                 if tenant.status is TenantStatus.RESTORING and self._pools is not None:
                     await self._pools.resume_after_switch(op, tenant)
                 step.details.update(incoming=incoming, status_before=back_to.value)
-            tenant = await self._begin(tenant, back_to)
+            tenant = await begin_restoring(self._db, tenant, back_to)
             try:
                 await self._switch_step(
                     op,
@@ -442,22 +397,10 @@ class TenantRestorer:
                     {"rolled_back_from": incoming},
                 )
             except Exception:
-                await self._end(tenant, back_to)
+                await end_restoring(self._db, tenant, back_to)
                 raise
             await self._finish(op, tenant, back_to, report, switched=True)
         return report
-
-
-async def status_before(conn: asyncpg.Connection, tenant: Tenant) -> TenantStatus:
-    """The status a restore of ``tenant`` returns it to: its status, or for a RESTORING one the
-    status it had when the restore started."""
-    if tenant.status is not TenantStatus.RESTORING:
-        return tenant.status
-    value = await conn.fetchval(
-        "SELECT status_before_restore FROM public.tenants WHERE id = $1", tenant.id
-    )
-    status = TenantStatus(value) if value else TenantStatus.INACTIVE
-    return status if allowed(Action.RESTORE, status) else TenantStatus.INACTIVE
 
 
 def _ms(started: float) -> float:

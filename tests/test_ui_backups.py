@@ -127,7 +127,7 @@ async def test_states_in_words_history_and_detail(
         app.open_tenant("beta")
         detail = await detail_screen(pilot, "beta")
         text = str(detail.query_one("#summary", Static).render())
-        assert "backup    incremental 1d ago" in text and "verified no" in text, text
+        assert "backup    incremental 1d ago" in text and "checked no" in text, text
 
 
 async def test_run_from_the_screen_shows_progress(
@@ -213,6 +213,8 @@ async def test_keys_have_ids_in_help_and_palette_entries(ui_service: ConsoleServ
             "backups.incremental_all",
             "backups.verify_all",
             "backups.restore_test_all",
+            "backups.drill",
+            "backups.drill_sample",
             "backups.refresh",
         } <= ids
         await pilot.press("escape")
@@ -221,12 +223,13 @@ async def test_keys_have_ids_in_help_and_palette_entries(ui_service: ConsoleServ
         assert labels[0] == "Backup history of acme"
         assert "Run backup full of acme" in labels
         assert "Run verify --restore-test of all tenants" in labels
-        assert len(labels) == 9
+        assert "Run drill of a sample of tenants" in labels
+        assert len(labels) == 11
 
 
 async def test_verify_from_the_screen_records_the_level(ui_service: ConsoleService) -> None:
     """v verifies the tenant under the cursor at the checksum level, r with a restore test;
-    the Verified column follows."""
+    the Checked column follows (a checksum pass is not called verified)."""
     await ui_service.provision("acme")
     await backed_up(ui_service, "acme", BackupKind.FULL)
     app = GoConsoleApp(ui_service)
@@ -236,7 +239,7 @@ async def test_verify_from_the_screen_records_the_level(ui_service: ConsoleServi
         line = screen.query_one("#backup-progress", Static)
         assert str(table.get_cell("acme", "verified")) == "no"
         for key, level, shown in (
-            ("v", "checksum", "✓ checksum"),
+            ("v", "checksum check", "checksum"),
             ("r", "restore test", "✓ restore"),
         ):
             job = screen.job
@@ -247,7 +250,7 @@ async def test_verify_from_the_screen_records_the_level(ui_service: ConsoleServi
                 f"{key} to end",
             )
             assert str(line.render()).startswith("✓ verify"), line.render()
-            assert f"1 verified ({level}), 0 failed" in str(line.render()), line.render()
+            assert f"1 passed the {level}, 0 failed" in str(line.render()), line.render()
             await wait_for(
                 pilot, lambda shown=shown: str(table.get_cell("acme", "verified")) == shown, shown
             )

@@ -27,6 +27,7 @@ from console.ui.connection import ConnectionState, HealthProbe, Link, LinkChange
 from console.ui.hints import error_text
 from console.ui.keymap import AREAS, MUTATIONS, area_screen, binding_ids, mutation_behind
 from console.ui.operations import OperationLauncher
+from console.ui.restore_view import report_lines, restore_steps, rollback_steps
 from console.ui.screens.base import ConsoleScreen
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.prompt import (
@@ -35,6 +36,7 @@ from console.ui.screens.prompt import (
     DrainChoice,
 )
 from console.ui.screens.provision import ProvisionScreen
+from console.ui.screens.restore import RestoreChoice, RestoreScreen
 from console.ui.screens.tenant_detail import ACTIONS_BY_STATUS, TenantDetailScreen
 from console.ui.themes import fallback_theme, load_themes, themes_dir
 from console.ui.tracker import OperationTracker, OpState, TrackedOperation
@@ -255,11 +257,7 @@ class GoConsoleApp(App[int]):
 
     def request_action(self, action: str, key: str) -> None:
         """Run a lifecycle action on ``key``, after a typed confirmation when destructive."""
-        if self.refuse_read_only(action):
-            return
-        running = self.tracker.latest(key)
-        if running is not None and running.state is OpState.RUNNING:
-            self.notify(f"{running.name} {key} is still running", severity="warning")
+        if self.refuse_read_only(action) or self._still_running(key):
             return
         name = "provision" if action == "resume_provision" else action
         if action not in DRAINING_ACTIONS:
@@ -285,6 +283,82 @@ class GoConsoleApp(App[int]):
                 self.notify(f"{action} {key} cancelled: nothing was done")
 
         self.push_screen(dialog, confirmed)
+
+    def request_restore(self, key: str) -> None:
+        """The restore form of ``key``, then the typed confirmation (with the pool's drain
+        timeout and force), then the restore, its six steps and its report on the detail
+        view."""
+        if self.refuse_read_only("restore") or self._still_running(key):
+            return
+
+        def chosen(choice: RestoreChoice | None) -> None:
+            if choice is None:
+                self.notify(f"restore {key} cancelled: nothing was done")
+                return
+            dialog = ConfirmDrainScreen(
+                "restore",
+                key,
+                partial(restore_steps, choice.plan),
+                self.settings.lifecycle.drain_timeout,
+            )
+
+            def confirmed(ok: bool | None) -> None:
+                if not ok:
+                    self.notify(f"restore {key} cancelled: nothing was done")
+                    return
+                drain = dialog.choice
+                self.operations.tenant_operation(
+                    "restore",
+                    key,
+                    lambda sink: self.service.backups.restore(
+                        key,
+                        to=choice.to,
+                        backup_id=choice.backup_id,
+                        timeout=drain.timeout,
+                        force=drain.force,
+                        sink=sink,
+                    ),
+                    report_lines,
+                )
+
+            self.push_screen(dialog, confirmed)
+
+        self.push_screen(RestoreScreen(key), chosen)
+
+    def request_rollback(self, key: str) -> None:
+        """Swap ``key``'s replaced schema back, after the typed confirmation."""
+        if self.refuse_read_only("restore rollback") or self._still_running(key):
+            return
+        dialog = ConfirmDrainScreen(
+            "roll back",
+            key,
+            rollback_steps,
+            self.settings.lifecycle.drain_timeout,
+        )
+
+        def confirmed(ok: bool | None) -> None:
+            if not ok:
+                self.notify(f"roll back {key} cancelled: nothing was done")
+                return
+            drain = dialog.choice
+            self.operations.tenant_operation(
+                "rollback",
+                key,
+                lambda sink: self.service.backups.rollback(
+                    key, timeout=drain.timeout, force=drain.force, sink=sink
+                ),
+                report_lines,
+            )
+
+        self.push_screen(dialog, confirmed)
+
+    def _still_running(self, key: str) -> bool:
+        """Say so and return True when an operation started here on ``key`` still runs."""
+        running = self.tracker.latest(key)
+        if running is not None and running.state is OpState.RUNNING:
+            self.notify(f"{running.name} {key} is still running", severity="warning")
+            return True
+        return False
 
     def _drain_call(
         self, action: str, key: str, choice: DrainChoice, sink: Callable[[StepEvent], None]

@@ -10,7 +10,7 @@ from datetime import datetime
 from console.core.backups.catalog import BackupKind, BackupRecord, BackupStatus
 from console.core.backups.report import MB, BackupProgress, BackupRunReport
 from console.core.backups.summary import TenantBackups
-from console.core.backups.verify import VerifyReport
+from console.core.backups.verify import RESTORE, VerifyReport
 from console.core.display import human_size
 from console.ui.tenant_view import age, status_label
 
@@ -21,7 +21,7 @@ COLUMNS = (
     ("full", "Full"),
     ("full_size", "Size"),
     ("ratio", "Ratio"),
-    ("verified", "Verified"),
+    ("verified", "Checked"),
     ("incremental", "Incr."),
     ("incremental_size", "Size"),
     ("chain", "Chain"),
@@ -34,7 +34,7 @@ HISTORY_COLUMNS = (
     ("size", "Size"),
     ("ratio", "Ratio"),
     ("took", "Took"),
-    ("verified", "Verified"),
+    ("verified", "Checked"),
     ("note", "Id / error"),
 )
 STATUS_MARKS = {
@@ -52,14 +52,15 @@ def ratio(record: BackupRecord | None) -> str:
 
 
 def verified(record: BackupRecord | None) -> str:
-    """``✓ restore``, ``✓ checksum``, ``✗ FAILED`` or ``no``."""
+    """How far the backup was checked: ``✓ restore`` (restored and compared: the only state
+    called verified), ``checksum`` (read back, never restored), ``✗ FAILED`` or ``no``."""
     if record is None:
         return "—"
     if record.verified_at is None:
         return "no"
-    if record.verified:
-        return f"✓ {record.verify_level or 'ok'}"
-    return "✗ FAILED"
+    if not record.verified:
+        return "✗ FAILED"
+    return "✓ restore" if record.verify_level == RESTORE else "checksum"
 
 
 def cells(row: TenantBackups, now: datetime) -> tuple[str, ...]:
@@ -152,14 +153,14 @@ def summary_line(rows: Sequence[TenantBackups]) -> str:
 
 
 def last_backup(record: BackupRecord | None, now: datetime) -> str:
-    """``full 3h ago, 1.2 MB, verified ✓ restore`` (the tenant detail's line); ``never``."""
+    """``full 3h ago, 1.2 MB, checked ✓ restore`` (the tenant detail's line); ``never``."""
     if record is None:
         return "never"
     when = record.finished_at or record.started_at
     parts = [f"{record.kind.value} {age(when, now)} ago", human_size(record.bytes)]
     if record.status is not BackupStatus.SUCCEEDED:
         parts.append(STATUS_MARKS[record.status])
-    parts.append(f"verified {verified(record)}")
+    parts.append(f"checked {verified(record)}")
     return ", ".join(parts)
 
 
@@ -186,11 +187,12 @@ def run_outcome(report: BackupRunReport) -> tuple[bool, str]:
 
 
 def verify_outcome(report: VerifyReport) -> tuple[bool, str]:
-    """(any failure, one line) of a verification: counts, level, the first failure."""
+    """(any failure, one line) of a verification: counts, level, the first failure (a
+    checksum-level pass is never called verified: nothing was restored)."""
     failures = report.failures
-    level = "restore test" if report.restore_test else "checksum"
+    level = "restore test" if report.restore_test else "checksum check"
     line = (
-        f"{len(report.tenants) - len(failures)} verified ({level}), {len(failures)} failed "
+        f"{len(report.tenants) - len(failures)} passed the {level}, {len(failures)} failed "
         f"in {report.elapsed_s:.1f} s"
     )
     if failures:

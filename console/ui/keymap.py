@@ -21,6 +21,7 @@ from console.ui.screens.pool_forms import PoolSizeScreen
 from console.ui.screens.pools import PoolsScreen
 from console.ui.screens.prompt import ConfirmKeyScreen
 from console.ui.screens.provision import ProvisionScreen
+from console.ui.screens.restore import RestoreScreen
 from console.ui.screens.tenant_detail import TenantDetailScreen
 from console.ui.screens.tenants import TenantsScreen
 
@@ -34,9 +35,13 @@ AREAS: dict[str, tuple[str, int, str]] = {
     "jobs": ("j", 8, "cron running goconsole commands"),
     "audit": ("a", 0, ""),
 }
-MUTATIONS = {"provision", "tenant", "start_run", "retry_failed", "pool", "backup"}
+MUTATIONS = {"provision", "tenant", "start_run", "retry_failed", "pool", "backup", "restore"}
 MUTATION_NAMES = {"start_run": "migrate", "retry_failed": "migrate retry"}
-BACKUP_NAMES = {"verify": "backup verify", "restore_test": "backup restore test"}
+BACKUP_NAMES = {
+    "verify": "backup verify",
+    "restore_test": "backup restore test",
+    "drill": "backup drill",
+}
 # Every screen whose bindings the [keys] map may rebind.
 SCREENS: tuple[type[Screen[Any]], ...] = (
     TenantsScreen,
@@ -49,6 +54,7 @@ SCREENS: tuple[type[Screen[Any]], ...] = (
     BackupHistoryScreen,
     ProvisionScreen,
     ConfirmKeyScreen,
+    RestoreScreen,
     HelpScreen,
 )
 
@@ -87,6 +93,8 @@ def mutation_behind(screen: Screen[Any], key: str) -> str | None:
             if name in MUTATIONS:
                 if name == "backup":
                     return BACKUP_NAMES.get(str(parameters[0]), name)
+                if name == "restore":
+                    return "restore" if parameters[0] == "restore" else "restore rollback"
                 if name in {"tenant", "pool"}:
                     verb = str(parameters[0]).replace("_", " ")
                     return verb if name == "tenant" else f"pool {verb}"

@@ -48,15 +48,21 @@ class OperationLauncher:
         self._tracker = tracker
         self._signal = signal
 
-    def tenant_operation(self, name: str, key: str, call: Call) -> None:
+    def tenant_operation(
+        self, name: str, key: str, call: Call, report: Callable[[Any], list[str]] | None = None
+    ) -> None:
         """A lifecycle operation on ``key``; the outcome says the state it left the tenant in
-        (reading that one tenant)."""
+        (reading that one tenant); ``report`` turns what ``call`` returned into the lines
+        shown after its events (a restore's report)."""
 
-        async def describe(_result: object, error: ConsoleError | None) -> Outcome:
+        async def describe(result: object, error: ConsoleError | None) -> Outcome:
             state = await self._tenant_state(key)
             if error is not None:
                 line = f"FAILED: {error_text(error)} — tenant is now {state}"
                 return Outcome(True, line, line, f"{name} {key}: {error.title}")
+            op = self._tracker.latest(key)
+            if report is not None and op is not None:
+                op.report = report(result)
             line = f"done — tenant is now {state}"
             return Outcome(False, line, f"{name} {key}: {line}", "Done")
 

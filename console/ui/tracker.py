@@ -27,6 +27,7 @@ class TrackedOperation:
     events: list[StepEvent] = field(default_factory=list)
     state: OpState = OpState.RUNNING
     outcome: str = ""
+    report: list[str] = field(default_factory=list)  # lines shown after the events
 
 
 class OperationTracker:

@@ -1,10 +1,12 @@
-"""Backups: a row per tenant with its newest full and incremental, chain length and state in
-words (OK, STALE, FAILED, NEVER); runs and verifications of the tenant under the cursor or of
-every tenant, with their progress; Enter opens the tenant's history."""
+"""Backups: a row per tenant with its newest full and incremental, chain length, how far it was
+checked (restored or not) and state in words (OK, STALE, FAILED, NEVER); the replaced schemas
+restores left behind; runs, verifications and drills of the tenant under the cursor or of every
+tenant, with their progress; Enter opens the tenant's history."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar
 
@@ -17,6 +19,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Log, Static
 
 from console.core.backups.catalog import BackupKind
+from console.core.backups.replaced import ReplacedSchema
 from console.core.backups.report import BackupProgress
 from console.core.backups.summary import BackupState, TenantBackups
 from console.core.display import PHASE_MARKS
@@ -31,20 +34,28 @@ from console.ui.backup_view import (
     verify_outcome,
 )
 from console.ui.polling import PollingScreen
+from console.ui.restore_view import REPLACED_COLUMNS, drill_note, drill_outcome, replaced_cells
 from console.ui.screens.backup_history import BackupHistoryScreen
 from console.ui.screens.base import Command
 from console.ui.tracker import OpState, TrackedOperation
 from console.ui.widgets.keyed_table import KeyedTable
 
 EVERY = "all tenants"  # what a run over every tenant is tracked as (no tenant key has a space)
+SAMPLE = "a sample of tenants"  # what a drill of ``backup.drill_sample`` tenants is tracked as
 # action -> what the operation is called, and the palette's help
 ACTIONS = {
     "full": ("backup full", "full backup"),
     "incremental": ("backup incremental", "incremental backup (a full when the chain cannot grow)"),
     "verify": ("verify", "checksum, decrypt, decompress, list the tables"),
     "restore_test": ("verify --restore-test", "restore into a scratch database and compare"),
+    "drill": ("drill", "restore the newest chain into a scratch schema, validate, drop it"),
 }
 VERIFY = frozenset({"verify", "restore_test"})
+OUTCOMES: dict[str, Callable[[Any], tuple[bool, str]]] = {
+    "verify": verify_outcome,
+    "restore_test": verify_outcome,
+    "drill": drill_outcome,
+}
 PROGRESS_EVERY_S = 0.5
 LOG_LINES = 200
 
@@ -81,6 +92,7 @@ class BackupsScreen(PollingScreen):
         Binding("i", "backup('incremental')", "Incremental", id="backups.incremental"),
         Binding("v", "backup('verify')", "Verify", id="backups.verify"),
         Binding("r", "backup('restore_test')", "Restore test", id="backups.restore_test"),
+        Binding("d", "backup('drill')", "Drill", id="backups.drill"),
         Binding("F", "backup('full', True)", "Full (all)", id="backups.full_all"),
         Binding(
             "I",
@@ -97,12 +109,16 @@ class BackupsScreen(PollingScreen):
             show=False,
             id="backups.restore_test_all",
         ),
+        Binding(
+            "D", "backup('drill', True)", "Drill a sample", show=False, id="backups.drill_sample"
+        ),
         Binding("ctrl+r", "refresh_now", "Refresh", id="backups.refresh"),
     ]
 
     def __init__(self) -> None:
         super().__init__(id="backups")
         self.rows: dict[str, TenantBackups] = {}
+        self.replaced: list[ReplacedSchema] = []
         self.job: TrackedOperation | None = None
         self.progress: BackupProgress | None = None
         self._shown_events = 0
@@ -114,6 +130,11 @@ class BackupsScreen(PollingScreen):
         yield Static("reading the backup catalog…", id="backup-status", markup=False)
         yield Static("", id="backup-focus", markup=False)
         yield BackupTable()
+        yield Static("", id="replaced-title", markup=False)
+        replaced: KeyedTable[str] = KeyedTable(id="replaced-table", cursor_type="row")
+        for key, label in REPLACED_COLUMNS:
+            replaced.add_column(label, key=key)
+        yield replaced
         yield Static("", id="backup-progress", markup=False)
         yield Log(id="backup-log", max_lines=LOG_LINES)
         yield Footer()
@@ -129,12 +150,28 @@ class BackupsScreen(PollingScreen):
         """Every tenant's summary, shown by diff."""
         now = self.goapp.clock()
         rows = await self.goapp.service.backups.summaries(now=now)
+        self.replaced = await self.goapp.service.backups.replaced()
         self.rows = {row.key: row for row in rows}
         self._updated = now.strftime("%H:%M:%SZ")
         table = self.query_one(BackupTable)
         table.show({row.key: table.styled(row, cells(row, now)) for row in rows})
         self._show_status()
         self._show_focus()
+        self._show_replaced(now)
+
+    def _show_replaced(self, now: datetime) -> None:
+        """The replaced schemas kept after restores (the table only when there are some)."""
+        count = len(self.replaced)
+        title = self.query_one("#replaced-title", Static)
+        title.update(
+            f"Replaced schemas: {count}, kept {self.goapp.settings.backup.keep_replaced_days} "
+            "days after a restore (Roll back on the tenant's view swaps one back)"
+            if count
+            else "Replaced schemas: none"
+        )
+        table: KeyedTable[str] = self.query_one("#replaced-table", KeyedTable)
+        table.display = count > 0
+        table.show({r.schema: replaced_cells(r, now) for r in self.replaced})
 
     def _show_status(self) -> None:
         settings = self.goapp.settings
@@ -149,6 +186,9 @@ class BackupsScreen(PollingScreen):
         notes = []
         if row is not None and row.stale_reason:
             notes.append(row.stale_reason)
+        drill = drill_note(row.last_full, self.goapp.clock()) if row and row.last_full else None
+        if drill is not None:
+            notes.append(drill)
         if row is not None and row.failing and row.last_failure is not None:
             failure = row.last_failure
             notes.append(f"{failure.kind.value} failed {failure.at:%m-%d %H:%M}: {failure.error}")
@@ -224,9 +264,9 @@ class BackupsScreen(PollingScreen):
         self.query_one("#backup-log", Log).clear()
         self.job = self.goapp.operations.report_operation(
             name,
-            key or EVERY,
+            key or (SAMPLE if what == "drill" else EVERY),
             partial(self._call, what, keys, progress),
-            verify_outcome if what in VERIFY else run_outcome,
+            OUTCOMES.get(what, run_outcome),
             self._ended,
         )
         self.set_class(True, "job")
@@ -237,6 +277,8 @@ class BackupsScreen(PollingScreen):
         self, what: str, keys: list[str] | None, progress: BackupProgress, sink: EventSink
     ) -> Awaitable[Any]:
         backups = self.goapp.service.backups
+        if what == "drill":
+            return backups.drill(keys, sink=sink, progress=progress)
         if what in VERIFY:
             return backups.verify(
                 keys, restore_test=what == "restore_test", sink=sink, progress=progress
@@ -270,7 +312,7 @@ class BackupsScreen(PollingScreen):
         line.set_class(job.state is OpState.FAILED, "failed")
         log = self.query_one("#backup-log", Log)
         for event in job.events[self._shown_events :]:
-            who = f"{event.tenant} " if event.tenant and job.key == EVERY else ""
+            who = f"{event.tenant} " if event.tenant and job.key in (EVERY, SAMPLE) else ""
             log.write_line(f"{PHASE_MARKS[event.phase]} {who}{event.step}: {event.message}")
         self._shown_events = len(job.events)
 
@@ -286,7 +328,6 @@ class BackupsScreen(PollingScreen):
         for what, (name, help_text) in ACTIONS.items():
             if key is not None:
                 found.append((f"Run {name} of {key}", partial(self.request, what, key), help_text))
-            found.append(
-                (f"Run {name} of all tenants", partial(self.request, what, None), help_text)
-            )
+            every = SAMPLE if what == "drill" else EVERY
+            found.append((f"Run {name} of {every}", partial(self.request, what, None), help_text))
         return found

@@ -4,6 +4,7 @@ and the live progress of the operation running on it."""
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,6 +13,7 @@ from textual.content import Content
 from textual.widgets import Footer, Log, Static
 
 from console.core.backups.catalog import BackupRecord
+from console.core.backups.replaced import ReplacedSchema
 from console.core.display import PHASE_MARKS, human_growth, human_size
 from console.core.errors import NotFound
 from console.core.stats.history import GROWTH_DAYS, TenantStats
@@ -20,10 +22,18 @@ from console.core.tenants.registry import TenantStatus
 from console.ui.backup_view import last_backup
 from console.ui.hints import hint_text
 from console.ui.polling import PollingScreen
+from console.ui.restore_view import step_line
+from console.ui.screens.base import Command
 from console.ui.tenant_view import status_label
 from console.ui.tracker import OpState, TrackedOperation
 from console.ui.widgets.keyed_table import KeyedTable
 
+# RESTORING: a restore that did not finish, which a rerun completes.
+RESTORABLE = frozenset(
+    {TenantStatus.ACTIVE, TenantStatus.INACTIVE, TenantStatus.ARCHIVED, TenantStatus.RESTORING}
+)
+RESTORE_OPERATIONS = frozenset({"restore", "rollback"})
+ACTION_WORDS = {"resume_provision": "resume provision", "rollback": "roll back"}
 ACTIONS_BY_STATUS: dict[TenantStatus, tuple[str, ...]] = {
     TenantStatus.ACTIVE: ("deactivate", "offboard"),
     TenantStatus.INACTIVE: ("reactivate", "offboard"),
@@ -44,6 +54,8 @@ class TenantDetailScreen(PollingScreen):
         Binding("r", "tenant('reactivate')", "Reactivate", id="tenant.reactivate"),
         Binding("o", "tenant('offboard')", "Offboard", id="tenant.offboard"),
         Binding("p", "tenant('resume_provision')", "Finish provision", id="tenant.provision"),
+        Binding("R", "restore('restore')", "Restore…", id="tenant.restore"),
+        Binding("U", "restore('rollback')", "Roll back", id="tenant.rollback"),
         Binding("escape", "back", "Back", id="tenant.back"),
         Binding("ctrl+r", "refresh_now", "Refresh", id="tenant.refresh"),
     ]
@@ -54,6 +66,7 @@ class TenantDetailScreen(PollingScreen):
         self.detail: TenantDetail | None = None
         self.last_backup: BackupRecord | None = None
         self.stats: TenantStats | None = None  # newest figures from the statistics history
+        self.replaced: list[ReplacedSchema] = []
         self.busy: str | None = None
         self._shown_events = 0
         self._shown_op: TrackedOperation | None = None
@@ -67,6 +80,7 @@ class TenantDetailScreen(PollingScreen):
                     yield Static("", id="busy", markup=False)  # holder's application_name
                     yield Static("", id="available")
             yield Static("Operation progress", classes="section")
+            yield Static("", id="restore-steps", markup=False)
             yield Log(id="progress", max_lines=500)
             tables: KeyedTable[str] = KeyedTable(
                 update_width=False, id="detail-tables", cursor_type="row"
@@ -95,11 +109,14 @@ class TenantDetailScreen(PollingScreen):
     async def poll(self) -> None:
         """Reload the tenant."""
         try:
-            busy = await self.goapp.service.busy_tenants()
-            self.busy = busy.get(self.key)
-            self.detail = await self.goapp.service.tenant_detail(self.key)
-            self.last_backup = await self.goapp.service.backups.latest(self.key)
-            self.stats = await self.goapp.service.stats.of(self.key, self.goapp.clock())
+            service = self.goapp.service
+            busy = await service.busy_tenants()
+            detail = await service.tenant_detail(self.key)
+            self.last_backup = await service.backups.latest(self.key)
+            self.replaced = await service.backups.replaced(self.key)
+            self.stats = await service.stats.of(self.key, self.goapp.clock())
+            # set last: once it is, the view shows what was read (tests wait for it)
+            self.busy, self.detail = busy.get(self.key), detail
         except NotFound:
             self.query_one("#summary", Static).update(
                 f"Tenant {self.key} is not in the registry (yet)."
@@ -132,6 +149,10 @@ class TenantDetailScreen(PollingScreen):
                         f"revision  {self.detail.revision or '—'}",
                         f"backup    {last_backup(self.last_backup, self.goapp.clock())}",
                         f"size      {self._size_text()}",
+                        *(
+                            f"replaced  {r.schema} (kept until {r.keep_until:%Y-%m-%d %H:%M}Z)"
+                            for r in self.replaced
+                        ),
                         f"id        {t.id}",
                         f"cluster   {t.cluster}   created {t.created_at.isoformat()[:19]}",
                         f"config    {json.dumps(t.config)}",
@@ -188,13 +209,28 @@ class TenantDetailScreen(PollingScreen):
     def _available_text(self, status: TenantStatus) -> str:
         if self.goapp.read_only:
             return "Read-only mode: no actions."
-        names = ACTIONS_BY_STATUS[status]
+        names = ACTIONS_BY_STATUS[status] + self._restore_actions(status)
         if not names:
             return "No actions in this state."
         if self.busy or self._op_running():
             return "Actions disabled while an operation runs."
-        keys = {"deactivate": "d", "reactivate": "r", "offboard": "o", "resume_provision": "p"}
-        return "Actions: " + ", ".join(f"{n.replace('_', ' ')} ({keys[n]})" for n in names)
+        keys = {
+            "deactivate": "d",
+            "reactivate": "r",
+            "offboard": "o",
+            "resume_provision": "p",
+            "restore": "R",
+            "rollback": "U",
+        }
+        return "Actions: " + ", ".join(f"{ACTION_WORDS.get(n, n)} ({keys[n]})" for n in names)
+
+    def _restore_actions(self, status: TenantStatus) -> tuple[str, ...]:
+        """Restore (see RESTORABLE), and roll back while a replaced
+        schema exists (ACTIVE and INACTIVE)."""
+        if status not in RESTORABLE:
+            return ()
+        rollback = self.replaced and status is not TenantStatus.ARCHIVED
+        return ("restore", "rollback") if rollback else ("restore",)
 
     def _op_running(self) -> bool:
         op = self.goapp.tracker.latest(self.key)
@@ -213,6 +249,9 @@ class TenantDetailScreen(PollingScreen):
         log = self.query_one("#progress", Log)
         if op is None:
             return
+        steps = self.query_one("#restore-steps", Static)
+        steps.display = op.name in RESTORE_OPERATIONS
+        steps.update(step_line(op.events))
         if op is not self._shown_op:
             log.clear()
             self._shown_op, self._shown_events = op, 0
@@ -223,6 +262,7 @@ class TenantDetailScreen(PollingScreen):
             log.write_line(f"{PHASE_MARKS[event.phase]} {event.step}: {text}{took}")
         self._shown_events = len(op.events)
         if op.state is not OpState.RUNNING and op.outcome and not log.lines[-1].startswith("="):
+            log.write_lines(op.report)
             log.write_line(f"= {op.outcome}")
         log.scroll_end(animate=False)  # the latest lines, whatever the log's height
         self.refresh_bindings()
@@ -230,19 +270,41 @@ class TenantDetailScreen(PollingScreen):
     # -- actions ----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action != "tenant":
+        if action not in {"tenant", "restore"}:
             return True
         name = str(parameters[0])
         status = self.status()
         if self.goapp.read_only or status is None:
             return False
-        if name not in ACTIONS_BY_STATUS[status]:
+        offered = ACTIONS_BY_STATUS[status] if action == "tenant" else self._restore_actions(status)
+        if name not in offered:
             return False
         # Hidden, not merely dimmed: the footer must not offer what the BUSY banner forbids.
         return not (self.busy or self._op_running())
 
     def action_tenant(self, name: str) -> None:
         self.goapp.request_action(name, self.key)
+
+    def action_restore(self, name: str) -> None:
+        if name == "rollback":
+            self.goapp.request_rollback(self.key)
+        else:
+            self.goapp.request_restore(self.key)
+
+    def palette_commands(self) -> list[Command]:
+        """Restore and roll back, when they apply (never in read-only mode)."""
+        status = self.status()
+        if self.goapp.read_only or status is None:
+            return []
+        labels = {"restore": f"Restore {self.key}…", "rollback": f"Roll back {self.key}"}
+        helps = {
+            "restore": "to a point in time or a backup",
+            "rollback": "swap the replaced schema back",
+        }
+        return [
+            (labels[n], partial(self.action_restore, n), helps[n])
+            for n in self._restore_actions(status)
+        ]
 
     def action_back(self) -> None:
         self.dismiss()

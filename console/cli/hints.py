@@ -13,6 +13,7 @@ from console.core.hints import (
     Hint,
     KeysFromFile,
     ListMigrationRuns,
+    ListReplaced,
     ListTenants,
     LowerConcurrency,
     RebuildInterface,
@@ -23,7 +24,12 @@ from console.core.hints import (
 if TYPE_CHECKING:
     from console.core.security.privileges import Finding
 
-FLAGS: dict[Field, str] = {Field.CONCURRENCY: "--concurrency", Field.TIMEOUT: "--timeout"}
+FLAGS: dict[Field, str] = {
+    Field.CONCURRENCY: "--concurrency",
+    Field.TIMEOUT: "--timeout",
+    Field.TARGET: "--to",
+    Field.KEEP_REPLACED: "--keep-replaced",
+}
 
 
 def error_text(exc: ConsoleError) -> str:
@@ -60,6 +66,8 @@ def hint_text(hint: Hint | None) -> str:
             return f": use --concurrency 1-{most} or raise pool_max_size"
         case KeysFromFile():
             return " (or --from-file FILE)"
+        case ListReplaced():
+            return " (goconsole backups replaced lists them)"
 
 
 def command(hint: RunInit | RebuildInterface) -> str:

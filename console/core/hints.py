@@ -14,6 +14,8 @@ class Field(enum.StrEnum):
 
     CONCURRENCY = "concurrency"
     TIMEOUT = "timeout"
+    TARGET = "target"
+    KEEP_REPLACED = "keep"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,11 @@ class KeysFromFile:
     """Tenant keys can also come from a file, one a line."""
 
 
+@dataclass(frozen=True)
+class ListReplaced:
+    """See the schemas a restore replaced (kept for a rollback)."""
+
+
 Hint = (
     Force
     | ListTenants
@@ -73,4 +80,5 @@ Hint = (
     | CheckConnection
     | LowerConcurrency
     | KeysFromFile
+    | ListReplaced
 )

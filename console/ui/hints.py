@@ -11,6 +11,7 @@ from console.core.hints import (
     Hint,
     KeysFromFile,
     ListMigrationRuns,
+    ListReplaced,
     ListTenants,
     LowerConcurrency,
     RebuildInterface,
@@ -45,3 +46,5 @@ def hint_text(hint: Hint | None) -> str:
             return " (check the cluster's DSN in the configuration and that the server is running)"
         case LowerConcurrency(most=most):
             return f": use a concurrency of 1-{most} or raise pool_max_size"
+        case ListReplaced():
+            return " (the tenant view lists its replaced schemas)"

@@ -33,6 +33,7 @@ from console.core.backups import catalog
 from console.core.backups.catalog import BackupKind, BackupRecord, BackupStatus
 from console.core.backups.plan import missing_files
 from console.core.errors import InvalidInput, InvalidState, NotFound
+from console.core.hints import Field
 from console.core.identifiers import TENANT_SCHEMA_PREFIX
 from console.core.tenants.registry import Tenant, TenantStatus
 
@@ -180,7 +181,8 @@ def parse_target(value: str) -> datetime:
         when = datetime.fromisoformat(value.strip())
     except ValueError:
         raise InvalidInput(
-            f"--to {value!r} is not a timestamp: give ISO 8601, e.g. 2026-12-01T03:00:00+00:00"
+            f"target {value!r} is not a timestamp: give ISO 8601, e.g. 2026-12-01T03:00:00+00:00",
+            field=Field.TARGET,
         ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
@@ -194,7 +196,7 @@ async def choose_chain(
     """The chain to restore (full first), checked link by link; InvalidInput / InvalidState /
     NotFound with one line naming what is wrong."""
     if (to is None) == (backup_id is None):
-        raise InvalidInput("give exactly one of a target time (--to) or a backup id (--backup)")
+        raise InvalidInput("give exactly one of a target time or a backup id")
     if backup_id is not None:
         try:
             wanted = uuid.UUID(backup_id)

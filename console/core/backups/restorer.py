@@ -49,6 +49,7 @@ from console.core.binaries import PgBinaries
 from console.core.db import ConnectionSpec, Database
 from console.core.errors import InvalidInput, NotFound
 from console.core.events import EventSink, discard
+from console.core.hints import Field, ListReplaced
 from console.core.identifiers import validate_tenant_key
 from console.core.migrations.tree import AlembicRunner, head_revision
 from console.core.operations import Operation, OperationRunner
@@ -65,7 +66,8 @@ def check_keep_days(value: float) -> float:
     """Days a replaced schema is kept: 0 to :data:`KEEP_DAYS_MAX`, else InvalidInput."""
     if not 0 <= value <= KEEP_DAYS_MAX:
         raise InvalidInput(
-            f"--keep-replaced must be between 0 and {KEEP_DAYS_MAX} days, got {value:g}"
+            f"keep must be between 0 and {KEEP_DAYS_MAX} days, got {value:g}",
+            field=Field.KEEP_REPLACED,
         )
     return value
 
@@ -376,8 +378,8 @@ class TenantRestorer:
                     candidates = await list_replaced(conn, key)
                 if not candidates:
                     raise NotFound(
-                        f"tenant {key!r} has no replaced schema to roll back to "
-                        "(goconsole backups replaced lists them)"
+                        f"tenant {key!r} has no replaced schema to roll back to",
+                        hint=ListReplaced(),
                     )
                 incoming = candidates[-1].schema
                 if tenant.status is TenantStatus.RESTORING and self._pools is not None:

@@ -353,7 +353,7 @@ class BackupService:
     async def discard_recovery(self, key: str, sink: EventSink = discard) -> list[str]:
         """Drop what a failed or stopped restore of ``key`` left (recovery schemas, a paused
         pool, the RESTORING status); returns the schemas dropped."""
-        self._runner.refuse_if_read_only("backups restore --discard")
+        self._runner.refuse_if_read_only("restore discard")
         return await self.restorer.discard_recovery(key, sink)
 
     async def rollback(
@@ -366,7 +366,7 @@ class BackupService:
     ) -> RestoreReport:
         """Switch the newest replaced schema of ``key`` back in (the same switch as a
         restore)."""
-        self._runner.refuse_if_read_only("backups restore --rollback")
+        self._runner.refuse_if_read_only("restore rollback")
         return await self.restorer.rollback(
             key,
             keep_days=self.settings.keep_replaced_days,

@@ -38,6 +38,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "migrate": ("migrate",),
     "pool": ("pools",),
     "backups": ("backups", "backup_maintenance"),
+    "health": ("health",),
 }
 
 

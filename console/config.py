@@ -120,6 +120,8 @@ class HealthSettings:
     backup_max_age_hours: float = 26.0
     # How long health samples (the graphs' history) are kept.
     sample_retention_hours: float = 48.0
+    # Seconds between the Health screen's checks.
+    screen_interval: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -416,7 +418,7 @@ def _check_health(health: HealthSettings, source: str) -> None:
                     f"{source}: health.{key} ({values[key]}) must not exceed "
                     f"health.{crit} ({values[crit]})"
                 )
-    for key in ("backup_max_age_hours", "sample_retention_hours"):
+    for key in ("backup_max_age_hours", "sample_retention_hours", "screen_interval"):
         if values[key] <= 0:
             raise ConfigError(f"{source}: health.{key} must be greater than 0, got {values[key]}")
 

@@ -1,7 +1,7 @@
-"""Health checks against real clusters: a real streaming standby (pg_basebackup -R) whose lag
-rises with replay paused, crosses warn and crit and recovers; a stopped standby reported
-missing; a cluster that goes away and comes back; samples, retention, backup freshness with
-an injected clock; ``goconsole health`` exit codes."""
+"""Health checks and the Health screen against real clusters: a real streaming standby
+(pg_basebackup -R) whose lag rises with replay paused, crosses warn and crit and recovers; a
+stopped standby reported missing; a cluster that goes away and comes back (checks and screen);
+samples, retention, backup freshness with an injected clock; ``goconsole health`` exit codes."""
 
 from __future__ import annotations
 
@@ -16,17 +16,23 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 from conftest import CLUSTER_SETTINGS, ServiceFactory
-from helpers import wait_until
+from helpers import fast, tenants_screen, wait_for, wait_until
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+from textual_plotext import PlotextPlot
 
 from console.config import HealthSettings, Settings
 from console.core.backups.catalog import BackupKind
 from console.core.health.model import HealthReport, State
 from console.core.service import ConsoleService
 from console.devenv.postgres import LocalCluster, server_os_user
+from console.ui.app import GoConsoleApp
+from console.ui.screens.health import HealthScreen
 
 SLOT = "health_test_slot"
 STANDBY_NAME = "standby_one"
@@ -306,6 +312,7 @@ async def test_samples_are_recorded_pruned_and_give_since(service: ConsoleServic
     now = start + timedelta(minutes=1)
     await service.health.check(record=True)
     series = await service.health.series(minutes=60)
+    assert series is not None
     assert [t for t, _ in series["connections"]] == [start, now]
     assert len(series["connectivity"]) == 2 and series["replication"][0][1] == 0
 
@@ -352,3 +359,91 @@ async def test_cli_health_exit_codes(
     bad = _cli(config, database_dsn, "--count", "0")
     assert bad.returncode == 2 and "--count" in bad.stderr
     assert _cli(config, f"postgresql://postgres@127.0.0.1:1/{uuid.uuid4().hex}").returncode == 1
+
+
+# -- the Health screen -----------------------------------------------------------------------
+
+SCREEN_SIZE = (80, 24)
+
+
+async def health_screen(pilot: Pilot[Any]) -> HealthScreen:
+    """Open the Health area (h) and wait for its first check on screen."""
+    app = pilot.app
+    await tenants_screen(pilot)
+    await pilot.press("h")
+
+    def ready() -> HealthScreen | None:
+        screen = app.screen
+        return screen if isinstance(screen, HealthScreen) and screen.report else None
+
+    found = await wait_for(pilot, ready, "the health screen's first check")
+    assert isinstance(found, HealthScreen)
+    await pilot.pause()
+    return found
+
+
+def tile(screen: HealthScreen, name: str) -> str:
+    return str(screen.query_one(f"#tile-{name}", Static).render())
+
+
+def cell(screen: HealthScreen, check: str, column: int) -> str:
+    table: DataTable[str] = screen.query_one(DataTable)
+    return str(table.get_row(check)[column])
+
+
+async def test_screen_shows_tiles_checks_and_graphs_at_80x24(
+    make_service: ServiceFactory, settings: Settings
+) -> None:
+    svc = await make_service(settings=fast(settings, health=HealthSettings(screen_interval=0.3)))
+    await svc.init()
+    await svc.health.check(record=True)  # one recorded sample for the graphs
+    app = GoConsoleApp(svc)
+    async with app.run_test(size=SCREEN_SIZE) as pilot:
+        screen = await health_screen(pilot)
+        assert tile(screen, "overall") == "Overall\nUNKNOWN"  # no scheduler in this console
+        assert tile(screen, "jobs") == "Jobs\nUNKNOWN"
+        assert tile(screen, "connections") == "Connections\nOK"
+        assert screen.query_one("#tile-overall").has_class("state-unknown")
+        assert cell(screen, "connectivity", 1) == "OK"
+        assert cell(screen, "scheduler", 2) == "not running"
+        for tile_id in ("overall", "replication", "connections", "pools", "backups", "jobs"):
+            region = screen.query_one(f"#tile-{tile_id}").region
+            assert region.width >= 10 and region.bottom <= SCREEN_SIZE[1]
+        plots = list(screen.query(PlotextPlot))
+        assert len(plots) == 3 and all(p.region.height >= 5 for p in plots)
+        polls = screen.polls_done
+
+        await wait_for(pilot, lambda: screen.polls_done >= polls + 2, "two more checks")
+        assert len(screen.graph_points()["connections"]) >= 3  # recorded + live
+
+
+async def test_screen_shows_a_lost_cluster_as_crit_and_recovers(
+    make_service: ServiceFactory, settings: Settings, standby: Standby
+) -> None:
+    """The app runs on the standby; stopping it turns the screen CRIT with the reason, and it
+    recovers by itself when the standby is started again."""
+    svc = ConsoleService(
+        fast(settings, health=HealthSettings(screen_interval=0.3)), dsn=standby.dsn()
+    )
+    await svc.open()
+    try:
+        app = GoConsoleApp(svc)
+        async with app.run_test(size=SCREEN_SIZE) as pilot:
+            screen = await health_screen(pilot)
+            assert cell(screen, "role", 2) == "standby"
+            standby.cluster.stop("immediate")
+            await wait_for(pilot, lambda: tile(screen, "overall") == "Overall\nCRIT", "CRIT")
+            assert cell(screen, "connectivity", 1) == "CRIT"
+            assert f"127.0.0.1:{standby.cluster.port}" in cell(screen, "connectivity", 5)
+            standby.cluster.start()
+            await wait_for(
+                pilot,
+                lambda: (
+                    screen.report is not None
+                    and screen.report.check("role") is not None
+                    and cell(screen, "connectivity", 1) == "OK"
+                ),
+                "the screen to recover by itself",
+            )
+    finally:
+        await svc.close()

@@ -77,7 +77,7 @@ class HealthService:
             if not reachable:
                 notes.append("samples not recorded: the cluster did not answer")
             elif standby or self._read_only:
-                notes.append("samples not recorded: read-only (standby or --read-only)")
+                notes.append("samples not recorded: read-only (a standby, or read-only mode)")
             else:
                 async with self._db.acquire() as conn:
                     keep = timedelta(hours=self.settings.sample_retention_hours)
@@ -87,10 +87,15 @@ class HealthService:
             now, tuple(checks), (time.perf_counter() - started) * 1000, recorded, tuple(notes)
         )
 
-    async def series(self, minutes: float = 60) -> samples.Series:
-        """The graphed checks' recorded values over the last ``minutes``."""
-        async with self._db.acquire() as conn:
-            return await samples.series(conn, GRAPHED, self.clock() - timedelta(minutes=minutes))
+    async def series(self, minutes: float = 60) -> samples.Series | None:
+        """The graphed checks' recorded values over the last ``minutes``; None when the
+        cluster does not answer."""
+        try:
+            async with self._db.acquire() as conn:
+                since = self.clock() - timedelta(minutes=minutes)
+                return await samples.series(conn, GRAPHED, since)
+        except _DB_ERRORS:
+            return None
 
     async def _database_checks(self) -> tuple[bool, bool, list[Check]]:
         try:

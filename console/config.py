@@ -106,14 +106,38 @@ class SchedulerSettings:
 
 @dataclass(frozen=True)
 class HealthSettings:
-    """Thresholds for health checks: warn at the first value, critical at the second."""
+    """Health checks (``goconsole health``, the Health screen, the scheduled check): each check
+    warns at its ``*_warn*`` value and is critical at its ``*_crit*`` value."""
 
+    select1_warn_ms: float = 100.0
+    select1_crit_ms: float = 1000.0
     replication_lag_warn_s: float = 10.0
     replication_lag_crit_s: float = 60.0
-    connections_warn_pct: float = 80.0
-    connections_crit_pct: float = 95.0
+    replication_lag_warn_bytes: int = 16 * 1024 * 1024
+    replication_lag_crit_bytes: int = 256 * 1024 * 1024
+    # Standbys the primary should stream to; fewer connected is CRIT (0: none expected).
+    expected_standbys: int = 0
+    slot_retained_warn_bytes: int = 1024**3
+    slot_retained_crit_bytes: int = 10 * 1024**3
+    connections_warn_pct: float = 70.0
+    connections_crit_pct: float = 90.0
+    idle_in_transaction_warn_s: float = 60.0
+    idle_in_transaction_crit_s: float = 600.0
+    long_query_warn_s: float = 300.0
+    long_query_crit_s: float = 1800.0
+    blocked_warn: int = 1
+    blocked_crit: int = 10
+    # age(datfrozenxid) as a percentage of autovacuum_freeze_max_age.
+    wraparound_warn_pct: float = 100.0
+    wraparound_crit_pct: float = 400.0
     pool_wait_warn_ms: float = 100.0
     pool_wait_crit_ms: float = 1000.0
+    # A tenant whose newest successful full backup is older than this is stale.
+    backup_max_age_hours: float = 26.0
+    # How long health samples (the graphs' history) are kept.
+    sample_retention_hours: float = 48.0
+    # Seconds between the Health screen's checks.
+    screen_interval: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -364,6 +388,7 @@ def _check_ranges(settings: Settings, source: str) -> None:
             f"the figures of a week before), got {settings.stats.retention_days}"
         )
     _check_backup(settings, source)
+    _check_health(settings.health, source)
     for key, expr in dataclasses.asdict(settings.schedule).items():
         problem = cron_problem(expr)
         if problem:
@@ -411,6 +436,24 @@ def _check_backup(settings: Settings, source: str) -> None:
                 f"clusters.{name}.pool_max_size >= {2 * backup.concurrency} "
                 "(each backup holds a lock connection and a snapshot connection)"
             )
+
+
+def _check_health(health: HealthSettings, source: str) -> None:
+    values = dataclasses.asdict(health)
+    for key, value in values.items():
+        if value < 0:
+            raise ConfigError(f"{source}: health.{key} must be 0 or more, got {value}")
+    for key in values:
+        if "_warn" in key:
+            crit = key.replace("_warn", "_crit")
+            if values[key] > values[crit]:
+                raise ConfigError(
+                    f"{source}: health.{key} ({values[key]}) must not exceed "
+                    f"health.{crit} ({values[crit]})"
+                )
+    for key in ("backup_max_age_hours", "sample_retention_hours", "screen_interval"):
+        if values[key] <= 0:
+            raise ConfigError(f"{source}: health.{key} must be greater than 0, got {values[key]}")
 
 
 def _check_pgbouncer(bouncer: PgBouncerSettings, source: str) -> None:

@@ -369,7 +369,7 @@ def test_not_built_area(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
         await tenants_screen(pilot)
-        await pilot.press("h")
+        await pilot.press("j")
         await wait_for(pilot, lambda: isinstance(app.screen, NotBuiltScreen), "the placeholder")
         await settle(pilot)
 

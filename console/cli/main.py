@@ -41,6 +41,7 @@ AREAS: dict[str, tuple[str, ...]] = {
     "jobs": ("jobs",),
     "scheduler": ("jobs",),
     "stats": ("stats",),
+    "health": ("health",),
 }
 
 

@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("health", help="every health check; exit 1 when any is not OK")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--watch", action="store_true", help="check again until Ctrl-C")
+    p.add_argument("--interval", type=float, default=5.0, help="with --watch: seconds between")
+    p.add_argument("--count", type=int, help="with --watch: stop after this many checks")
+
     p = sub.add_parser("audit", help="the audit log, newest first")
     p.add_argument("key", nargs="?")
     p.add_argument("--limit", type=int, default=50)

@@ -41,6 +41,9 @@ def validate(args: argparse.Namespace, settings: Settings) -> None:
     if args.command == "stats":
         _validate_stats(args)
         return
+    if args.command == "health":
+        _validate_health(args)
+        return
     if args.command in ("audit", "jobs") and not 1 <= getattr(args, "limit", 1) <= 100_000:
         raise InvalidInput(f"--limit must be between 1 and 100000, got {args.limit}")
     destructive = {
@@ -55,6 +58,14 @@ def validate(args: argparse.Namespace, settings: Settings) -> None:
         if args.read_only:
             return  # refused later with the read-only message, without prompting
         confirm(args.action, args.key, args.yes, destructive[args.action])
+
+
+def _validate_health(args: argparse.Namespace) -> None:
+    """``health --watch`` needs a positive --interval; --count needs --watch."""
+    if not 0 < args.interval <= 3600:
+        raise InvalidInput(f"--interval must be between 0 and 3600 seconds, got {args.interval}")
+    if args.count is not None and (not args.watch or args.count < 1):
+        raise InvalidInput(f"--count needs --watch and a number of 1 or more, got {args.count}")
 
 
 def _validate_backups(args: argparse.Namespace) -> None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the sub-services' modules load when a property first builds
     from console.core.backups.service import BackupService
     from console.core.binaries import PgBinaries
     from console.core.bootstrap import InitReport
+    from console.core.health.service import HealthService
     from console.core.migrations.runner import MigrationRunner
     from console.core.migrations.tree import AlembicRunner
     from console.core.operations import OperationRunner
@@ -129,6 +130,21 @@ class ConsoleService:
         from console.core.stats.service import StatsService
 
         return StatsService(self.db, self.runner, self.registry, self.settings.stats)
+
+    @cached_property
+    def health(self) -> HealthService:
+        """Health checks (``check()``, ``check(record=True)`` for the scheduled job) and their
+        recorded samples."""
+        from console.core.health.service import HealthService
+
+        return HealthService(
+            self.db,
+            self.settings.health,
+            self.pools,
+            self.backups.summaries,
+            lambda: getattr(self, "scheduler", None),
+            self.read_only,
+        )
 
     @cached_property
     def pools(self) -> PoolService:

@@ -14,6 +14,7 @@ from console.ui.screens.audit import AuditScreen
 from console.ui.screens.backup_history import BackupHistoryScreen
 from console.ui.screens.backups import BackupsScreen
 from console.ui.screens.base import RowTable
+from console.ui.screens.health import HealthScreen
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.migrations import MigrationsScreen
 from console.ui.screens.placeholder import NotBuiltScreen
@@ -31,7 +32,7 @@ AREAS: dict[str, tuple[str, int, str]] = {
     "migrations": ("m", 0, ""),
     "pools": ("p", 0, ""),
     "backups": ("b", 0, ""),
-    "health": ("h", 7, "`goconsole tenants list` and the PostgreSQL logs"),
+    "health": ("h", 0, ""),
     "jobs": ("j", 8, "cron running goconsole commands"),
     "audit": ("a", 0, ""),
 }
@@ -52,6 +53,7 @@ SCREENS: tuple[type[Screen[Any]], ...] = (
     PoolSizeScreen,
     BackupsScreen,
     BackupHistoryScreen,
+    HealthScreen,
     ProvisionScreen,
     ConfirmKeyScreen,
     RestoreScreen,
@@ -72,6 +74,8 @@ def area_screen(area: str, issue: int, meanwhile: str) -> Screen[None]:
         return PoolsScreen()
     if area == "backups":
         return BackupsScreen()
+    if area == "health":
+        return HealthScreen()
     return NotBuiltScreen(area, issue, meanwhile)
 
 

@@ -6,14 +6,14 @@ same ``collected_at``. The primary key leads with ``collected_at``: reading the 
 run a week before it and the retention cut are index range scans, whatever the history holds.
 
 Revision ID: 0007_schema_stats
-Revises: 0005_scheduler_runs
+Revises: 0006_health_samples
 Create Date: 2026-12-02
 """
 
 from alembic import op
 
 revision = "0007_schema_stats"
-down_revision = "0005_scheduler_runs"
+down_revision = "0006_health_samples"
 branch_labels = None
 depends_on = None
 

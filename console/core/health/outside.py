@@ -1,0 +1,91 @@
+"""Checks of what surrounds the cluster: PgBouncer's pools (unreachable is a finding), backup
+freshness and failures, and the scheduler."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from console.config import HealthSettings
+from console.core.errors import ConsoleError
+from console.core.health.model import Check, State, grade, limits
+from console.core.pools.rows import parse_pools
+
+if TYPE_CHECKING:
+    from console.core.backups.summary import TenantBackups
+    from console.core.pools.reads import PoolReads
+
+
+async def pool_check(pools: PoolReads, h: HealthSettings) -> Check:
+    """Clients waiting and the longest wait over every pool (one ``SHOW POOLS``)."""
+    threshold = limits(h.pool_wait_warn_ms, h.pool_wait_crit_ms, " ms")
+    if not pools.monitored:
+        return Check("pgbouncer", "pools", State.OK, "not configured", threshold)
+    try:
+        rows = parse_pools(await pools.admin.show("POOLS"))
+    except ConsoleError as exc:
+        return Check("pgbouncer", "pools", State.CRIT, "unreachable", threshold, exc.message)
+    rows.pop("pgbouncer", None)
+    waiting = sum(p.cl_waiting for p in rows.values())
+    worst_pool = max(rows.values(), key=lambda p: p.maxwait_us, default=None)
+    wait_ms = worst_pool.maxwait_us / 1000 if worst_pool else 0.0
+    detail = f"{len(rows)} pools"
+    if worst_pool is not None and wait_ms > 0:
+        detail += f"; longest wait in {worst_pool.database}"
+    return Check(
+        "pgbouncer",
+        "pools",
+        grade(wait_ms, h.pool_wait_warn_ms, h.pool_wait_crit_ms),
+        f"{waiting} waiting, maxwait {wait_ms:.0f} ms",
+        threshold,
+        detail,
+        wait_ms,
+    )
+
+
+def backup_check(summaries: list[TenantBackups], h: HealthSettings, now: datetime) -> Check:
+    """Tenants (ACTIVE or on their way out) with no successful full within
+    ``health.backup_max_age_hours`` (WARN), and tenants whose newest backup failed (CRIT)."""
+    from console.core.backups.summary import WATCHED
+
+    limit = timedelta(hours=h.backup_max_age_hours)
+    watched = [s for s in summaries if s.status in WATCHED]
+    stale = [
+        s.key
+        for s in watched
+        if s.last_full is None
+        or s.last_full.finished_at is None
+        or now - s.last_full.finished_at > limit
+    ]
+    failing = [s.key for s in watched if s.failing]
+    state = State.CRIT if failing else State.WARN if stale else State.OK
+    parts = []
+    if stale:
+        parts.append(f"stale: {_names(stale)}")
+    if failing:
+        parts.append(f"failing: {_names(failing)}")
+    return Check(
+        "backups",
+        "backups",
+        state,
+        f"{len(stale)} stale, {len(failing)} failing of {len(watched)}",
+        f"a full within {h.backup_max_age_hours:g} h; failed newest backup is CRIT",
+        "; ".join(parts) or "every tenant has a recent full",
+        float(len(stale) + len(failing)),
+    )
+
+
+def _names(keys: list[str], shown: int = 5) -> str:
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
+
+
+async def scheduler_check(scheduler: Any | None) -> Check:
+    """The scheduler's own verdict (``health_check()`` returning a :class:`Check`), or UNKNOWN
+    "not running" when this console has no scheduler."""
+    if scheduler is None or not hasattr(scheduler, "health_check"):
+        return Check(
+            "scheduler", "jobs", State.UNKNOWN, "not running", detail="no scheduler in this console"
+        )
+    check: Check = await scheduler.health_check()
+    return check

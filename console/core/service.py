@@ -142,7 +142,6 @@ class ConsoleService:
             self.settings.health,
             self.pools,
             self.backups.summaries,
-            lambda: getattr(self, "scheduler", None),
             self.read_only,
         )
 

@@ -4,12 +4,15 @@ freshness and failures, and the scheduler."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import asyncpg
 
 from console.config import HealthSettings
 from console.core.errors import ConsoleError
 from console.core.health.model import Check, State, grade, limits
 from console.core.pools.rows import parse_pools
+from console.core.scheduler.leader import current_leader
 
 if TYPE_CHECKING:
     from console.core.backups.summary import TenantBackups
@@ -80,12 +83,22 @@ def _names(keys: list[str], shown: int = 5) -> str:
     return ", ".join(keys[:shown]) + more
 
 
-async def scheduler_check(scheduler: Any | None) -> Check:
-    """The scheduler's own verdict (``health_check()`` returning a :class:`Check`), or UNKNOWN
-    "not running" when this console has no scheduler."""
-    if scheduler is None or not hasattr(scheduler, "health_check"):
-        return Check(
-            "scheduler", "jobs", State.UNKNOWN, "not running", detail="no scheduler in this console"
-        )
-    check: Check = await scheduler.health_check()
-    return check
+async def scheduler_check(conn: asyncpg.Connection) -> Check:
+    """The scheduler as the cluster sees it, whichever console hosts it: a leader present (the
+    leader lock held), and each job's newest run: failed is CRIT, missed WARN, no leader WARN."""
+    leader = await current_leader(conn)
+    newest = await conn.fetch(
+        "SELECT DISTINCT ON (job) job, outcome FROM public.job_runs "
+        "ORDER BY job, coalesce(scheduled_at, started_at) DESC"
+    )
+    failed = sorted(r["job"] for r in newest if r["outcome"] == "failed")
+    missed = sorted(r["job"] for r in newest if r["outcome"] == "missed")
+    shown = f"leader {leader.describe()}" if leader else "no leader"
+    if failed:
+        return Check("scheduler", "jobs", State.CRIT, shown, "", f"failed: {', '.join(failed)}")
+    if missed:
+        return Check("scheduler", "jobs", State.WARN, shown, "", f"missed: {', '.join(missed)}")
+    if leader is None:
+        detail = "no console or `scheduler run` leads this cluster: scheduled jobs do not run"
+        return Check("scheduler", "jobs", State.WARN, shown, "", detail)
+    return Check("scheduler", "jobs", State.OK, shown)

@@ -8,7 +8,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from console.config import HealthSettings
 from console.core.db import SESSION_ERRORS, Database, connection_failed
@@ -43,7 +43,6 @@ class HealthService:
         settings: HealthSettings,
         pools: PoolReads,
         summaries: Callable[[datetime], Awaitable[list[TenantBackups]]],
-        scheduler: Callable[[], Any | None],
         read_only: bool,
         clock: Clock = utc_now,
     ) -> None:
@@ -51,7 +50,6 @@ class HealthService:
         self.settings = settings
         self._pools = pools
         self._summaries = summaries
-        self._scheduler = scheduler
         self._read_only = read_only
         self.clock = clock
         self._since: dict[str, tuple[State, datetime]] | None = None
@@ -66,8 +64,7 @@ class HealthService:
             pool_check(self._pools, self.settings),
             self._backup_check(now),
         )
-        jobs = await scheduler_check(self._scheduler())
-        checks = [*db_checks, pool, backups, jobs]
+        checks = [*db_checks, pool, backups]
         notes = []
         if reachable:
             await self._load_since()
@@ -103,7 +100,10 @@ class HealthService:
                 checks = [await select1_check(conn, self._db.spec.connect_timeout, self.settings)]
                 standby, found = await server_checks(conn, self.settings)
                 replication = standby_checks if standby else primary_checks
-                return True, standby, [*checks, *found, *await replication(conn, self.settings)]
+                replicas = await replication(conn, self.settings)
+                # a standby sees neither the primary's locks nor a leader: jobs run on the primary
+                jobs = [] if standby else [await scheduler_check(conn)]
+                return True, standby, [*checks, *found, *replicas, *jobs]
         except _DB_ERRORS as exc:
             reason = exc.message if isinstance(exc, ConsoleError) else None
             reason = reason or connection_failed(self._db.spec, exc).message

@@ -1,6 +1,5 @@
-"""What each scheduled job does, over the console's services: the jobs of ``[schedule]`` this
-console can run (a job whose service is not built here is left out), each with its misfire
-grace and a result: one summary line plus the tenants that failed."""
+"""What each scheduled job does, over the console's services: every job of ``[schedule]``, each
+with its misfire grace and a result: one summary line plus the tenants that failed."""
 
 from __future__ import annotations
 
@@ -66,27 +65,31 @@ def build_jobs(service: ConsoleService) -> dict[str, Job]:
             "restore_drill",
             schedule.restore_drill,
             HOUR_S,
-            "restore-test a sample of tenants' newest backups",
+            "restore drills of a sample of tenants' newest backups",
             lambda: _drill(service),
         ),
-    ]
-    # Jobs over services other issues build: (name, schedule, grace, text, service, method).
-    optional: list[tuple[str, str, int, str, str, str]] = [
-        ("schema_stats", schedule.schema_stats, 600, "schema statistics", "stats", "collect"),
-        ("health_check", schedule.health_check, 30, "cluster health checks", "health", "check"),
-        (
+        Job(
+            "schema_stats",
+            schedule.schema_stats,
+            600,
+            "schema statistics of every tenant",
+            lambda: _stats(service),
+        ),
+        Job(
+            "health_check",
+            schedule.health_check,
+            30,
+            "cluster health checks, recorded as samples",
+            lambda: _health(service),
+        ),
+        Job(
             "purge_replaced",
             schedule.purge_replaced,
             HOUR_S,
             "drop replaced schemas past their keep time",
-            "backups",
-            "purge_replaced",
+            lambda: _purge_replaced(service),
         ),
     ]
-    for name, expr, grace, text, owner, method in optional:
-        call = getattr(getattr(service, owner, None), method, None)
-        if call is not None:
-            jobs.append(Job(name, expr, grace, text, _summarised(call)))
     return {job.name: job for job in jobs}
 
 
@@ -112,30 +115,21 @@ async def _prune(service: ConsoleService) -> JobResult:
 
 
 async def _drill(service: ConsoleService) -> JobResult:
-    drill = getattr(service.backups, "drill", None)
-    if drill is not None:  # issue 14's restore drill, where it is built
-        return await _summarised(lambda: drill(sample=service.settings.backup.verify_sample))()
-    report = await service.backups.verify_sample(restore_test=True)
-    failures = {t.key: t.failure or "failed" for t in report.failures}
-    return JobResult(
-        f"{len(report.tenants)} tenant(s) restore-tested, {len(failures)} failed "
-        f"in {report.elapsed_s:.1f} s",
-        failures,
-    )
+    report = await service.backups.drill(sample=service.settings.backup.drill_sample)
+    failures = {d.tenant: d.result for d in report.failures}
+    return JobResult(f"{len(report.tenants)} tenant(s) drilled, {len(failures)} failed", failures)
 
 
-def _summarised(call: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[JobResult]]:
-    """A job over a service method whose result this module does not know: the summary is the
-    result's own ``summary()`` / ``summary`` if it has one, its failures its ``failures``."""
+async def _stats(service: ConsoleService) -> JobResult:
+    run = await service.stats.collect()
+    return JobResult(run.summary())
 
-    async def run() -> JobResult:
-        result = await call()
-        summary = getattr(result, "summary", None)
-        text = summary() if callable(summary) else summary
-        failures = getattr(result, "failures", None)
-        return JobResult(
-            str(text) if text else "done",
-            dict(failures) if isinstance(failures, dict) else {},
-        )
 
-    return run
+async def _health(service: ConsoleService) -> JobResult:
+    report = await service.health.check(record=True)
+    return JobResult(f"{report.state.value}: {len(report.checks)} check(s)")
+
+
+async def _purge_replaced(service: ConsoleService) -> JobResult:
+    report = await service.backups.purge_replaced()
+    return JobResult(f"{len(report.dropped)} replaced schema(s) dropped")

@@ -245,9 +245,9 @@ async def test_checks_on_a_primary_without_standbys(service: ConsoleService) -> 
     assert report.check("pgbouncer").shown == "not configured"  # type: ignore[union-attr]
     scheduler = report.check("scheduler")
     assert scheduler is not None
-    assert (scheduler.state, scheduler.shown) == (State.UNKNOWN, "not running")
-    assert report.state is State.UNKNOWN
-    assert json.loads(json.dumps(report.as_json()))["groups"]["jobs"] == "UNKNOWN"
+    assert (scheduler.state, scheduler.shown) == (State.WARN, "no leader")
+    assert "scheduled jobs do not run" in scheduler.detail
+    assert json.loads(json.dumps(report.as_json()))["groups"]["jobs"] == "WARN"
 
 
 async def test_idle_in_transaction_and_blocked_sessions_cross_their_thresholds(

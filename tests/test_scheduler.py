@@ -22,6 +22,7 @@ from console.config import SchedulerSettings, ScheduleSettings, Settings, parse_
 from console.core import locks
 from console.core.actor import Actor
 from console.core.errors import ConfigError, JobBusy, ReadOnlyMode
+from console.core.health.model import State
 from console.core.scheduler.history import Outcome, Trigger, job_lock
 from console.core.scheduler.service import Role, SchedulerService
 from console.core.scheduler.triggers import cron_trigger, last_fire
@@ -322,3 +323,39 @@ async def test_jobs_cli(open_service, database_dsn: str, tmp_path: Path) -> None
     refused = goconsole(database_dsn, tmp_path, "--read-only", "jobs", "run", "retention_prune")
     assert refused.returncode == 2
     assert "read-only" in refused.stderr
+
+
+async def test_health_sees_the_leader_and_each_jobs_newest_run(
+    open_service, settings: Settings, su: asyncpg.Connection
+) -> None:
+    svc = await open_service()
+    await svc.provision("acme")
+
+    async def scheduler_check() -> tuple[State, str, str]:
+        found = (await svc.health.check()).check("scheduler")
+        assert found is not None
+        return found.state, found.shown, found.detail
+
+    assert (await scheduler_check())[:2] == (State.WARN, "no leader")
+    leader = SchedulerService(await open_service("lead"))
+    assert await leader.poll_leader() is Role.LEADER
+    await leader.settle()  # becoming the leader caught up (ran or recorded missed) each job
+    await su.execute("DELETE FROM job_runs")
+    state, shown, _ = await scheduler_check()
+    assert state is State.OK and shown.startswith("leader ") and "lead@lead-host" in shown
+    # A missed run is a warning; a failed one (no age recipient for the backup) critical.
+    now = NIGHT + timedelta(hours=9)
+    missed = SchedulerService(svc, clock=lambda: now)
+    await missed.catch_up(now)
+    await missed.settle()
+    state, _, detail = await scheduler_check()
+    assert state is State.WARN and detail.startswith("missed: ") and "full_backup" in detail
+    keyless = dataclasses.replace(
+        settings,
+        backup=dataclasses.replace(settings.backup, recipients=(), recipients_file=""),
+    )
+    run = await (await open_service("ops", keyless)).scheduler.run_now("full_backup")
+    assert run.outcome is Outcome.FAILED
+    assert (await scheduler_check())[0] is State.CRIT
+    assert (await scheduler_check())[2] == "failed: full_backup"
+    await leader.stop()

@@ -349,13 +349,13 @@ async def test_cli_health_exit_codes(
     config = tmp_path / "config.toml"
     config.write_text("")
     result = _cli(config, database_dsn, "--json")
-    assert result.returncode == 1, result.stderr  # the scheduler is not running: UNKNOWN
+    assert result.returncode == 1, result.stderr  # no scheduler leads the cluster: WARN
     payload = json.loads(result.stdout)
-    assert payload["state"] == "UNKNOWN"
+    assert payload["state"] == "WARN"
     assert {c["name"]: c["state"] for c in payload["checks"]}["connectivity"] == "OK"
-    assert "scheduler UNKNOWN" in result.stderr
+    assert "scheduler WARN" in result.stderr
     text = _cli(config, database_dsn, "--watch", "--count", "2", "--interval", "0.1")
-    assert text.returncode == 1 and text.stdout.count("health UNKNOWN at") == 2
+    assert text.returncode == 1 and text.stdout.count("health WARN at") == 2
     bad = _cli(config, database_dsn, "--count", "0")
     assert bad.returncode == 2 and "--count" in bad.stderr
     assert _cli(config, f"postgresql://postgres@127.0.0.1:1/{uuid.uuid4().hex}").returncode == 1
@@ -400,18 +400,18 @@ async def test_screen_shows_tiles_checks_and_graphs_at_80x24(
     app = GoConsoleApp(svc)
     async with app.run_test(size=SCREEN_SIZE) as pilot:
         screen = await health_screen(pilot)
-        assert tile(screen, "overall") == "Overall\nUNKNOWN"  # no scheduler in this console
-        assert tile(screen, "jobs") == "Jobs\nUNKNOWN"
+        assert tile(screen, "overall") == "Overall\nWARN"  # no scheduler leads the cluster
+        assert tile(screen, "jobs") == "Jobs\nWARN"
         assert screen.report is not None  # cluster-wide sessions decide this tile's state
         connections = screen.report.group_state("connections").value
         assert tile(screen, "connections") == f"Connections\n{connections}"
-        assert screen.query_one("#tile-overall").has_class("state-unknown")
+        assert screen.query_one("#tile-overall").has_class("state-warn")
         # the round trip, timed on the app's busy loop, may cross 100 ms on a loaded machine
         connectivity = screen.report.check("connectivity")
         assert connectivity is not None and connectivity.state is not State.CRIT
         assert cell(screen, "connectivity", 1) == connectivity.state.value
         assert cell(screen, "connectivity", 2).endswith(" ms")
-        assert cell(screen, "scheduler", 2) == "not running"
+        assert cell(screen, "scheduler", 2) == "no leader"
         for tile_id in ("overall", "replication", "connections", "pools", "backups", "jobs"):
             region = screen.query_one(f"#tile-{tile_id}").region
             assert region.width >= 10 and region.bottom <= SCREEN_SIZE[1]

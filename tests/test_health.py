@@ -300,6 +300,18 @@ async def test_backup_freshness_follows_the_injected_clock(
     svc.health.clock = lambda: finished + timedelta(hours=26, minutes=1)
     stale = (await svc.health.check()).check("backups")
     assert stale is not None and stale.state is State.WARN and "acme" in stale.detail
+    # A drill that does not give the data back (a digest planted in the manifest) is CRIT.
+    svc.health.clock = lambda: finished + timedelta(hours=1)
+    await svc.db.pool.execute(
+        "UPDATE public.backups SET manifest = jsonb_set(manifest, "
+        "'{tables,customers,digest}', '\"1\"') WHERE id = $1",
+        report.outcomes[0].record.id,  # type: ignore[union-attr]
+    )
+    drill = await svc.backups.drill(["acme"])
+    assert [t.tenant for t in drill.failures] == ["acme"]
+    failed = (await svc.health.check()).check("backups")
+    assert failed is not None and failed.state is State.CRIT
+    assert "drill failed: acme" in failed.detail
 
 
 async def test_samples_are_recorded_pruned_and_give_since(service: ConsoleService) -> None:

@@ -48,7 +48,8 @@ async def pool_check(pools: PoolReads, h: HealthSettings) -> Check:
 
 def backup_check(summaries: list[TenantBackups], h: HealthSettings, now: datetime) -> Check:
     """Tenants (ACTIVE or on their way out) with no successful full within
-    ``health.backup_max_age_hours`` (WARN), and tenants whose newest backup failed (CRIT)."""
+    ``health.backup_max_age_hours`` (WARN), and tenants whose newest backup failed or whose
+    newest full failed its restore drill (CRIT)."""
     from console.core.backups.summary import WATCHED
 
     limit = timedelta(hours=h.backup_max_age_hours)
@@ -61,20 +62,31 @@ def backup_check(summaries: list[TenantBackups], h: HealthSettings, now: datetim
         or now - s.last_full.finished_at > limit
     ]
     failing = [s.key for s in watched if s.failing]
-    state = State.CRIT if failing else State.WARN if stale else State.OK
+    # a restore drill (or restore test) of the newest full that did not give the data back
+    undrillable = [
+        s.key
+        for s in watched
+        if s.last_full is not None
+        and s.last_full.verify_level == "restore"
+        and s.last_full.verify_result not in (None, "ok")
+    ]
+    state = State.CRIT if failing or undrillable else State.WARN if stale else State.OK
     parts = []
     if stale:
         parts.append(f"stale: {_names(stale)}")
     if failing:
         parts.append(f"failing: {_names(failing)}")
+    if undrillable:
+        parts.append(f"drill failed: {_names(undrillable)}")
     return Check(
         "backups",
         "backups",
         state,
-        f"{len(stale)} stale, {len(failing)} failing of {len(watched)}",
-        f"a full within {h.backup_max_age_hours:g} h; failed newest backup is CRIT",
+        f"{len(stale)} stale, {len(failing)} failing, {len(undrillable)} drill failed "
+        f"of {len(watched)}",
+        f"a full within {h.backup_max_age_hours:g} h; a failed backup or drill is CRIT",
         "; ".join(parts) or "every tenant has a recent full",
-        float(len(stale) + len(failing)),
+        float(len(stale) + len(failing) + len(undrillable)),
     )
 
 

@@ -28,7 +28,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
 import console.ui.app as app_module
-from console.config import BackupSettings, PgBouncerSettings, Settings
+from console.config import BackupSettings, PgBouncerSettings, SchedulerSettings, Settings
 from console.core.pools.include_file import HEADER, Alias
 from console.core.service import ConsoleService
 from console.devenv.pgbouncer import LocalPgBouncer
@@ -36,7 +36,6 @@ from console.devenv.postgres import LocalCluster
 from console.ui.app import GoConsoleApp
 from console.ui.screens.audit import AuditScreen
 from console.ui.screens.help import HelpScreen
-from console.ui.screens.placeholder import NotBuiltScreen
 from console.ui.screens.pool_forms import PoolSizeScreen
 from console.ui.screens.pools import PoolsScreen
 from console.ui.screens.prompt import ConfirmKeyScreen
@@ -113,7 +112,12 @@ def audit_id(n: int) -> uuid.UUID:
 
 
 def snapshot_settings(backups: Path) -> Settings:
-    return dataclasses.replace(Settings(), backup=BackupSettings(dir=str(backups)))
+    """Backups in ``backups``; the console hosts no scheduler (the header says ``sched: off``)."""
+    return dataclasses.replace(
+        Settings(),
+        backup=BackupSettings(dir=str(backups)),
+        scheduler=SchedulerSettings(enabled=False),
+    )
 
 
 async def write_fixed_data(conn: asyncpg.Connection) -> None:
@@ -355,22 +359,6 @@ def test_help_screen(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> N
         await tenants_screen(pilot)
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
-        await settle(pilot)
-
-    assert snap_compare(
-        SnapshotApp(snapshot_dsn, tmp_path), terminal_size=size, run_before=run_before
-    )
-
-
-@pytest.mark.parametrize("size", SIZES)
-def test_not_built_area(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> None:
-    """An area a later issue builds says so plainly."""
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        app = pilot.app
-        await tenants_screen(pilot)
-        await pilot.press("j")
-        await wait_for(pilot, lambda: isinstance(app.screen, NotBuiltScreen), "the placeholder")
         await settle(pilot)
 
     assert snap_compare(

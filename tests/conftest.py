@@ -26,7 +26,7 @@ from helpers import (
     running_pgbouncer,
 )
 
-from console.config import BackupSettings, PgBouncerSettings, Settings
+from console.config import BackupSettings, PgBouncerSettings, SchedulerSettings, Settings
 from console.core.binaries import PgBinaries
 from console.core.errors import OperationFailed
 from console.core.pools.include_file import HEADER
@@ -89,9 +89,11 @@ def age_key(tmp_path_factory: pytest.TempPathFactory) -> AgeKey:
 @pytest.fixture
 def settings(tmp_path: Path, age_key: AgeKey) -> Settings:
     """Default settings with the backups in this test's tmp dir, encrypted to the session's
-    age key like production backups."""
+    age key like production backups; the terminal console hosts no scheduler (tests that
+    want one enable it or start ``service.scheduler`` themselves)."""
     return dataclasses.replace(
         Settings(),
+        scheduler=SchedulerSettings(enabled=False),
         backup=BackupSettings(
             dir=str(tmp_path / "backups"),
             recipients=(age_key.recipient,),

@@ -28,15 +28,16 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
 import console.ui.app as app_module
-from console.config import BackupSettings, PgBouncerSettings, Settings
+from console.config import BackupSettings, PgBouncerSettings, SchedulerSettings, Settings
 from console.core.pools.include_file import HEADER, Alias
+from console.core.scheduler.service import SchedulerService
 from console.core.service import ConsoleService
 from console.devenv.pgbouncer import LocalPgBouncer
 from console.devenv.postgres import LocalCluster
 from console.ui.app import GoConsoleApp
 from console.ui.screens.audit import AuditScreen
 from console.ui.screens.help import HelpScreen
-from console.ui.screens.placeholder import NotBuiltScreen
+from console.ui.screens.jobs import JobsScreen, RunDetailScreen
 from console.ui.screens.pool_forms import PoolSizeScreen
 from console.ui.screens.pools import PoolsScreen
 from console.ui.screens.prompt import ConfirmKeyScreen
@@ -104,6 +105,30 @@ STATS: list[tuple[str, int, int]] = [
 ]
 
 
+# The scheduler's history: job, minutes before NOW it was due (None: run by hand), trigger,
+# outcome, seconds it took, summary, per-tenant failures.
+JOB_RUNS: list[tuple[str, int | None, str, str, int, str, dict[str, str]]] = [
+    ("health_check", 1, "schedule", "succeeded", 1, "WARN: 11 check(s)", {}),
+    ("schema_stats", 60, "schedule", "succeeded", 4, "24 tenant(s), 3 collected", {}),
+    (
+        "incremental_backup",
+        120,
+        "schedule",
+        "failed",
+        95,
+        "13 of 15 tenant(s) backed up",
+        {"echo_media": "pg_dump: connection lost", "iris_optics": "disk full"},
+    ),
+    ("purge_replaced", None, "manual", "succeeded", 0, "0 replaced schema(s) dropped", {}),
+    ("restore_drill", 480, "schedule", "missed", 0, "no scheduler led the cluster", {}),
+    ("full_backup", 600, "catch-up", "succeeded", 1800, "15 of 15 tenant(s) backed up", {}),
+]
+
+
+def run_id(n: int) -> uuid.UUID:
+    return uuid.UUID(f"00000000-0000-4000-a000-{n:012d}")
+
+
 def tenant_id(n: int) -> uuid.UUID:
     return uuid.UUID(f"00000000-0000-4000-8000-{n:012d}")
 
@@ -113,7 +138,12 @@ def audit_id(n: int) -> uuid.UUID:
 
 
 def snapshot_settings(backups: Path) -> Settings:
-    return dataclasses.replace(Settings(), backup=BackupSettings(dir=str(backups)))
+    """Backups in ``backups``; the console hosts no scheduler (the header says ``sched: off``)."""
+    return dataclasses.replace(
+        Settings(),
+        backup=BackupSettings(dir=str(backups)),
+        scheduler=SchedulerSettings(enabled=False),
+    )
 
 
 async def write_fixed_data(conn: asyncpg.Connection) -> None:
@@ -158,6 +188,27 @@ async def write_fixed_data(conn: asyncpg.Connection) -> None:
                 for at, total in (
                     (NOW - timedelta(days=7, hours=1), week),
                     (NOW - timedelta(hours=1), hour),
+                )
+            ],
+        )
+        await conn.executemany(
+            "INSERT INTO job_runs (id, job, scheduled_at, started_at, finished_at, outcome, "
+            "trigger, host, leader, failures, summary) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, 'bastion-1', 'ops@bastion-1', $8::jsonb, $9)",
+            [
+                (
+                    run_id(n),
+                    job,
+                    None if due is None else NOW - timedelta(minutes=due),
+                    NOW - timedelta(minutes=due or 30),
+                    NOW - timedelta(minutes=due or 30) + timedelta(seconds=took),
+                    outcome,
+                    trigger,
+                    json.dumps(failures),
+                    summary,
+                )
+                for n, (job, due, trigger, outcome, took, summary, failures) in enumerate(
+                    JOB_RUNS, 1
                 )
             ],
         )
@@ -362,19 +413,50 @@ def test_help_screen(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> N
     )
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_not_built_area(snap_compare, snapshot_dsn: str, tmp_path: Path, size) -> None:
-    """An area a later issue builds says so plainly."""
+def test_jobs_screen_at_80x24(snap_compare, snapshot_dsn: str, tmp_path: Path) -> None:
+    """The schedule (next runs from the fixed clock), the leader line and the history."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        service = app.service  # type: ignore[attr-defined]
+        service.scheduler = SchedulerService(service, clock=lambda: NOW)
+        await tenants_screen(pilot)
+        await pilot.press("j")
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, JobsScreen) and len(app.screen.shown_runs()) == len(JOB_RUNS)
+            ),
+            "the jobs screen",
+        )
+        await settle(pilot)
+
+    assert snap_compare(
+        SnapshotApp(snapshot_dsn, tmp_path), terminal_size=(80, 24), run_before=run_before
+    )
+
+
+def test_run_detail_at_80x24(snap_compare, snapshot_dsn: str, tmp_path: Path) -> None:
+    """Enter on a failed run: its record and each tenant that failed."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
         await tenants_screen(pilot)
         await pilot.press("j")
-        await wait_for(pilot, lambda: isinstance(app.screen, NotBuiltScreen), "the placeholder")
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, JobsScreen) and len(app.screen.shown_runs()) == len(JOB_RUNS)
+            ),
+            "the jobs screen",
+        )
+        await pilot.pause()
+        await pilot.press("tab", "down", "down", "down", "enter")  # the failed incremental
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen), "the detail")
         await settle(pilot)
 
     assert snap_compare(
-        SnapshotApp(snapshot_dsn, tmp_path), terminal_size=size, run_before=run_before
+        SnapshotApp(snapshot_dsn, tmp_path), terminal_size=(80, 24), run_before=run_before
     )
 
 

@@ -55,7 +55,7 @@ class GoConsoleApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         *(
             Binding(key, f"area('{area}')", area.capitalize(), id=f"area.{area}")
-            for area, (key, _, _) in AREAS.items()
+            for area, key in AREAS.items()
         ),
         Binding("question_mark", "help", "Keys", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
@@ -98,13 +98,34 @@ class GoConsoleApp(App[int]):
         self.screen_change_signal.subscribe(self, self._screen_changed)
         await self.service.open()
         self.cluster_role = await self.service.cluster_role()
-        for area, (_, issue, meanwhile) in AREAS.items():
-            self.add_mode(area, partial(area_screen, area, issue, meanwhile))
+        for area in AREAS:
+            self.add_mode(area, partial(area_screen, area))
         await self.switch_mode("tenants")
 
     def on_ready(self) -> None:
-        """Start the health probe once the app runs (it probes only while the app runs)."""
+        """Start the health probe once the app runs (it probes only while the app runs), and
+        the scheduler when this console hosts it."""
         self.health.start()
+        if self.hosts_scheduler:
+            self.run_worker(self.service.scheduler.start(), group="scheduler", exit_on_error=False)
+
+    async def on_unmount(self) -> None:
+        """Stop the scheduler (runs in progress are cancelled, the leadership given up)."""
+        if self.hosts_scheduler:
+            await self.service.scheduler.stop()
+
+    @property
+    def hosts_scheduler(self) -> bool:
+        """Whether this console hosts the scheduler: ``[scheduler] enabled`` and not read-only
+        (a read-only console shows the schedule and the leader only)."""
+        return self.settings.scheduler.enabled and not self.read_only
+
+    def scheduler_text(self) -> str:
+        """The header's ``sched:`` field: this console's part in scheduling, and the worst
+        health state once a check ran here (the Health screen's or the scheduled one)."""
+        role = self.service.scheduler.status() if self.hosts_scheduler else "off"
+        last = self.service.health.last
+        return f"sched: {role}" + (f" · health {last.state.value}" if last else "")
 
     def _load_themes(self) -> None:
         loaded = load_themes(self._themes_folder)
@@ -168,6 +189,7 @@ class GoConsoleApp(App[int]):
             self.connection,
             self.link_changes,
             self.health.interval,
+            self.scheduler_text,
         )
         header.call_after_refresh(header.set_role, self.cluster_role)
         return header
@@ -176,7 +198,7 @@ class GoConsoleApp(App[int]):
 
     def area_keys(self) -> dict[str, str]:
         """Area name -> key."""
-        return {area: key for area, (key, _, _) in AREAS.items()}
+        return dict(AREAS)
 
     async def action_area(self, area: str) -> None:
         """Show an area's own screen (the tenants list, the pools table, …): screens opened on

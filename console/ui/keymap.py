@@ -16,8 +16,8 @@ from console.ui.screens.backups import BackupsScreen
 from console.ui.screens.base import RowTable
 from console.ui.screens.health import HealthScreen
 from console.ui.screens.help import HelpScreen
+from console.ui.screens.jobs import JobsScreen, RunDetailScreen
 from console.ui.screens.migrations import MigrationsScreen
-from console.ui.screens.placeholder import NotBuiltScreen
 from console.ui.screens.pool_forms import PoolSizeScreen
 from console.ui.screens.pools import PoolsScreen
 from console.ui.screens.prompt import ConfirmKeyScreen
@@ -26,18 +26,27 @@ from console.ui.screens.restore import RestoreScreen
 from console.ui.screens.tenant_detail import TenantDetailScreen
 from console.ui.screens.tenants import TenantsScreen
 
-# area -> (key, issue that builds it or 0, what to use meanwhile)
-AREAS: dict[str, tuple[str, int, str]] = {
-    "tenants": ("t", 0, ""),
-    "migrations": ("m", 0, ""),
-    "pools": ("p", 0, ""),
-    "backups": ("b", 0, ""),
-    "health": ("h", 0, ""),
-    "jobs": ("j", 8, "cron running goconsole commands"),
-    "audit": ("a", 0, ""),
+# area -> the key that opens it
+AREAS: dict[str, str] = {
+    "tenants": "t",
+    "migrations": "m",
+    "pools": "p",
+    "backups": "b",
+    "health": "h",
+    "jobs": "j",
+    "audit": "a",
 }
-MUTATIONS = {"provision", "tenant", "start_run", "retry_failed", "pool", "backup", "restore"}
-MUTATION_NAMES = {"start_run": "migrate", "retry_failed": "migrate retry"}
+MUTATIONS = {
+    "provision",
+    "tenant",
+    "start_run",
+    "retry_failed",
+    "pool",
+    "backup",
+    "restore",
+    "run_job",
+}
+MUTATION_NAMES = {"start_run": "migrate", "retry_failed": "migrate retry", "run_job": "jobs run"}
 BACKUP_NAMES = {
     "verify": "backup verify",
     "restore_test": "backup restore test",
@@ -54,6 +63,8 @@ SCREENS: tuple[type[Screen[Any]], ...] = (
     BackupsScreen,
     BackupHistoryScreen,
     HealthScreen,
+    JobsScreen,
+    RunDetailScreen,
     ProvisionScreen,
     ConfirmKeyScreen,
     RestoreScreen,
@@ -61,9 +72,8 @@ SCREENS: tuple[type[Screen[Any]], ...] = (
 )
 
 
-def area_screen(area: str, issue: int, meanwhile: str) -> Screen[None]:
-    """The screen of ``area``: its own, or one naming the issue that builds it and what to use
-    meanwhile."""
+def area_screen(area: str) -> Screen[None]:
+    """The screen of ``area`` (one of AREAS)."""
     if area == "tenants":
         return TenantsScreen()
     if area == "audit":
@@ -76,7 +86,9 @@ def area_screen(area: str, issue: int, meanwhile: str) -> Screen[None]:
         return BackupsScreen()
     if area == "health":
         return HealthScreen()
-    return NotBuiltScreen(area, issue, meanwhile)
+    if area == "jobs":
+        return JobsScreen()
+    raise ValueError(f"no area {area!r}; areas: {', '.join(AREAS)}")
 
 
 def binding_ids(app_bindings: Iterable[BindingType]) -> set[str]:

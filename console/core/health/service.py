@@ -53,6 +53,7 @@ class HealthService:
         self._read_only = read_only
         self.clock = clock
         self._since: dict[str, tuple[State, datetime]] | None = None
+        self.last: HealthReport | None = None  # the newest report of this process
 
     async def check(self, record: bool = False) -> HealthReport:
         """Every check now; with ``record`` (the scheduled job) their samples are written to
@@ -80,9 +81,10 @@ class HealthService:
                     keep = timedelta(hours=self.settings.sample_retention_hours)
                     await samples.record(conn, now, checks, keep)
                 recorded = True
-        return HealthReport(
+        self.last = HealthReport(
             now, tuple(checks), (time.perf_counter() - started) * 1000, recorded, tuple(notes)
         )
+        return self.last
 
     async def series(self, minutes: float = 60) -> samples.Series | None:
         """The graphed checks' recorded values over the last ``minutes``; None when the

@@ -28,6 +28,7 @@ class ConsoleHeader(Vertical):
         connection: ConnectionState,
         changes: Signal[LinkChange],
         retry_s: float,
+        scheduler: Callable[[], str] = lambda: "sched: off",
     ) -> None:
         super().__init__(id="header")
         self._cluster = cluster
@@ -37,6 +38,7 @@ class ConsoleHeader(Vertical):
         self._connection = connection
         self._changes = changes
         self._retry_s = retry_s
+        self._scheduler = scheduler  # the sched field's text, read from memory at each tick
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="header-row"):
@@ -49,7 +51,7 @@ class ConsoleHeader(Vertical):
             badge = Static("READ-ONLY" if self._read_only else "rw", id="mode")
             badge.set_class(self._read_only, "read-only")
             yield badge
-            yield Static("sched: off", id="scheduler")
+            yield Static(self._scheduler(), id="scheduler", markup=False)
             yield Static("", id="clock")
         yield Static("", id="link-banner")
 
@@ -60,7 +62,10 @@ class ConsoleHeader(Vertical):
         self._show_links()
 
     def _tick(self) -> None:
+        """The clock, and the scheduler field (from what the scheduler's own leader poll, one
+        at a time, last learned: the header never queries)."""
         self.query_one("#clock", Static).update(self._clock().strftime("%H:%M:%SZ"))
+        self.query_one("#scheduler", Static).update(self._scheduler())
 
     def _show_links(self, _change: LinkChange | None = None) -> None:
         banner = self._connection.banner(self._retry_s)

@@ -45,8 +45,10 @@ def test_each_step_leaves_its_status(action: Action, step: str, status: TenantSt
     assert states.leaves(action, step) is status
 
 
-def test_an_archived_tenant_allows_nothing() -> None:
-    assert [a for a in Action if states.allowed(a, S.ARCHIVED)] == []
+def test_an_archived_tenant_allows_only_a_restore() -> None:
+    """An offboarded tenant's schema is gone: only a restore from its final backup (which
+    leaves it INACTIVE) brings it back."""
+    assert [a for a in Action if states.allowed(a, S.ARCHIVED)] == [Action.RESTORE]
 
 
 def test_a_refusal_names_the_status_and_what_the_action_needs() -> None:

@@ -73,8 +73,6 @@ class BackupSettings:
     concurrency: int = 2
     # A tenant whose newest full is older than its schedule's interval plus this is STALE.
     stale_grace_hours: float = 2.0
-    # How many tenants the scheduled verification checks per run.
-    verify_sample: int = 5
     # Days a restore keeps the schema it replaced (``backups restore --rollback`` needs it).
     keep_replaced_days: float = 7.0
     # How many random tenants ``backups drill`` restores when given no key.
@@ -91,7 +89,7 @@ class ScheduleSettings:
     retention_prune: str = "30 3 * * *"
     schema_stats: str = "0 * * * *"
     health_check: str = "* * * * *"
-    restore_drill: str = "0 4 * * *"
+    restore_drill: str = "15 4 * * *"
     purge_replaced: str = "0 5 * * *"
 
 
@@ -364,7 +362,6 @@ def _check_ranges(settings: Settings, source: str) -> None:
         "backup.full_retention_days": settings.backup.full_retention_days,
         "backup.incremental_retention_days": settings.backup.incremental_retention_days,
         "backup.concurrency": settings.backup.concurrency,
-        "backup.verify_sample": settings.backup.verify_sample,
         "backup.drill_sample": settings.backup.drill_sample,
         "scheduler.leader_poll_s": settings.scheduler.leader_poll_s,
         "pgbouncer.poll_interval": settings.pgbouncer.poll_interval,

@@ -271,19 +271,6 @@ async def test_one_failing_tenant_does_not_stop_the_others(
     assert report.as_json()["failed"] == 1
 
 
-async def test_verify_sample_takes_the_least_recently_verified_tenants(
-    service: ConsoleService, su: asyncpg.Connection
-) -> None:
-    for key in ("alpha", "beta", "gamma"):
-        await fill(su, await service.provision(key), 2)
-        await backup(service, key)
-    await service.backups.verify(["beta"])
-    first = await service.backups.verify_sample(2, restore_test=False)
-    assert [t.key for t in first.tenants] == ["alpha", "gamma"]
-    second = await service.backups.verify_sample(1, restore_test=False)
-    assert [t.key for t in second.tenants] == ["beta"]
-
-
 async def test_verify_is_refused_read_only_and_needs_the_identity_file(
     make_service, settings: Settings, su: asyncpg.Connection
 ) -> None:

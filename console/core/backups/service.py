@@ -246,27 +246,6 @@ class BackupService:
             targets, restore_test=restore_test, workers=workers, sink=sink, progress=progress
         )
 
-    async def verify_sample(
-        self,
-        n: int | None = None,
-        *,
-        restore_test: bool = True,
-        concurrency: int | None = None,
-        sink: EventSink = discard,
-        progress: BackupProgress | None = None,
-    ) -> VerifyReport:
-        """The scheduler's check: verify the ``n`` (default ``backup.verify_sample``) tenants
-        whose newest backup was verified longest ago, never-verified ones first."""
-        self._runner.refuse_if_read_only("backups verify")
-        count = self.settings.verify_sample if n is None else n
-        if count < 1:
-            raise InvalidInput(f"the verify sample must be at least 1 tenant, got {count}")
-        workers = self.workers(concurrency)
-        targets = await self.verifier.least_recently_verified(count)
-        return await self.verifier.verify(
-            targets, restore_test=restore_test, workers=workers, sink=sink, progress=progress
-        )
-
     async def prune(
         self, *, dry_run: bool = False, now: datetime | None = None, sink: EventSink = discard
     ) -> PruneReport:

@@ -190,18 +190,6 @@ class Verifier:
                 await self._registry.require(conn, key)
         return list(dict.fromkeys(keys))
 
-    async def least_recently_verified(self, n: int) -> list[str]:
-        """The ``n`` tenants whose newest backup was verified longest ago (never first)."""
-        async with self._db.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT key FROM (SELECT DISTINCT ON (b.tenant_id) t.key, b.verified_at, "
-                "b.started_at FROM public.backups b JOIN public.tenants t ON t.id = b.tenant_id "
-                "WHERE b.status = 'succeeded' ORDER BY b.tenant_id, b.started_at DESC) newest "
-                "ORDER BY verified_at NULLS FIRST, started_at, key LIMIT $1",
-                n,
-            )
-        return [r[0] for r in rows]
-
     async def verify(
         self,
         keys: Sequence[str],

@@ -37,7 +37,8 @@ FROM (
 
 
 def seconds(value: float) -> str:
-    """``42 s``, ``3.5 min``, ``2.1 h``, ``4.0 d``."""
+    """``42 s``, ``3.5 min``, ``2.1 h``, ``4.0 d`` (a clock a hair behind reads 0, not -0)."""
+    value = max(value, 0.0)
     if value < 120:
         return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
     if value < 7200:

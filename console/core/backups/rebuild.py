@@ -16,21 +16,18 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
-from console.core.backups.digest import schema_digests, tenant_tables
-from console.core.backups.reading import open_stream
+from console.core.backups.digest import tenant_tables
+from console.core.backups.pgrestore import RestoreRun
 from console.core.backups.rename import restore_renamed
 from console.core.backups.restore import (
     ChainRestorer,
     Link,
     LinkTiming,
-    RestoreFailed,
-    compare,
     see_tenant_rows,
 )
 from console.core.binaries import PgBinaries
@@ -74,33 +71,13 @@ async def build_full(
     link: Link,
 ) -> LinkTiming:
     """Restore the full of ``link`` into schema ``link.into`` and check every table."""
-    assert link.record.location is not None and link.into is not None
-    (entry,) = link.manifest["files"]
-    started = time.perf_counter()
-    conn = await asyncpg.connect(**target.asyncpg_kwargs())
-    try:
-        major = conn.get_server_version().major
-        expected = link.expected(entry, restorer.identities)
-        async with open_stream(link.record.location, expected) as stream:
-            old = str(link.manifest["tenant"]["schema"])
-            run = await restore_renamed(binaries, target, stream.fd, old, link.into, major)
-            raw = await stream.finish()
-        if run.failed:
-            raise RestoreFailed("restore-error", link.record.id, run.describe())
-        restored = time.perf_counter()
-        await see_tenant_rows(conn, link, local=False)
-        tables = link.manifest["tables"]
-        found = await schema_digests(conn, link.schema, list(tables))
-    finally:
-        await conn.close()
-    compare(link, tables, found, "digest")
-    return LinkTiming(
-        link.record.id,
-        link.record.kind,
-        raw,
-        (restored - started) * 1000,
-        (time.perf_counter() - restored) * 1000,
-    )
+    assert link.into is not None
+    old, new = str(link.manifest["tenant"]["schema"]), link.into
+
+    async def renamed(fd: int, major: int) -> RestoreRun:
+        return await restore_renamed(binaries, target, fd, old, new, major)
+
+    return await restorer.restore_full(target, link, renamed)
 
 
 async def mark(conn: asyncpg.Connection, schema: str, note: dict[str, Any] | None) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import graphlib
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +30,7 @@ import pyrage
 
 from console.core.backups.catalog import BackupKind, BackupRecord
 from console.core.backups.digest import TableDigest, digest_sql, schema_digests, tenant_tables
-from console.core.backups.pgrestore import pg_restore
+from console.core.backups.pgrestore import RestoreRun, pg_restore
 from console.core.backups.reading import Expected, open_stream
 from console.core.binaries import PgBinaries
 from console.core.db import ConnectionSpec
@@ -39,6 +39,8 @@ from console.core.identifiers import qualified, quote_ident
 from console.core.operations import describe_error
 
 DELETION_LOG = "deletion_log"
+# Restores a full's plaintext archive read from a file descriptor, given the server's major.
+FullRestore = Callable[[int, int], Awaitable[RestoreRun]]
 
 
 class RestoreFailed(OperationFailed):
@@ -156,8 +158,12 @@ class ChainRestorer:
                 await conn.close()
         return done
 
-    async def restore_full(self, target: ConnectionSpec, link: Link) -> LinkTiming:
-        """``pg_restore`` the full of ``link`` into ``target``, then check every table."""
+    async def restore_full(
+        self, target: ConnectionSpec, link: Link, runner: FullRestore | None = None
+    ) -> LinkTiming:
+        """Restore the full of ``link`` into ``target`` (``runner``: how the plaintext archive
+        on a file descriptor becomes a schema; default ``pg_restore`` as it is), then check
+        every table against the manifest."""
         (entry,) = link.manifest["files"]
         assert link.record.location is not None
         started = time.perf_counter()
@@ -166,7 +172,10 @@ class ChainRestorer:
             server_major = conn.get_server_version().major
             expected = link.expected(entry, self._identities)
             async with open_stream(link.record.location, expected) as stream:
-                run = await pg_restore(self._binaries, target, stream.fd, server_major)
+                if runner is None:
+                    run = await pg_restore(self._binaries, target, stream.fd, server_major)
+                else:
+                    run = await runner(stream.fd, server_major)
                 raw = await stream.finish()  # a damaged file explains a failed restore best
             if run.failed:
                 raise RestoreFailed("restore-error", link.record.id, run.describe())

@@ -1,7 +1,7 @@
 """Restoring one tenant to a point in time: the console's end-to-end restore against plain
 ``pg_restore``, and the switch window.
 
-    .venv/bin/python bench/restore.py [--large-mb 500] [--incrementals 6] [--rounds 2]
+    .venv/bin/python bench/restore.py [--large-mb 500] [--incrementals 6] [--rounds 3]
                                       [--switches 20] [--clients 4] [--pg-bin DIR]
 
 On a throwaway cluster (fsync on) with a real PgBouncer in front of it when one is installed:
@@ -10,12 +10,15 @@ On a throwaway cluster (fsync on) with a real PgBouncer in front of it when one 
    ``bench/backup.py``'s helpers; a full backup of both, then ``--incrementals`` times: ~1 % of
    the large tenant's rows updated and ~0.1 % of its order items deleted, and an incremental;
    then a plain ``pg_dump -Fc`` of the large tenant as it is at the newest incremental;
-2. ``--rounds`` interleaved rounds (the order alternates) of (c) the console's restore of the
+2. ``--rounds`` interleaved rounds (the order rotates) of (c) the console's restore of the
    large tenant to the newest incremental, end to end (``service.backups.restore``: plan with
    the chain's checksums, recover, apply, validate, switch with the pool paused, finish) and
-   (p) ``pg_restore`` of the plain dump into an empty database; a checkpoint before each. Printed:
-   seconds, MB of relations per second, the ratio (p time / c time: the console's throughput
-   relative to plain ``pg_restore``; target >= 0.7);
+   (p) ``pg_restore`` of the plain dump into an empty database, and, to show where the time
+   goes, (s) the same dump as a script, ``pg_restore --no-acl --file - | psql
+   --single-transaction`` (the console's route for a full, without decryption, renaming and
+   digests); a checkpoint before each. Printed: seconds, MB of relations per second, the ratio
+   (p time / c time: the console's throughput relative to plain ``pg_restore``; target >= 0.7),
+   and each link's restore and check times;
 3. the switch window: ``--switches`` rollbacks of the small tenant, then of the large one, each
    with ``--clients`` application clients running short transactions through the tenant's
    PgBouncer alias: the pool's paused window the switch step reports (pause acknowledged to
@@ -309,10 +312,12 @@ async def run(
         print(f"plain pg_dump -Fc: {dump_s:.1f} s, {dump.stat().st_size} bytes", flush=True)
         console_s: list[float] = []
         plain_s: list[float] = []
+        script_s: list[float] = []
         reports: list[RestoreReport] = []
+        sides = ["console", "plain", "script"]
         for r in range(args.rounds):
             last = r == args.rounds - 1
-            for side in ("console", "plain") if r % 2 == 0 else ("plain", "console"):
+            for side in sides[r % 3 :] + sides[: r % 3]:
                 await checkpoint(dsn)
                 if side == "console":
                     elapsed, report = await console_restore(service, newest, keep_replaced=last)
@@ -325,11 +330,11 @@ async def run(
                         flush=True,
                     )
                 else:
-                    plain_s.append(await plain_restore(binaries, cluster, dump))
-                    print(
-                        f"round {r + 1}: plain pg_restore {plain_s[-1]:.1f} s, {load()}",
-                        flush=True,
+                    found = plain_s if side == "plain" else script_s
+                    found.append(
+                        await plain_restore(binaries, cluster, dump, script=side == "script")
                     )
+                    print(f"round {r + 1}: {side} restore {found[-1]:.1f} s, {load()}", flush=True)
         conn = await asyncpg.connect(dsn)
         try:
             restored_mb = await schema_bytes(conn, schemas[LARGE]) / 2**20
@@ -363,14 +368,20 @@ async def run(
         f"{restored_mb / statistics.median(plain_s):.1f} MB/s"
     )
     print(
+        f"  pg_restore --file - | psql --single-transaction: {statistics.median(script_s):.1f} s "
+        f"[{', '.join(f'{x:.1f}' for x in script_s)}]"
+    )
+    print(
         f"  ratio (console throughput / pg_restore's): {ratio:.2f} "
         f"[{', '.join(f'{x:.2f}' for x in ratios)}] (target >= 0.7: {met})"
     )
     for report in reports:
         links = ", ".join(
-            f"{t.kind.value} {(t.restore_ms + t.check_ms) / 1000:.1f}" for t in report.links
+            f"{t.kind.value} {t.restore_ms / 1000:.1f} + {t.check_ms / 1000:.1f}"
+            for t in report.links
         )
-        print(f"  restore steps (ms): {report.durations_ms}; links (s): {links}")
+        steps = ", ".join(f"{k} {v / 1000:.1f}" for k, v in report.durations_ms.items())
+        print(f"  restore steps (s): {steps}; links (restore + check, s): {links}")
     for label, found in series.items():
         print(found.line(label))
 
@@ -380,7 +391,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large-mb", type=int, default=500)
     parser.add_argument("--incrementals", type=int, default=6)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--switches", type=int, default=20)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--pg-bin", help="PostgreSQL bin dir (default: embedded PostgreSQL 18)")

@@ -149,13 +149,14 @@ class Clients:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._progress = asyncio.Event()
+        self._done = [0] * count
         self.latencies_ms: list[float] = []
         self.errors: list[str] = []
 
     async def __aenter__(self) -> Clients:
-        for _ in range(self._count):
+        for number in range(self._count):
             conn = await asyncpg.connect(self._dsn, statement_cache_size=0, timeout=10)
-            self._tasks.append(asyncio.create_task(self._run(conn)))
+            self._tasks.append(asyncio.create_task(self._run(number, conn)))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -163,14 +164,17 @@ class Clients:
         await asyncio.gather(*self._tasks)
 
     async def settle(self) -> None:
-        """Wait until every client has completed a transaction more (the pool's server
-        connections are logged in again after a switch), or all clients have failed."""
-        wanted = len(self.latencies_ms) + self._count
-        while len(self.latencies_ms) < wanted and len(self.errors) < self._count:
+        """Wait until each client has completed a transaction more (the pool's server
+        connections are logged in again after a switch), or one has failed."""
+        wanted = [done + 1 for done in self._done]
+        while (
+            any(done < want for done, want in zip(self._done, wanted, strict=True))
+            and not self.errors
+        ):
             self._progress.clear()
             await asyncio.wait_for(self._progress.wait(), PAUSE_TIMEOUT_S)
 
-    async def _run(self, conn: asyncpg.Connection) -> None:
+    async def _run(self, number: int, conn: asyncpg.Connection) -> None:
         query = f"SELECT count(*) FROM {qualified(self._tenant.schema_name, 'categories')}"
         try:
             while not self._stop.is_set():
@@ -186,6 +190,7 @@ class Clients:
                     self.errors.append(f"{type(exc).__name__}: {exc}")
                     return
                 self.latencies_ms.append((time.perf_counter() - started) * 1000)
+                self._done[number] += 1
                 self._progress.set()
                 await asyncio.sleep(CLIENT_PACE_S)
         finally:

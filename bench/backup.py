@@ -275,25 +275,57 @@ async def change_one_percent(dsn: str, schema: str) -> int:
     return changed
 
 
-async def plain_restore(binaries: PgBinaries, cluster: LocalCluster, dump: Path) -> float:
-    """Seconds for ``pg_restore`` of a plain dump into a new database (dropped afterwards)."""
+async def plain_restore(
+    binaries: PgBinaries, cluster: LocalCluster, dump: Path, *, script: bool = False
+) -> float:
+    """Seconds for ``pg_restore`` of a plain dump into a new database (dropped afterwards);
+    ``script``: as a script instead, ``pg_restore --no-acl --file - | psql --single-transaction``
+    (the console's route for a full, without its decryption, renaming and digests)."""
     admin = await asyncpg.connect(cluster.dsn())
     await admin.execute("CREATE DATABASE bench_plain_restore")
     try:
         started = time.perf_counter()
-        proc = await asyncio.create_subprocess_exec(
-            str(binaries.tool("pg_restore")),
-            "--exit-on-error",
-            "--dbname",
-            cluster.dsn("bench_plain_restore"),
-            str(dump),
-        )
-        if await proc.wait() != 0:
-            raise RuntimeError("plain pg_restore failed")
+        target = cluster.dsn("bench_plain_restore")
+        if script:
+            await script_restore(binaries, target, dump)
+        else:
+            proc = await asyncio.create_subprocess_exec(
+                str(binaries.tool("pg_restore")), "--exit-on-error", "--dbname", target, str(dump)
+            )
+            if await proc.wait() != 0:
+                raise RuntimeError("plain pg_restore failed")
         return time.perf_counter() - started
     finally:
         await admin.execute(f"DROP DATABASE {quote_ident('bench_plain_restore')}")
         await admin.close()
+
+
+async def script_restore(binaries: PgBinaries, dsn: str, dump: Path) -> None:
+    """``pg_restore --no-acl --file - DUMP | psql --single-transaction`` into ``dsn``."""
+    read, write = os.pipe()
+    try:
+        script = await asyncio.create_subprocess_exec(
+            str(binaries.tool("pg_restore")), "--no-acl", "--file", "-", str(dump), stdout=write
+        )
+        psql = await asyncio.create_subprocess_exec(
+            str(binaries.tool("psql")),
+            "--no-psqlrc",
+            "--quiet",
+            "--set",
+            "ON_ERROR_STOP=1",
+            "--single-transaction",
+            "--dbname",
+            dsn,
+            "--file",
+            "-",
+            stdin=read,
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+    finally:
+        os.close(read)
+        os.close(write)
+    if await script.wait() != 0 or await psql.wait() != 0:
+        raise RuntimeError("pg_restore | psql failed")
 
 
 async def run(cluster: LocalCluster, args: argparse.Namespace, work: Path) -> None:

@@ -22,6 +22,7 @@ from console.config import Settings
 from console.core.backups.catalog import BackupKind
 from console.core.service import ConsoleService
 from console.ui.app import GoConsoleApp
+from console.ui.restore_flow import request_restore, request_rollback
 from console.ui.screens.backups import BackupTable
 from console.ui.screens.prompt import ConfirmDrainScreen
 from console.ui.screens.restore import RestoreScreen
@@ -206,8 +207,8 @@ async def test_read_only_hides_and_refuses_restore(
         await pilot.press("R")
         await wait_for(pilot, lambda: notes.any("restore refused", "read-only"), "a refusal")
         assert not isinstance(app.screen, RestoreScreen)
-        app.request_restore("acme")
-        app.request_rollback("acme")
+        request_restore(app, "acme")
+        request_rollback(app, "acme")
         await wait_for(
             pilot, lambda: notes.any("restore rollback refused", "read-only"), "a refusal"
         )

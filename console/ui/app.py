@@ -27,7 +27,6 @@ from console.ui.connection import ConnectionState, HealthProbe, Link, LinkChange
 from console.ui.hints import error_text
 from console.ui.keymap import AREAS, MUTATIONS, area_screen, binding_ids, mutation_behind
 from console.ui.operations import OperationLauncher
-from console.ui.restore_view import report_lines, restore_steps, rollback_steps
 from console.ui.screens.base import ConsoleScreen
 from console.ui.screens.help import HelpScreen
 from console.ui.screens.prompt import (
@@ -36,9 +35,8 @@ from console.ui.screens.prompt import (
     DrainChoice,
 )
 from console.ui.screens.provision import ProvisionScreen
-from console.ui.screens.restore import RestoreChoice, RestoreScreen
 from console.ui.screens.tenant_detail import ACTIONS_BY_STATUS, TenantDetailScreen
-from console.ui.themes import fallback_theme, load_themes, themes_dir
+from console.ui.themes import apply_themes, themes_dir
 from console.ui.tracker import OperationTracker, OpState, TrackedOperation
 from console.ui.widgets.header import ConsoleHeader
 
@@ -93,7 +91,7 @@ class GoConsoleApp(App[int]):
     # -- start-up ----------------------------------------------------------------------------
 
     async def on_mount(self) -> None:
-        self._load_themes()
+        apply_themes(self, self._themes_folder)
         self._apply_keymap()
         self.screen_change_signal.subscribe(self, self._screen_changed)
         await self.service.open()
@@ -126,39 +124,6 @@ class GoConsoleApp(App[int]):
         role = self.service.scheduler.status() if self.hosts_scheduler else "off"
         last = self.service.health.last
         return f"sched: {role}" + (f" · health {last.state.value}" if last else "")
-
-    def _load_themes(self) -> None:
-        loaded = load_themes(self._themes_folder)
-        for theme in loaded.themes:
-            self.register_theme(theme)
-        self.own_themes = [theme.name for theme in loaded.themes]
-        for problem in loaded.problems:
-            self.notify(
-                problem, title="Theme file ignored", severity="warning", timeout=10, markup=False
-            )
-        builtins = self.settings.ui.builtin_themes or not self.own_themes
-        offered = [name for name in self.available_themes if builtins or name in self.own_themes]
-        wanted = self.settings.ui.theme
-        if wanted in offered:
-            self.theme = wanted
-        else:
-            fallback = fallback_theme(self.own_themes)
-            why = (
-                "is a built-in Textual theme (set ui.builtin_themes = true to offer those)"
-                if wanted in self.available_themes
-                else "is not available"
-            )
-            self.notify(
-                f"theme {wanted!r} {why}; using {fallback}. Available: "
-                + ", ".join(name for name in self.own_themes or offered),
-                title="Theme",
-                severity="warning",
-                timeout=10,
-                markup=False,
-            )
-            self.theme = fallback
-        for name in set(self.available_themes) - set(offered):
-            self.unregister_theme(name)
 
     def search_themes(self) -> None:
         """The palette's theme list: ours first, then Textual's (when configured)."""
@@ -279,7 +244,7 @@ class GoConsoleApp(App[int]):
 
     def request_action(self, action: str, key: str) -> None:
         """Run a lifecycle action on ``key``, after a typed confirmation when destructive."""
-        if self.refuse_read_only(action) or self._still_running(key):
+        if self.refuse_read_only(action) or self.still_running(key):
             return
         name = "provision" if action == "resume_provision" else action
         if action not in DRAINING_ACTIONS:
@@ -306,75 +271,7 @@ class GoConsoleApp(App[int]):
 
         self.push_screen(dialog, confirmed)
 
-    def request_restore(self, key: str) -> None:
-        """The restore form of ``key``, then the typed confirmation (with the pool's drain
-        timeout and force), then the restore, its six steps and its report on the detail
-        view."""
-        if self.refuse_read_only("restore") or self._still_running(key):
-            return
-
-        def chosen(choice: RestoreChoice | None) -> None:
-            if choice is None:
-                self.notify(f"restore {key} cancelled: nothing was done")
-                return
-            dialog = ConfirmDrainScreen(
-                "restore",
-                key,
-                partial(restore_steps, choice.plan),
-                self.settings.lifecycle.drain_timeout,
-            )
-
-            def confirmed(ok: bool | None) -> None:
-                if not ok:
-                    self.notify(f"restore {key} cancelled: nothing was done")
-                    return
-                drain = dialog.choice
-                self.operations.tenant_operation(
-                    "restore",
-                    key,
-                    lambda sink: self.service.backups.restore(
-                        key,
-                        to=choice.to,
-                        backup_id=choice.backup_id,
-                        timeout=drain.timeout,
-                        force=drain.force,
-                        sink=sink,
-                    ),
-                    report_lines,
-                )
-
-            self.push_screen(dialog, confirmed)
-
-        self.push_screen(RestoreScreen(key), chosen)
-
-    def request_rollback(self, key: str) -> None:
-        """Swap ``key``'s replaced schema back, after the typed confirmation."""
-        if self.refuse_read_only("restore rollback") or self._still_running(key):
-            return
-        dialog = ConfirmDrainScreen(
-            "roll back",
-            key,
-            rollback_steps,
-            self.settings.lifecycle.drain_timeout,
-        )
-
-        def confirmed(ok: bool | None) -> None:
-            if not ok:
-                self.notify(f"roll back {key} cancelled: nothing was done")
-                return
-            drain = dialog.choice
-            self.operations.tenant_operation(
-                "rollback",
-                key,
-                lambda sink: self.service.backups.rollback(
-                    key, timeout=drain.timeout, force=drain.force, sink=sink
-                ),
-                report_lines,
-            )
-
-        self.push_screen(dialog, confirmed)
-
-    def _still_running(self, key: str) -> bool:
+    def still_running(self, key: str) -> bool:
         """Say so and return True when an operation started here on ``key`` still runs."""
         running = self.tracker.latest(key)
         if running is not None and running.state is OpState.RUNNING:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
+
+if TYPE_CHECKING:
+    from console.ui.app import GoConsoleApp
 
 COLOUR_KEYS = (
     "primary",
@@ -105,3 +109,39 @@ def load_themes(folder: Path) -> LoadedThemes:
         except ValueError as exc:
             loaded.problems.append(str(exc))
     return loaded
+
+
+def apply_themes(app: GoConsoleApp, folder: Path) -> None:
+    """Register the theme files of ``folder``, offer only ours unless ``ui.builtin_themes``,
+    and switch to ``ui.theme`` (or a fallback, saying why)."""
+    loaded = load_themes(folder)
+    for theme in loaded.themes:
+        app.register_theme(theme)
+    app.own_themes = [theme.name for theme in loaded.themes]
+    for problem in loaded.problems:
+        app.notify(
+            problem, title="Theme file ignored", severity="warning", timeout=10, markup=False
+        )
+    builtins = app.settings.ui.builtin_themes or not app.own_themes
+    offered = [name for name in app.available_themes if builtins or name in app.own_themes]
+    wanted = app.settings.ui.theme
+    if wanted in offered:
+        app.theme = wanted
+    else:
+        fallback = fallback_theme(app.own_themes)
+        why = (
+            "is a built-in Textual theme (set ui.builtin_themes = true to offer those)"
+            if wanted in app.available_themes
+            else "is not available"
+        )
+        app.notify(
+            f"theme {wanted!r} {why}; using {fallback}. Available: "
+            + ", ".join(name for name in app.own_themes or offered),
+            title="Theme",
+            severity="warning",
+            timeout=10,
+            markup=False,
+        )
+        app.theme = fallback
+    for name in set(app.available_themes) - set(offered):
+        app.unregister_theme(name)

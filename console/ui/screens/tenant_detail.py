@@ -22,6 +22,7 @@ from console.core.tenants.registry import TenantStatus
 from console.ui.backup_view import last_backup
 from console.ui.hints import hint_text
 from console.ui.polling import PollingScreen
+from console.ui.restore_flow import request_restore, request_rollback
 from console.ui.restore_view import step_line
 from console.ui.screens.base import Command
 from console.ui.tenant_view import status_label
@@ -287,9 +288,9 @@ class TenantDetailScreen(PollingScreen):
 
     def action_restore(self, name: str) -> None:
         if name == "rollback":
-            self.goapp.request_rollback(self.key)
+            request_rollback(self.goapp, self.key)
         else:
-            self.goapp.request_restore(self.key)
+            request_restore(self.goapp, self.key)
 
     def palette_commands(self) -> list[Command]:
         """Restore and roll back, when they apply (never in read-only mode)."""

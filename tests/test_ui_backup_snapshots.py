@@ -20,10 +20,9 @@ from typing import Any
 import asyncpg
 import pytest
 from helpers import tenants_screen, wait_for
-from test_ui_snapshots import NOW, SnapshotApp, settle, snapshot_settings, write_fixed_data
+from test_ui_snapshots import NOW, SnapshotApp, fixed_database, settle, write_fixed_data
 from textual.pilot import Pilot
 
-from console.core.service import ConsoleService
 from console.devenv.postgres import LocalCluster
 from console.ui.screens.backup_history import BackupHistoryScreen
 from console.ui.screens.backups import BackupsScreen
@@ -86,29 +85,9 @@ async def backups_dsn(
     pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
     """One initialized database holding the fixed registry, audit and catalog rows."""
-    name = f"snapb_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_cluster.dsn())
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = pg_cluster.dsn(name)
-    async with ConsoleService(
-        snapshot_settings(tmp_path_factory.mktemp("backups")), dsn=dsn
-    ) as service:
-        await service.init()
-    conn = await asyncpg.connect(dsn)
-    try:
-        await write_fixed_data(conn)
-        await write_backups(conn)
-    finally:
-        await conn.close()
-    yield dsn
-    admin = await asyncpg.connect(pg_cluster.dsn())
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    backups = tmp_path_factory.mktemp("backups")
+    async with fixed_database(pg_cluster, backups, "snapb", write_fixed_data, write_backups) as dsn:
+        yield dsn
 
 
 async def on_backups(pilot: Pilot[Any]) -> BackupsScreen:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -214,25 +215,28 @@ async def write_fixed_data(conn: asyncpg.Connection) -> None:
         )
 
 
-@pytest.fixture(scope="module")
-async def snapshot_dsn(
-    pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+@asynccontextmanager
+async def fixed_database(
+    pg_cluster: LocalCluster,
+    backups: Path,
+    prefix: str,
+    *writers: Callable[[asyncpg.Connection], Awaitable[None]],
 ) -> AsyncIterator[str]:
-    """One initialized database holding the fixed data (the snapshot tests only read it)."""
-    name = f"snap_{uuid.uuid4().hex[:12]}"
+    """A new initialised database filled by ``writers`` (the snapshot tests only read it),
+    dropped afterwards; yields its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(pg_cluster.dsn())
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
     dsn = pg_cluster.dsn(name)
-    async with ConsoleService(
-        snapshot_settings(tmp_path_factory.mktemp("backups")), dsn=dsn
-    ) as service:
+    async with ConsoleService(snapshot_settings(backups), dsn=dsn) as service:
         await service.init()
     conn = await asyncpg.connect(dsn)
     try:
-        await write_fixed_data(conn)
+        for write in writers:
+            await write(conn)
     finally:
         await conn.close()
     yield dsn
@@ -241,6 +245,16 @@ async def snapshot_dsn(
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="module")
+async def snapshot_dsn(
+    pg_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """One initialized database holding the fixed data (the snapshot tests only read it)."""
+    backups = tmp_path_factory.mktemp("backups")
+    async with fixed_database(pg_cluster, backups, "snap", write_fixed_data) as dsn:
+        yield dsn
 
 
 class SnapshotApp(GoConsoleApp):

@@ -128,6 +128,14 @@ def load_identities(settings: BackupSettings) -> list[pyrage.x25519.Identity]:
     return identities
 
 
+def configured_identities(settings: BackupSettings) -> list[pyrage.x25519.Identity]:
+    """The identities reading backups back needs: those of ``backup.identity_file`` when
+    encryption is on (or a file is set anyway, for backups taken while it was), else none."""
+    if settings.encryption or settings.identity_file:
+        return load_identities(settings)
+    return []
+
+
 def ensure_identity_file(path: Path) -> str:
     """An age identity in ``path`` (0600, as ``age-keygen -o`` writes it), generated when the
     file does not exist; returns its recipient (public key)."""

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from console.config import BackupSettings
-from console.core.backups.keys import load_identities
+from console.core.backups.keys import configured_identities
 from console.core.backups.rebuild import build_full, mark, validate
 from console.core.backups.recovery import (
     RECOVERY,
@@ -103,8 +103,7 @@ class TenantRestorer:
 
     def chain_restorer(self) -> ChainRestorer:
         """A ChainRestorer with the configured identities."""
-        wanted = self._settings.encryption or self._settings.identity_file
-        return ChainRestorer(self._binaries, load_identities(self._settings) if wanted else [])
+        return ChainRestorer(self._binaries, configured_identities(self._settings))
 
     # -- plan ------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from console.config import BackupSettings
 from console.core.backups import catalog
 from console.core.backups.catalog import BackupRecord, BackupStatus
 from console.core.backups.check import check_stored, record_check
-from console.core.backups.keys import load_identities
+from console.core.backups.keys import configured_identities
 from console.core.backups.reading import BackupCorrupt
 from console.core.backups.report import BackupProgress, fan_out
 from console.core.backups.restore import (
@@ -201,8 +201,7 @@ class Verifier:
     ) -> VerifyReport:
         """Verify the newest chain of each of ``keys``, ``workers`` at once; one tenant's
         failure never stops the others."""
-        wanted = self._settings.encryption or self._settings.identity_file
-        identities = load_identities(self._settings) if wanted else []
+        identities = configured_identities(self._settings)
         started = time.perf_counter()
         progress = progress or BackupProgress()
         outcomes = await fan_out(
